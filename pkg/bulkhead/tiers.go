@@ -1,0 +1,141 @@
+package bulkhead
+
+import (
+	"sort"
+	"time"
+)
+
+// TierName names a pricing tier.
+type TierName string
+
+// The tiers.
+const (
+	Starter      TierName = "starter"
+	Professional TierName = "professional"
+	Enterprise   TierName = "enterprise"
+)
+
+// Throttle is an API Gateway usage-plan throttle and daily quota.
+type Throttle struct {
+	// RatePerSecond is the steady-state request rate.
+	RatePerSecond int
+	// Burst is the token-bucket capacity.
+	Burst int
+	// DailyRequests is the usage plan's request quota per UTC day.
+	DailyRequests int
+}
+
+// Quota is the set of hard limits that apply to a tenant.
+type Quota struct {
+	MaxRequestsPerHour  int64
+	MaxTokensPerMonth   int64
+	MaxSpendPerMonth    Micros
+	MaxConcurrentAgents int64
+	MaxStorageMB        int64
+}
+
+// Tier is one row of the tier table: prices, default quotas and the usage plan.
+type Tier struct {
+	Name           TierName
+	BaseFee        Micros
+	IncludedTokens int64
+	// OveragePer1K is the price of 1,000 tokens above the included amount.
+	OveragePer1K Micros
+	Quota        Quota
+	Throttle     Throttle
+}
+
+// tiers is the single source of truth for tiers: quotas, usage plans, billing
+// and the infrastructure all read it.
+var tiers = map[TierName]Tier{
+	Starter: {
+		Name: Starter, BaseFee: Dollars(29), IncludedTokens: 100_000, OveragePer1K: 10_000,
+		Quota:    Quota{MaxRequestsPerHour: 1_000, MaxTokensPerMonth: 1_000_000, MaxSpendPerMonth: Dollars(100), MaxConcurrentAgents: 5, MaxStorageMB: 100},
+		Throttle: Throttle{RatePerSecond: 50, Burst: 100, DailyRequests: 20_000},
+	},
+	Professional: {
+		Name: Professional, BaseFee: Dollars(99), IncludedTokens: 1_000_000, OveragePer1K: 8_000,
+		Quota:    Quota{MaxRequestsPerHour: 10_000, MaxTokensPerMonth: 10_000_000, MaxSpendPerMonth: Dollars(1_000), MaxConcurrentAgents: 25, MaxStorageMB: 1_024},
+		Throttle: Throttle{RatePerSecond: 200, Burst: 400, DailyRequests: 200_000},
+	},
+	Enterprise: {
+		Name: Enterprise, BaseFee: Dollars(499), IncludedTokens: 10_000_000, OveragePer1K: 5_000,
+		Quota:    Quota{MaxRequestsPerHour: 100_000, MaxTokensPerMonth: 100_000_000, MaxSpendPerMonth: Dollars(10_000), MaxConcurrentAgents: 100, MaxStorageMB: 10_240},
+		Throttle: Throttle{RatePerSecond: 1_000, Burst: 2_000, DailyRequests: 2_000_000},
+	},
+}
+
+// LookupTier returns the tier with the given name.
+func LookupTier(name TierName) (Tier, bool) {
+	t, ok := tiers[name]
+	return t, ok
+}
+
+// Tiers returns every tier, cheapest first.
+func Tiers() []Tier {
+	out := make([]Tier, 0, len(tiers))
+	for _, t := range tiers {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].BaseFee < out[j].BaseFee })
+	return out
+}
+
+// QuotaOverrides replaces single values of a tier's default quota; nil fields
+// keep the tier's value.
+type QuotaOverrides struct {
+	MaxRequestsPerHour  *int64  `json:"max_requests_per_hour,omitempty" dynamodbav:"max_requests_per_hour,omitempty"`
+	MaxTokensPerMonth   *int64  `json:"max_tokens_per_month,omitempty" dynamodbav:"max_tokens_per_month,omitempty"`
+	MaxSpendPerMonth    *Micros `json:"max_spend_per_month_micros,omitempty" dynamodbav:"max_spend_per_month_micros,omitempty"`
+	MaxConcurrentAgents *int64  `json:"max_concurrent_agents,omitempty" dynamodbav:"max_concurrent_agents,omitempty"`
+	MaxStorageMB        *int64  `json:"max_storage_mb,omitempty" dynamodbav:"max_storage_mb,omitempty"`
+}
+
+// Apply returns q with the overrides applied.
+func (o QuotaOverrides) Apply(q Quota) Quota {
+	if o.MaxRequestsPerHour != nil {
+		q.MaxRequestsPerHour = *o.MaxRequestsPerHour
+	}
+	if o.MaxTokensPerMonth != nil {
+		q.MaxTokensPerMonth = *o.MaxTokensPerMonth
+	}
+	if o.MaxSpendPerMonth != nil {
+		q.MaxSpendPerMonth = *o.MaxSpendPerMonth
+	}
+	if o.MaxConcurrentAgents != nil {
+		q.MaxConcurrentAgents = *o.MaxConcurrentAgents
+	}
+	if o.MaxStorageMB != nil {
+		q.MaxStorageMB = *o.MaxStorageMB
+	}
+	return q
+}
+
+// Merge returns o with every field set in n replacing o's.
+func (o QuotaOverrides) Merge(n QuotaOverrides) QuotaOverrides {
+	if n.MaxRequestsPerHour != nil {
+		o.MaxRequestsPerHour = n.MaxRequestsPerHour
+	}
+	if n.MaxTokensPerMonth != nil {
+		o.MaxTokensPerMonth = n.MaxTokensPerMonth
+	}
+	if n.MaxSpendPerMonth != nil {
+		o.MaxSpendPerMonth = n.MaxSpendPerMonth
+	}
+	if n.MaxConcurrentAgents != nil {
+		o.MaxConcurrentAgents = n.MaxConcurrentAgents
+	}
+	if n.MaxStorageMB != nil {
+		o.MaxStorageMB = n.MaxStorageMB
+	}
+	return o
+}
+
+// MonthKey is the billing and quota period of t: "2026-11" (UTC).
+func MonthKey(t time.Time) string { return t.UTC().Format("2006-01") }
+
+// HourKey is the hourly request window of t: "2026-11-28T22" (UTC).
+func HourKey(t time.Time) string { return t.UTC().Format("2006-01-02T15") }
+
+// DayKey is the UTC day of t: "2026-11-28".
+func DayKey(t time.Time) string { return t.UTC().Format("2006-01-02") }

@@ -21,6 +21,10 @@ const (
 	RateLimited     Code = "rate_limited"
 	Unavailable     Code = "unavailable"
 	Internal        Code = "internal"
+	// ModelError: the model provider failed or refused (502).
+	ModelError Code = "model_error"
+	// ModelTimeout: the model provider did not answer in time (504).
+	ModelTimeout Code = "model_timeout"
 )
 
 // statusByCode is the one table that maps error codes to HTTP statuses.
@@ -35,6 +39,8 @@ var statusByCode = map[Code]int{
 	RateLimited:     http.StatusTooManyRequests,
 	Unavailable:     http.StatusServiceUnavailable,
 	Internal:        http.StatusInternalServerError,
+	ModelError:      http.StatusBadGateway,
+	ModelTimeout:    http.StatusGatewayTimeout,
 }
 
 // HTTPStatus returns the HTTP status for a code (500 for unknown codes).

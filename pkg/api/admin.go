@@ -1,0 +1,177 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/pkg/dynamo"
+)
+
+func viewTenant(t bulkhead.Tenant) map[string]any {
+	return map[string]any{
+		"tenant_id":  t.ID,
+		"name":       t.Name,
+		"tier":       t.Tier,
+		"status":     t.Status,
+		"quota":      quotaView(t.Quota()),
+		"created_at": timestamp(t.CreatedAt),
+		"updated_at": timestamp(t.UpdatedAt),
+	}
+}
+
+func parseTier(s string) (bulkhead.TierName, error) {
+	if _, ok := bulkhead.LookupTier(bulkhead.TierName(s)); !ok {
+		return "", bulkhead.Errorf(bulkhead.Invalid, "unknown tier %q (starter, professional, enterprise)", s)
+	}
+	return bulkhead.TierName(s), nil
+}
+
+// CreateTenant creates a tenant with its first API key; the operator API and
+// the local platform's demo tenant both use it. It returns the key's secret.
+func (a *API) CreateTenant(ctx context.Context, name string, tier bulkhead.TierName) (bulkhead.Tenant, string, bulkhead.APIKey, error) {
+	now := a.now().UTC()
+	t := bulkhead.Tenant{ID: bulkhead.NewID("tn"), Name: name, Tier: tier, Status: bulkhead.TenantActive, CreatedAt: now, UpdatedAt: now}
+	secret, k := newAPIKey(t.ID, "default", now)
+	if err := a.store.CreateTenant(ctx, t, k); err != nil {
+		return bulkhead.Tenant{}, "", bulkhead.APIKey{}, err
+	}
+	return t, secret, k, nil
+}
+
+func (a *API) createTenant(ctx context.Context, r *request) (any, error) {
+	var b struct {
+		Name *string `json:"name"`
+		Tier *string `json:"tier"`
+	}
+	if err := decode(r.APIGatewayProxyRequest, &b); err != nil {
+		return nil, err
+	}
+	if b.Name == nil {
+		return nil, bulkhead.Errorf(bulkhead.Invalid, "name is required")
+	}
+	if err := validName("name", *b.Name); err != nil {
+		return nil, err
+	}
+	tier := bulkhead.Starter
+	if b.Tier != nil {
+		var err error
+		if tier, err = parseTier(*b.Tier); err != nil {
+			return nil, err
+		}
+	}
+	t, secret, k, err := a.CreateTenant(ctx, *b.Name, tier)
+	if err != nil {
+		return nil, err
+	}
+	v := viewTenant(t)
+	v["api_key"] = secret
+	v["key_id"] = k.ID
+	return v, nil
+}
+
+func tenantID(r *request) (string, error) {
+	id := r.PathParameters["tenant_id"]
+	if !bulkhead.ValidID("tn", id) {
+		return "", bulkhead.Errorf(bulkhead.NotFound, "tenant %s not found", id)
+	}
+	return id, nil
+}
+
+func (a *API) getTenant(ctx context.Context, r *request) (any, error) {
+	id, err := tenantID(r)
+	if err != nil {
+		return nil, err
+	}
+	t, err := a.store.GetTenant(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return viewTenant(t), nil
+}
+
+func (a *API) listTenants(ctx context.Context, r *request) (any, error) {
+	cursor, limit, err := pageParams(r.APIGatewayProxyRequest)
+	if err != nil {
+		return nil, err
+	}
+	page, err := a.store.ListTenants(ctx, cursor, limit)
+	if err != nil {
+		return nil, err
+	}
+	views := make([]map[string]any, len(page.Items))
+	for i, t := range page.Items {
+		views[i] = viewTenant(t)
+	}
+	return list(views, page.NextCursor), nil
+}
+
+type quotaBody struct {
+	MaxRequestsPerHour  *int64       `json:"max_requests_per_hour"`
+	MaxTokensPerMonth   *int64       `json:"max_tokens_per_month"`
+	MaxSpendPerMonth    *json.Number `json:"max_spend_per_month"`
+	MaxConcurrentAgents *int64       `json:"max_concurrent_agents"`
+	MaxStorageMB        *int64       `json:"max_storage_mb"`
+}
+
+func (q quotaBody) overrides() (bulkhead.QuotaOverrides, error) {
+	o := bulkhead.QuotaOverrides{MaxRequestsPerHour: q.MaxRequestsPerHour, MaxTokensPerMonth: q.MaxTokensPerMonth,
+		MaxConcurrentAgents: q.MaxConcurrentAgents, MaxStorageMB: q.MaxStorageMB}
+	for name, v := range map[string]*int64{"max_requests_per_hour": o.MaxRequestsPerHour, "max_tokens_per_month": o.MaxTokensPerMonth,
+		"max_concurrent_agents": o.MaxConcurrentAgents, "max_storage_mb": o.MaxStorageMB} {
+		if v != nil && *v < 0 {
+			return o, bulkhead.Errorf(bulkhead.Invalid, "quota.%s must not be negative", name)
+		}
+	}
+	if q.MaxSpendPerMonth != nil {
+		m, err := bulkhead.ParseMicros(q.MaxSpendPerMonth.String())
+		if err != nil {
+			return o, bulkhead.Errorf(bulkhead.Invalid, "quota.max_spend_per_month must be a non-negative USD amount with at most 6 decimals")
+		}
+		o.MaxSpendPerMonth = &m
+	}
+	return o, nil
+}
+
+func (a *API) patchTenant(ctx context.Context, r *request) (any, error) {
+	id, err := tenantID(r)
+	if err != nil {
+		return nil, err
+	}
+	var b struct {
+		Tier   *string    `json:"tier"`
+		Status *string    `json:"status"`
+		Quota  *quotaBody `json:"quota"`
+	}
+	if err := decode(r.APIGatewayProxyRequest, &b); err != nil {
+		return nil, err
+	}
+	var p dynamo.TenantPatch
+	if b.Tier != nil {
+		tier, err := parseTier(*b.Tier)
+		if err != nil {
+			return nil, err
+		}
+		p.Tier = &tier
+	}
+	if b.Status != nil {
+		st := bulkhead.TenantStatus(*b.Status)
+		if st != bulkhead.TenantActive && st != bulkhead.TenantSuspended {
+			return nil, bulkhead.Errorf(bulkhead.Invalid, "status must be \"active\" or \"suspended\"")
+		}
+		p.Status = &st
+	}
+	if b.Quota != nil {
+		o, err := b.Quota.overrides()
+		if err != nil {
+			return nil, err
+		}
+		p.Overrides = &o
+	}
+	t, err := a.store.UpdateTenant(ctx, id, p)
+	if err != nil {
+		return nil, err
+	}
+	r.log.Info("tenant updated", "target_tenant_id", id)
+	return viewTenant(t), nil
+}

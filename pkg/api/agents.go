@@ -1,0 +1,354 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/pkg/s3store"
+)
+
+type agentView struct {
+	AgentID      string            `json:"agent_id"`
+	Name         string            `json:"name"`
+	Status       string            `json:"status"`
+	SystemPrompt string            `json:"system_prompt"`
+	Tools        []json.RawMessage `json:"tools"`
+	Model        string            `json:"model"`
+	Version      int64             `json:"version"`
+	CreatedAt    string            `json:"created_at"`
+	UpdatedAt    string            `json:"updated_at"`
+}
+
+func viewAgent(a bulkhead.Agent) agentView {
+	tools := a.Tools
+	if tools == nil {
+		tools = []json.RawMessage{}
+	}
+	return agentView{AgentID: a.ID, Name: a.Name, Status: string(a.Status), SystemPrompt: a.SystemPrompt, Tools: tools,
+		Model: a.Model, Version: a.Version, CreatedAt: timestamp(a.CreatedAt), UpdatedAt: timestamp(a.UpdatedAt)}
+}
+
+type agentBody struct {
+	Name         *string            `json:"name"`
+	SystemPrompt *string            `json:"system_prompt"`
+	Tools        *[]json.RawMessage `json:"tools"`
+	Model        *string            `json:"model"`
+	Status       *string            `json:"status"`
+}
+
+func validName(field, v string) error {
+	if strings.TrimSpace(v) == "" {
+		return bulkhead.Errorf(bulkhead.Invalid, "%s must not be empty", field)
+	}
+	if utf8.RuneCountInString(v) > bulkhead.MaxNameLen {
+		return bulkhead.Errorf(bulkhead.Invalid, "%s must be at most %d characters", field, bulkhead.MaxNameLen)
+	}
+	return nil
+}
+
+// validate checks every field present; create says which are required.
+func (b agentBody) validate(create bool) error {
+	if create {
+		switch {
+		case b.Name == nil:
+			return bulkhead.Errorf(bulkhead.Invalid, "name is required")
+		case b.SystemPrompt == nil:
+			return bulkhead.Errorf(bulkhead.Invalid, "system_prompt is required")
+		case b.Status != nil:
+			return bulkhead.Errorf(bulkhead.Invalid, "status cannot be set when creating an agent")
+		}
+	}
+	if b.Name != nil {
+		if err := validName("name", *b.Name); err != nil {
+			return err
+		}
+	}
+	if b.SystemPrompt != nil && len(*b.SystemPrompt) > bulkhead.MaxSystemPromptLen {
+		return bulkhead.Errorf(bulkhead.Invalid, "system_prompt must be at most %d bytes", bulkhead.MaxSystemPromptLen)
+	}
+	if b.Tools != nil {
+		if err := validTools(*b.Tools); err != nil {
+			return err
+		}
+	}
+	if b.Model != nil {
+		if _, ok := bulkhead.LookupModel(*b.Model); !ok {
+			return bulkhead.Errorf(bulkhead.Invalid, "unknown model %q (available: %s)", *b.Model, bulkhead.DefaultModel)
+		}
+	}
+	if b.Status != nil && *b.Status != string(bulkhead.AgentActive) && *b.Status != string(bulkhead.AgentDisabled) {
+		return bulkhead.Errorf(bulkhead.Invalid, "status must be \"active\" or \"disabled\"")
+	}
+	return nil
+}
+
+// validTools accepts tool names ("search_kb") and tool definitions (objects
+// with a "name"); running tools comes later, storing them works now.
+func validTools(tools []json.RawMessage) error {
+	if len(tools) > bulkhead.MaxTools {
+		return bulkhead.Errorf(bulkhead.Invalid, "at most %d tools", bulkhead.MaxTools)
+	}
+	seen := map[string]bool{}
+	for i, raw := range tools {
+		if len(raw) > bulkhead.MaxToolBytes {
+			return bulkhead.Errorf(bulkhead.Invalid, "tools[%d] is larger than %d bytes", i, bulkhead.MaxToolBytes)
+		}
+		var name string
+		if err := json.Unmarshal(raw, &name); err != nil {
+			var def struct {
+				Name string `json:"name"`
+			}
+			if err := json.Unmarshal(raw, &def); err != nil || def.Name == "" {
+				return bulkhead.Errorf(bulkhead.Invalid, "tools[%d] must be a tool name or an object with a \"name\"", i)
+			}
+			name = def.Name
+		}
+		if !validToolName(name) {
+			return bulkhead.Errorf(bulkhead.Invalid, "tools[%d]: tool names are 1-64 characters of letters, digits, _ and -", i)
+		}
+		if seen[name] {
+			return bulkhead.Errorf(bulkhead.Invalid, "tools[%d]: duplicate tool %q", i, name)
+		}
+		seen[name] = true
+	}
+	return nil
+}
+
+func validToolName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func compactTools(tools []json.RawMessage) []json.RawMessage {
+	out := make([]json.RawMessage, len(tools))
+	for i, t := range tools {
+		var b bytes.Buffer
+		if err := json.Compact(&b, t); err == nil {
+			out[i] = json.RawMessage(b.Bytes())
+		} else {
+			out[i] = t
+		}
+	}
+	return out
+}
+
+func (a *API) createAgent(ctx context.Context, r *request) (any, error) {
+	var b agentBody
+	if err := decode(r.APIGatewayProxyRequest, &b); err != nil {
+		return nil, err
+	}
+	if err := b.validate(true); err != nil {
+		return nil, err
+	}
+	now := a.now().UTC()
+	ag := bulkhead.Agent{ID: bulkhead.NewID("agt"), Name: *b.Name, Status: bulkhead.AgentActive, SystemPrompt: *b.SystemPrompt,
+		Tools: []json.RawMessage{}, Model: bulkhead.DefaultModel, Version: 1, CreatedAt: now, UpdatedAt: now}
+	if b.Tools != nil {
+		ag.Tools = compactTools(*b.Tools)
+	}
+	if b.Model != nil {
+		ag.Model = *b.Model
+	}
+	if err := a.tenantStore(r).CreateAgent(ctx, ag); err != nil {
+		return nil, err
+	}
+	return viewAgent(ag), nil
+}
+
+// agentID reads and checks the path's agent id; a malformed id is simply not found.
+func agentID(r *request) (string, error) {
+	id := r.PathParameters["agent_id"]
+	if !bulkhead.ValidID("agt", id) {
+		return "", bulkhead.Errorf(bulkhead.NotFound, "agent %s not found", id)
+	}
+	return id, nil
+}
+
+func (a *API) getAgent(ctx context.Context, r *request) (any, error) {
+	id, err := agentID(r)
+	if err != nil {
+		return nil, err
+	}
+	ag, err := a.tenantStore(r).GetAgent(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return viewAgent(ag), nil
+}
+
+func (a *API) listAgents(ctx context.Context, r *request) (any, error) {
+	cursor, limit, err := pageParams(r.APIGatewayProxyRequest)
+	if err != nil {
+		return nil, err
+	}
+	page, err := a.tenantStore(r).ListAgents(ctx, cursor, limit)
+	if err != nil {
+		return nil, err
+	}
+	views := make([]agentView, len(page.Items))
+	for i, ag := range page.Items {
+		views[i] = viewAgent(ag)
+	}
+	return list(views, page.NextCursor), nil
+}
+
+func (a *API) patchAgent(ctx context.Context, r *request) (any, error) {
+	id, err := agentID(r)
+	if err != nil {
+		return nil, err
+	}
+	var b agentBody
+	if err := decode(r.APIGatewayProxyRequest, &b); err != nil {
+		return nil, err
+	}
+	if err := b.validate(false); err != nil {
+		return nil, err
+	}
+	ts := a.tenantStore(r)
+	ag, err := ts.GetAgent(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	prev := ag.Version
+	if b.Name != nil {
+		ag.Name = *b.Name
+	}
+	if b.SystemPrompt != nil {
+		ag.SystemPrompt = *b.SystemPrompt
+	}
+	if b.Tools != nil {
+		ag.Tools = compactTools(*b.Tools)
+	}
+	if b.Model != nil {
+		ag.Model = *b.Model
+	}
+	if b.Status != nil {
+		ag.Status = bulkhead.AgentStatus(*b.Status)
+	}
+	ag.Version++
+	ag.UpdatedAt = a.now().UTC()
+	if err := ts.PutAgent(ctx, ag, prev); err != nil {
+		return nil, err
+	}
+	return viewAgent(ag), nil
+}
+
+func (a *API) deleteAgent(ctx context.Context, r *request) (any, error) {
+	id, err := agentID(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.tenantStore(r).DeleteAgent(ctx, id); err != nil {
+		return nil, err
+	}
+	return map[string]any{"agent_id": id, "deleted": true}, nil
+}
+
+type conversationView struct {
+	ConversationID string `json:"conversation_id"`
+	AgentID        string `json:"agent_id"`
+	Turns          int64  `json:"turns"`
+	TokensUsed     int64  `json:"tokens_used"`
+	CreatedAt      string `json:"created_at"`
+	UpdatedAt      string `json:"updated_at"`
+}
+
+func viewConversation(c bulkhead.Conversation) conversationView {
+	return conversationView{ConversationID: c.ID, AgentID: c.AgentID, Turns: c.Turns, TokensUsed: c.Tokens,
+		CreatedAt: timestamp(c.CreatedAt), UpdatedAt: timestamp(c.UpdatedAt)}
+}
+
+func conversationID(r *request) (string, error) {
+	id := r.PathParameters["conversation_id"]
+	if !bulkhead.ValidID("conv", id) {
+		return "", bulkhead.Errorf(bulkhead.NotFound, "conversation %s not found", id)
+	}
+	return id, nil
+}
+
+func (a *API) listConversations(ctx context.Context, r *request) (any, error) {
+	cursor, limit, err := pageParams(r.APIGatewayProxyRequest)
+	if err != nil {
+		return nil, err
+	}
+	agent := r.QueryStringParameters["agent_id"]
+	if agent != "" && !bulkhead.ValidID("agt", agent) {
+		return nil, bulkhead.Errorf(bulkhead.Invalid, "agent_id %q is not an agent id", agent)
+	}
+	page, err := a.tenantStore(r).ListConversations(ctx, agent, cursor, limit)
+	if err != nil {
+		return nil, err
+	}
+	views := make([]conversationView, len(page.Items))
+	for i, c := range page.Items {
+		views[i] = viewConversation(c)
+	}
+	return list(views, page.NextCursor), nil
+}
+
+// getConversation returns the head and one page of messages, oldest first;
+// ?limit= and ?cursor= page through the messages of long conversations.
+func (a *API) getConversation(ctx context.Context, r *request) (any, error) {
+	id, err := conversationID(r)
+	if err != nil {
+		return nil, err
+	}
+	cursor, limit, err := pageParams(r.APIGatewayProxyRequest)
+	if err != nil {
+		return nil, err
+	}
+	var from s3store.Position
+	if cursor != "" {
+		if from, err = s3store.DecodePosition(cursor); err != nil {
+			return nil, err
+		}
+	}
+	c, err := a.tenantStore(r).GetConversation(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	msgs, next, err := a.transcriptStore(r).Messages(ctx, id, c.Turns, from, limit)
+	if err != nil {
+		return nil, err
+	}
+	if msgs == nil {
+		msgs = []bulkhead.Message{}
+	}
+	var nextCursor any
+	if next != nil {
+		nextCursor = s3store.EncodePosition(*next)
+	}
+	return struct {
+		conversationView
+		Messages   []bulkhead.Message `json:"messages"`
+		HasMore    bool               `json:"has_more"`
+		NextCursor any                `json:"next_cursor"`
+	}{viewConversation(c), msgs, next != nil, nextCursor}, nil
+}
+
+func (a *API) deleteConversation(ctx context.Context, r *request) (any, error) {
+	id, err := conversationID(r)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := a.tenantStore(r).DeleteConversation(ctx, id); err != nil {
+		return nil, err
+	}
+	if _, err := a.transcriptStore(r).DeleteConversation(ctx, id); err != nil {
+		// The head is gone, so the conversation is gone for the tenant and
+		// its bytes are no longer counted; leftover objects are logged.
+		r.log.Error("delete transcript objects", "conversation_id", id, "error", err)
+	}
+	return map[string]any{"conversation_id": id, "deleted": true}, nil
+}

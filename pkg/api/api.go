@@ -1,0 +1,154 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/pkg/dynamo"
+	"github.com/bulkhead-dev/bulkhead/pkg/runtime"
+	"github.com/bulkhead-dev/bulkhead/pkg/s3store"
+)
+
+// Config is what the handlers are built from; both the Lambda functions and
+// the local platform build it once at start.
+type Config struct {
+	Store       *dynamo.Store
+	Transcripts *s3store.Store
+	Runner      *runtime.Runner
+	// Now is the clock; time.Now when nil.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// API serves every route of the route table.
+type API struct {
+	store       *dynamo.Store
+	transcripts *s3store.Store
+	runner      *runtime.Runner
+	now         func() time.Time
+	log         *slog.Logger
+	endpoints   map[string]endpoint
+}
+
+// request is an API Gateway event with what the handler learnt from it.
+type request struct {
+	events.APIGatewayProxyRequest
+	log *slog.Logger
+	// tenant is set on tenant routes, from the authorizer's context only.
+	tenant string
+}
+
+type endpoint struct {
+	fn   string
+	auth Auth
+	// status is the success status.
+	status int
+	serve  func(ctx context.Context, r *request) (any, error)
+}
+
+// New builds the API.
+func New(cfg Config) *API {
+	a := &API{store: cfg.Store, transcripts: cfg.Transcripts, runner: cfg.Runner, now: cfg.Now, log: cfg.Logger}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	a.endpoints = a.table()
+	return a
+}
+
+func routeKey(method, resource string) string { return method + " " + resource }
+
+// table binds each route of Routes to its code. A test checks that the two agree.
+func (a *API) table() map[string]endpoint {
+	ep := func(fn string, auth Auth, status int, serve func(context.Context, *request) (any, error)) endpoint {
+		return endpoint{fn: fn, auth: auth, status: status, serve: serve}
+	}
+	ok, created := http.StatusOK, http.StatusCreated
+	return map[string]endpoint{
+		routeKey("GET", "/health"): ep(FnHealth, AuthNone, ok, a.health),
+
+		routeKey("POST", "/v1/agents"):                            ep(FnAgents, AuthTenant, created, a.createAgent),
+		routeKey("GET", "/v1/agents"):                             ep(FnAgents, AuthTenant, ok, a.listAgents),
+		routeKey("GET", "/v1/agents/{agent_id}"):                  ep(FnAgents, AuthTenant, ok, a.getAgent),
+		routeKey("PATCH", "/v1/agents/{agent_id}"):                ep(FnAgents, AuthTenant, ok, a.patchAgent),
+		routeKey("DELETE", "/v1/agents/{agent_id}"):               ep(FnAgents, AuthTenant, ok, a.deleteAgent),
+		routeKey("GET", "/v1/conversations"):                      ep(FnAgents, AuthTenant, ok, a.listConversations),
+		routeKey("GET", "/v1/conversations/{conversation_id}"):    ep(FnAgents, AuthTenant, ok, a.getConversation),
+		routeKey("DELETE", "/v1/conversations/{conversation_id}"): ep(FnAgents, AuthTenant, ok, a.deleteConversation),
+
+		routeKey("POST", "/v1/agents/{agent_id}/execute"): ep(FnExecute, AuthTenant, ok, a.execute),
+
+		routeKey("GET", "/v1/usage"):           ep(FnUsage, AuthTenant, ok, a.usage),
+		routeKey("GET", "/v1/billing/current"): ep(FnBilling, AuthTenant, ok, a.billingCurrent),
+
+		routeKey("POST", "/v1/keys"):            ep(FnKeys, AuthTenant, created, a.createKey),
+		routeKey("GET", "/v1/keys"):             ep(FnKeys, AuthTenant, ok, a.listKeys),
+		routeKey("DELETE", "/v1/keys/{key_id}"): ep(FnKeys, AuthTenant, ok, a.revokeKey),
+
+		routeKey("POST", "/v1/admin/tenants"):              ep(FnAdmin, AuthAdmin, created, a.createTenant),
+		routeKey("GET", "/v1/admin/tenants"):               ep(FnAdmin, AuthAdmin, ok, a.listTenants),
+		routeKey("GET", "/v1/admin/tenants/{tenant_id}"):   ep(FnAdmin, AuthAdmin, ok, a.getTenant),
+		routeKey("PATCH", "/v1/admin/tenants/{tenant_id}"): ep(FnAdmin, AuthAdmin, ok, a.patchTenant),
+	}
+}
+
+// Function returns the Lambda handler of one function: it serves that
+// function's routes and answers 404 to any other.
+func (a *API) Function(name string) Handler {
+	return func(ctx context.Context, ev events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
+		start := time.Now()
+		r := &request{APIGatewayProxyRequest: ev}
+		r.log = a.log.With("request_id", ev.RequestContext.RequestID, "route", routeKey(ev.HTTPMethod, ev.Resource), "function", name)
+		resp := a.dispatch(ctx, name, r)
+		r.log.Info("request", "status", resp.StatusCode, "duration_ms", time.Since(start).Milliseconds())
+		return resp, nil
+	}
+}
+
+func (a *API) dispatch(ctx context.Context, name string, r *request) events.APIGatewayProxyResponse {
+	ep, ok := a.endpoints[routeKey(r.HTTPMethod, r.Resource)]
+	if !ok || ep.fn != name {
+		return respondError(r.log, bulkhead.Errorf(bulkhead.NotFound, "no route %s %s", r.HTTPMethod, r.Resource))
+	}
+	switch ep.auth {
+	case AuthTenant:
+		tid, _ := r.RequestContext.Authorizer[CtxTenantID].(string)
+		if tid == "" {
+			// API Gateway always runs the authorizer first; a missing
+			// context means a misconfigured deployment: refuse.
+			return respondError(r.log, bulkhead.Errorf(bulkhead.Unauthenticated, "missing tenant identity"))
+		}
+		r.tenant = tid
+		r.log = r.log.With("tenant_id", tid)
+	case AuthAdmin:
+		if r.RequestContext.Identity.UserArn == "" {
+			return respondError(r.log, bulkhead.Errorf(bulkhead.Forbidden, "operator routes need operator credentials"))
+		}
+	}
+	body, err := ep.serve(ctx, r)
+	if err != nil {
+		return respondError(r.log, err)
+	}
+	return respond(ep.status, body)
+}
+
+func (a *API) health(context.Context, *request) (any, error) {
+	return map[string]string{"status": "healthy"}, nil
+}
+
+// tenantStore is the store bound to the request's tenant.
+func (a *API) tenantStore(r *request) *dynamo.TenantStore { return a.store.Tenant(r.tenant) }
+
+// transcriptStore is the transcript store bound to the request's tenant.
+func (a *API) transcriptStore(r *request) *s3store.TenantStore { return a.transcripts.Tenant(r.tenant) }
+
+// Store is the platform store the API was built on (for operator tooling).
+func (a *API) Store() *dynamo.Store { return a.store }

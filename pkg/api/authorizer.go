@@ -1,0 +1,99 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+)
+
+// ErrUnauthorized is what the authorizer returns for a missing, malformed or
+// unknown key: API Gateway answers 401 when an authorizer fails with exactly
+// this message.
+var ErrUnauthorized = errors.New("Unauthorized")
+
+// Authorizer is the Lambda TOKEN authorizer: it resolves the bearer API key to
+// its tenant and is the only thing that ever decides the tenant. The policy
+// it returns allows every method of the stage, because API Gateway caches the
+// answer per token for all routes. Revoked keys and suspended tenants get a
+// Deny whose context explains why (the gateway response puts it in the 403).
+func (a *API) Authorizer(ctx context.Context, req events.APIGatewayCustomAuthorizerRequest) (events.APIGatewayCustomAuthorizerResponse, error) {
+	token, ok := bearer(req.AuthorizationToken)
+	if !ok || !wellFormedKey(token) {
+		return events.APIGatewayCustomAuthorizerResponse{}, ErrUnauthorized
+	}
+	k, err := a.store.LookupKey(ctx, hashKey(token))
+	if bulkhead.IsCode(err, bulkhead.NotFound) {
+		return events.APIGatewayCustomAuthorizerResponse{}, ErrUnauthorized
+	}
+	if err != nil {
+		// Fail closed: API Gateway answers 500 and nothing runs.
+		a.log.Error("authorizer: key lookup", "error", err)
+		return events.APIGatewayCustomAuthorizerResponse{}, err
+	}
+	log := a.log.With("tenant_id", k.TenantID, "key_id", k.ID)
+	if k.Status != bulkhead.KeyActive {
+		log.Info("authorizer: revoked key refused")
+		return deny(req.MethodArn, k, bulkhead.Forbidden, "API key has been revoked"), nil
+	}
+	t, err := a.store.GetTenant(ctx, k.TenantID)
+	if err != nil {
+		log.Error("authorizer: tenant lookup", "error", err)
+		return events.APIGatewayCustomAuthorizerResponse{}, err
+	}
+	if t.Status != bulkhead.TenantActive {
+		log.Info("authorizer: suspended tenant refused")
+		return deny(req.MethodArn, k, bulkhead.Forbidden, "Tenant is suspended"), nil
+	}
+	return events.APIGatewayCustomAuthorizerResponse{
+		PrincipalID:    k.TenantID,
+		PolicyDocument: policy("Allow", stageWildcard(req.MethodArn)),
+		Context: map[string]any{
+			CtxTenantID: k.TenantID,
+			CtxTier:     string(t.Tier),
+			CtxKeyID:    k.ID,
+		},
+		// The tenant's usage-plan identity; API Gateway keys arrive with the
+		// infrastructure, until then the tenant id keys the local throttle.
+		UsageIdentifierKey: k.TenantID,
+	}, nil
+}
+
+func deny(methodArn string, k bulkhead.APIKey, code bulkhead.Code, msg string) events.APIGatewayCustomAuthorizerResponse {
+	return events.APIGatewayCustomAuthorizerResponse{
+		PrincipalID:    k.TenantID,
+		PolicyDocument: policy("Deny", stageWildcard(methodArn)),
+		Context:        map[string]any{CtxErrorCode: string(code), CtxMessage: msg, CtxKeyID: k.ID},
+	}
+}
+
+func policy(effect, resource string) events.APIGatewayCustomAuthorizerPolicy {
+	return events.APIGatewayCustomAuthorizerPolicy{
+		Version: "2012-10-17",
+		Statement: []events.IAMPolicyStatement{{
+			Action: []string{"execute-api:Invoke"}, Effect: effect, Resource: []string{resource},
+		}},
+	}
+}
+
+// stageWildcard turns arn:aws:execute-api:region:acct:api/stage/METHOD/path
+// into arn:aws:execute-api:region:acct:api/stage/* .
+func stageWildcard(methodArn string) string {
+	parts := strings.SplitN(methodArn, "/", 3)
+	if len(parts) < 2 {
+		return methodArn
+	}
+	return parts[0] + "/" + parts[1] + "/*"
+}
+
+func bearer(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}

@@ -1,0 +1,57 @@
+package api
+
+import (
+	"context"
+	"strings"
+
+	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/pkg/runtime"
+)
+
+type executeBody struct {
+	Message        *string `json:"message"`
+	ConversationID *string `json:"conversation_id"`
+}
+
+func (a *API) execute(ctx context.Context, r *request) (any, error) {
+	id, err := agentID(r)
+	if err != nil {
+		return nil, err
+	}
+	var b executeBody
+	if err := decode(r.APIGatewayProxyRequest, &b); err != nil {
+		return nil, err
+	}
+	switch {
+	case b.Message == nil:
+		return nil, bulkhead.Errorf(bulkhead.Invalid, "message is required")
+	case strings.TrimSpace(*b.Message) == "":
+		return nil, bulkhead.Errorf(bulkhead.Invalid, "message must not be empty")
+	case len(*b.Message) > bulkhead.MaxMessageBytes:
+		return nil, bulkhead.Errorf(bulkhead.TooLarge, "message exceeds %d bytes", bulkhead.MaxMessageBytes)
+	}
+	req := runtime.Request{AgentID: id, Message: *b.Message}
+	if b.ConversationID != nil {
+		if !bulkhead.ValidID("conv", *b.ConversationID) {
+			return nil, bulkhead.Errorf(bulkhead.NotFound, "conversation %s not found", *b.ConversationID)
+		}
+		req.ConversationID = *b.ConversationID
+	}
+	res, err := a.runner.Execute(ctx, a.tenantStore(r), a.transcriptStore(r), req)
+	if err != nil {
+		return nil, err
+	}
+	e := res.Execution
+	r.log.Info("execution settled", "agent_id", e.AgentID, "execution_id", e.ID, "tokens", e.InputTokens+e.OutputTokens)
+	return map[string]any{
+		"execution_id":    e.ID,
+		"conversation_id": e.ConversationID,
+		"agent_id":        e.AgentID,
+		"status":          e.Status,
+		"model":           e.Model,
+		"message":         res.Reply,
+		"tokens_used":     e.InputTokens + e.OutputTokens,
+		"cost":            e.Cost.JSON(),
+		"usage":           map[string]int64{"input_tokens": e.InputTokens, "output_tokens": e.OutputTokens},
+	}, nil
+}

@@ -1,0 +1,101 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+)
+
+const bytesPerMB = 1024 * 1024
+
+// quotaView is a quota in the seed's shape; money in USD.
+func quotaView(q bulkhead.Quota) map[string]any {
+	return map[string]any{
+		"max_requests_per_hour": q.MaxRequestsPerHour,
+		"max_tokens_per_month":  q.MaxTokensPerMonth,
+		"max_spend_per_month":   q.MaxSpendPerMonth.JSON(),
+		"max_concurrent_agents": q.MaxConcurrentAgents,
+		"max_storage_mb":        q.MaxStorageMB,
+	}
+}
+
+// megabytes renders bytes as MiB with three decimals (storage is not money).
+func megabytes(b int64) json.Number {
+	return json.Number(strconv.FormatFloat(float64(b)/bytesPerMB, 'f', 3, 64))
+}
+
+func (a *API) usage(ctx context.Context, r *request) (any, error) {
+	ts := a.tenantStore(r)
+	t, err := ts.Profile(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := a.now().UTC()
+	u, err := ts.Counters(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	q := t.Quota()
+	hour := now.Truncate(time.Hour)
+	month := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	return map[string]any{
+		"tenant_id": t.ID,
+		"tier":      t.Tier,
+		"quota":     quotaView(q),
+		"usage": map[string]any{
+			"requests_this_hour":    u.RequestsThisHour,
+			"tokens_this_month":     u.TokensThisMonth,
+			"input_tokens":          u.InputTokens,
+			"output_tokens":         u.OutputTokens,
+			"executions_this_month": u.Executions,
+			"spend_this_month":      u.SpendThisMonth.JSON(),
+			"concurrent_agents":     u.Running,
+			"storage_mb":            megabytes(u.StorageBytes),
+			"storage_bytes":         u.StorageBytes,
+			"remaining_tokens":      max(q.MaxTokensPerMonth-u.TokensThisMonth, 0),
+			"remaining_budget":      max(q.MaxSpendPerMonth-u.SpendThisMonth, 0).JSON(),
+		},
+		"period": map[string]any{
+			"hour":            bulkhead.HourKey(now),
+			"month":           bulkhead.MonthKey(now),
+			"hour_resets_at":  timestamp(hour.Add(time.Hour)),
+			"month_resets_at": timestamp(month.AddDate(0, 1, 0)),
+		},
+	}, nil
+}
+
+func billView(tenantID string, b bulkhead.Bill) map[string]any {
+	return map[string]any{
+		"tenant_id":       tenantID,
+		"month":           b.Month,
+		"tier":            b.Tier,
+		"currency":        "USD",
+		"base_fee":        b.BaseFee.JSON(),
+		"tokens_included": b.TokensIncluded,
+		"tokens_used":     b.TokensUsed,
+		"overage_tokens":  b.OverageTokens,
+		"overage_fee":     b.OverageFee.JSON(),
+		"total":           b.Total.JSON(),
+	}
+}
+
+func (a *API) billingCurrent(ctx context.Context, r *request) (any, error) {
+	ts := a.tenantStore(r)
+	t, err := ts.Profile(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := a.now().UTC()
+	u, err := ts.Counters(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	tier, _ := bulkhead.LookupTier(t.Tier)
+	view := billView(t.ID, bulkhead.ComputeBill(tier, bulkhead.MonthKey(now), u.TokensThisMonth))
+	view["estimate"] = true
+	view["model_cost"] = u.SpendThisMonth.JSON()
+	return view, nil
+}

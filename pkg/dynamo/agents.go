@@ -1,0 +1,119 @@
+package dynamo
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+)
+
+type agentItem struct {
+	PK           string    `dynamodbav:"PK"`
+	SK           string    `dynamodbav:"SK"`
+	AgentID      string    `dynamodbav:"agent_id"`
+	Name         string    `dynamodbav:"name"`
+	Status       string    `dynamodbav:"status"`
+	SystemPrompt string    `dynamodbav:"system_prompt"`
+	Tools        []string  `dynamodbav:"tools"`
+	Model        string    `dynamodbav:"model"`
+	Version      int64     `dynamodbav:"version"`
+	CreatedAt    time.Time `dynamodbav:"created_at"`
+	UpdatedAt    time.Time `dynamodbav:"updated_at"`
+}
+
+func newAgentItem(pk string, a bulkhead.Agent) agentItem {
+	tools := make([]string, len(a.Tools))
+	for i, t := range a.Tools {
+		tools[i] = string(t)
+	}
+	return agentItem{PK: pk, SK: agentSK(a.ID), AgentID: a.ID, Name: a.Name, Status: string(a.Status),
+		SystemPrompt: a.SystemPrompt, Tools: tools, Model: a.Model, Version: a.Version, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
+}
+
+func (it agentItem) agent() bulkhead.Agent {
+	tools := make([]json.RawMessage, len(it.Tools))
+	for i, t := range it.Tools {
+		tools[i] = json.RawMessage(t)
+	}
+	return bulkhead.Agent{ID: it.AgentID, Name: it.Name, Status: bulkhead.AgentStatus(it.Status), SystemPrompt: it.SystemPrompt,
+		Tools: tools, Model: it.Model, Version: it.Version, CreatedAt: it.CreatedAt, UpdatedAt: it.UpdatedAt}
+}
+
+// CreateAgent stores a new agent. Errors: Conflict.
+func (t *TenantStore) CreateAgent(ctx context.Context, a bulkhead.Agent) error {
+	av, err := attributevalue.MarshalMap(newAgentItem(t.pk, a))
+	if err != nil {
+		return err
+	}
+	_, err = t.s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(t.s.table), Item: av, ConditionExpression: aws.String("attribute_not_exists(PK)"),
+	})
+	return translate("create agent", err, bulkhead.Conflict, "agent already exists")
+}
+
+// GetAgent reads one of this tenant's agents. Errors: NotFound.
+func (t *TenantStore) GetAgent(ctx context.Context, aid string) (bulkhead.Agent, error) {
+	out, err := t.s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(t.s.table), Key: key(t.pk, agentSK(aid)), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return bulkhead.Agent{}, translate("get agent", err, bulkhead.Internal, "")
+	}
+	if out.Item == nil {
+		return bulkhead.Agent{}, bulkhead.Errorf(bulkhead.NotFound, "agent %s not found", aid)
+	}
+	var it agentItem
+	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
+		return bulkhead.Agent{}, err
+	}
+	return it.agent(), nil
+}
+
+// ListAgents pages through this tenant's agents.
+func (t *TenantStore) ListAgents(ctx context.Context, cursor string, limit int) (bulkhead.Page[bulkhead.Agent], error) {
+	items, next, err := t.s.queryPage(ctx, "list agents", t.pk, prefixAgent, cursor, limit, nil)
+	if err != nil {
+		return bulkhead.Page[bulkhead.Agent]{}, err
+	}
+	var recs []agentItem
+	if err := attributevalue.UnmarshalListOfMaps(items, &recs); err != nil {
+		return bulkhead.Page[bulkhead.Agent]{}, err
+	}
+	page := bulkhead.Page[bulkhead.Agent]{Items: make([]bulkhead.Agent, len(recs)), NextCursor: next}
+	for i, r := range recs {
+		page.Items[i] = r.agent()
+	}
+	return page, nil
+}
+
+// PutAgent replaces an agent if it is still at version prev (optimistic
+// concurrency for PATCH). Errors: NotFound when it is gone, Conflict when it
+// changed in between.
+func (t *TenantStore) PutAgent(ctx context.Context, a bulkhead.Agent, prev int64) error {
+	av, err := attributevalue.MarshalMap(newAgentItem(t.pk, a))
+	if err != nil {
+		return err
+	}
+	_, err = t.s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(t.s.table), Item: av,
+		ConditionExpression:       aws.String("version = :prev"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":prev": num(prev)},
+	})
+	return translate("update agent", err, bulkhead.Conflict, "agent was changed or deleted concurrently; retry")
+}
+
+// DeleteAgent removes one of this tenant's agents. Its conversations stay
+// readable. Errors: NotFound.
+func (t *TenantStore) DeleteAgent(ctx context.Context, aid string) error {
+	_, err := t.s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName: aws.String(t.s.table), Key: key(t.pk, agentSK(aid)),
+		ConditionExpression: aws.String("attribute_exists(PK)"),
+	})
+	return translate("delete agent", err, bulkhead.NotFound, "agent "+aid+" not found")
+}

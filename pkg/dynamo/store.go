@@ -1,0 +1,234 @@
+package dynamo
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+)
+
+// Client is the part of the DynamoDB API the store uses, with the SDK's signatures.
+type Client interface {
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, optFns ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+	TransactGetItems(ctx context.Context, in *dynamodb.TransactGetItemsInput, optFns ...func(*dynamodb.Options)) (*dynamodb.TransactGetItemsOutput, error)
+}
+
+// TableCreator is what CreateTable needs.
+type TableCreator interface {
+	CreateTable(ctx context.Context, in *dynamodb.CreateTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
+}
+
+var _ Client = (*dynamodb.Client)(nil)
+
+// CreateTable creates the platform's table (PK, SK strings; on-demand). An
+// existing table is not an error. In AWS the table comes from the CDK app.
+func CreateTable(ctx context.Context, c TableCreator, table string) error {
+	_, err := c.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName: aws.String(table),
+		AttributeDefinitions: []types.AttributeDefinition{
+			{AttributeName: aws.String(attrPK), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(attrSK), AttributeType: types.ScalarAttributeTypeS},
+		},
+		KeySchema: []types.KeySchemaElement{
+			{AttributeName: aws.String(attrPK), KeyType: types.KeyTypeHash},
+			{AttributeName: aws.String(attrSK), KeyType: types.KeyTypeRange},
+		},
+		BillingMode: types.BillingModePayPerRequest,
+	})
+	var inUse *types.ResourceInUseException
+	if err != nil && !errors.As(err, &inUse) {
+		return fmt.Errorf("create table %s: %w", table, err)
+	}
+	return nil
+}
+
+// Store is the platform's DynamoDB store. Tenant data is reached only through
+// a TenantStore, which is bound to one tenant's partition.
+type Store struct {
+	db    Client
+	table string
+	now   func() time.Time
+}
+
+// New returns a store over the table. now is the clock (time.Now when nil).
+func New(db Client, table string, now func() time.Time) *Store {
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{db: db, table: table, now: now}
+}
+
+// TenantStore is the store bound to one tenant: no method takes a tenant id,
+// so no call can read another tenant's partition.
+type TenantStore struct {
+	s   *Store
+	tid string
+	pk  string
+}
+
+// Tenant returns the store bound to tenant tid.
+func (s *Store) Tenant(tid string) *TenantStore {
+	return &TenantStore{s: s, tid: tid, pk: tenantPK(tid)}
+}
+
+// TenantID is the tenant this store is bound to.
+func (t *TenantStore) TenantID() string { return t.tid }
+
+func key(pk, sk string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		attrPK: &types.AttributeValueMemberS{Value: pk},
+		attrSK: &types.AttributeValueMemberS{Value: sk},
+	}
+}
+
+func str(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+func num(v int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: fmt.Sprint(v)}
+}
+func ts(t time.Time) types.AttributeValue { return str(t.UTC().Format(time.RFC3339Nano)) }
+
+// translate turns an SDK error into a domain error at the boundary: failed
+// conditions become the given code, anything else means DynamoDB could not
+// be used, which is Unavailable (callers fail closed).
+func translate(op string, err error, condCode bulkhead.Code, condMsg string) error {
+	if err == nil {
+		return nil
+	}
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return &bulkhead.Error{Code: condCode, Op: op, Message: condMsg, Err: err}
+	}
+	var tce *types.TransactionCanceledException
+	if errors.As(err, &tce) {
+		for _, r := range tce.CancellationReasons {
+			if aws.ToString(r.Code) == "ConditionalCheckFailed" {
+				return &bulkhead.Error{Code: condCode, Op: op, Message: condMsg, Err: err}
+			}
+		}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return &bulkhead.Error{Code: bulkhead.Unavailable, Op: op, Message: "request cancelled", Err: err}
+	}
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "ValidationException" {
+		return &bulkhead.Error{Code: bulkhead.Internal, Op: op, Message: "internal error", Err: err}
+	}
+	return &bulkhead.Error{Code: bulkhead.Unavailable, Op: op, Message: "storage unavailable", Err: err}
+}
+
+// cancelReasons returns the per-item cancellation codes of a cancelled transaction.
+func cancelReasons(err error) []string {
+	var tce *types.TransactionCanceledException
+	if !errors.As(err, &tce) {
+		return nil
+	}
+	out := make([]string, len(tce.CancellationReasons))
+	for i, r := range tce.CancellationReasons {
+		out[i] = aws.ToString(r.Code)
+	}
+	return out
+}
+
+// encodeCursor makes an opaque cursor from the sort key where a page ended.
+// Only the sort key is carried: the partition is always the caller's own, so
+// a forged cursor cannot reach another tenant.
+func encodeCursor(last map[string]types.AttributeValue) string {
+	if len(last) == 0 {
+		return ""
+	}
+	sk, _ := last[attrSK].(*types.AttributeValueMemberS)
+	if sk == nil {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(sk.Value))
+}
+
+// decodeCursor checks a cursor against the item type being listed.
+func decodeCursor(pk, cursor, prefix string) (map[string]types.AttributeValue, error) {
+	if cursor == "" {
+		return nil, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil || !strings.HasPrefix(string(b), prefix) {
+		return nil, bulkhead.Errorf(bulkhead.Invalid, "invalid cursor")
+	}
+	return key(pk, string(b)), nil
+}
+
+func pageLimit(limit int) int32 {
+	if limit <= 0 {
+		return bulkhead.DefaultPageSize
+	}
+	if limit > bulkhead.MaxPageSize {
+		return bulkhead.MaxPageSize
+	}
+	return int32(limit)
+}
+
+// queryPage reads one page of items whose sort key starts with prefix.
+func (s *Store) queryPage(ctx context.Context, op, pk, prefix, cursor string, limit int, filter *filterExpr) ([]map[string]types.AttributeValue, string, error) {
+	start, err := decodeCursor(pk, cursor, prefix)
+	if err != nil {
+		return nil, "", err
+	}
+	want := int(pageLimit(limit))
+	names := map[string]string{"#pk": attrPK, "#sk": attrSK}
+	values := map[string]types.AttributeValue{":pk": str(pk), ":prefix": str(prefix)}
+	in := &dynamodb.QueryInput{
+		TableName:              aws.String(s.table),
+		KeyConditionExpression: aws.String("#pk = :pk AND begins_with(#sk, :prefix)"),
+		ExclusiveStartKey:      start,
+		ConsistentRead:         aws.Bool(true),
+	}
+	if filter != nil {
+		in.FilterExpression = aws.String(filter.expr)
+		for k, v := range filter.names {
+			names[k] = v
+		}
+		for k, v := range filter.values {
+			values[k] = v
+		}
+	}
+	in.ExpressionAttributeNames = names
+	in.ExpressionAttributeValues = values
+	var items []map[string]types.AttributeValue
+	// With a filter DynamoDB may return short pages; keep reading until the
+	// page is full or the partition ends, reading one more item than asked so
+	// that has_more is exact.
+	for {
+		in.Limit = aws.Int32(int32(want + 1 - len(items)))
+		out, err := s.db.Query(ctx, in)
+		if err != nil {
+			return nil, "", translate(op, err, bulkhead.Internal, "")
+		}
+		items = append(items, out.Items...)
+		if len(items) > want {
+			items = items[:want]
+			return items, encodeCursor(items[want-1]), nil
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			return items, "", nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+type filterExpr struct {
+	expr   string
+	names  map[string]string
+	values map[string]types.AttributeValue
+}

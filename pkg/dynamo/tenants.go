@@ -1,0 +1,300 @@
+package dynamo
+
+import (
+	"context"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+)
+
+type tenantItem struct {
+	PK        string                  `dynamodbav:"PK"`
+	SK        string                  `dynamodbav:"SK"`
+	TenantID  string                  `dynamodbav:"tenant_id"`
+	Name      string                  `dynamodbav:"name"`
+	Tier      string                  `dynamodbav:"tier"`
+	Status    string                  `dynamodbav:"status"`
+	// Overrides is omitted when empty: an empty map does not survive the
+	// embedded server's round trip.
+	Overrides *bulkhead.QuotaOverrides `dynamodbav:"overrides,omitempty"`
+	CreatedAt time.Time               `dynamodbav:"created_at"`
+	UpdatedAt time.Time               `dynamodbav:"updated_at"`
+}
+
+func (it tenantItem) tenant() bulkhead.Tenant {
+	t := bulkhead.Tenant{
+		ID: it.TenantID, Name: it.Name, Tier: bulkhead.TierName(it.Tier), Status: bulkhead.TenantStatus(it.Status),
+		CreatedAt: it.CreatedAt, UpdatedAt: it.UpdatedAt,
+	}
+	if it.Overrides != nil {
+		t.Overrides = *it.Overrides
+	}
+	return t
+}
+
+func tenantItems(t bulkhead.Tenant) (profile, index tenantItem) {
+	profile = tenantItem{
+		PK: tenantPK(t.ID), SK: skProfile, TenantID: t.ID, Name: t.Name, Tier: string(t.Tier),
+		Status: string(t.Status), CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
+	}
+	if t.Overrides != (bulkhead.QuotaOverrides{}) {
+		o := t.Overrides
+		profile.Overrides = &o
+	}
+	index = profile
+	index.PK, index.SK = tenantIndexPK, tenantIndexSK(t.ID)
+	return profile, index
+}
+
+type keyItem struct {
+	PK        string     `dynamodbav:"PK"`
+	SK        string     `dynamodbav:"SK"`
+	KeyID     string     `dynamodbav:"key_id"`
+	TenantID  string     `dynamodbav:"tenant_id"`
+	Name      string     `dynamodbav:"name"`
+	Prefix    string     `dynamodbav:"prefix"`
+	Hash      string     `dynamodbav:"hash"`
+	Status    string     `dynamodbav:"status"`
+	CreatedAt time.Time  `dynamodbav:"created_at"`
+	RevokedAt *time.Time `dynamodbav:"revoked_at,omitempty"`
+}
+
+func (it keyItem) key() bulkhead.APIKey {
+	return bulkhead.APIKey{
+		ID: it.KeyID, TenantID: it.TenantID, Name: it.Name, Prefix: it.Prefix, Hash: it.Hash,
+		Status: bulkhead.KeyStatus(it.Status), CreatedAt: it.CreatedAt, RevokedAt: it.RevokedAt,
+	}
+}
+
+// CreateTenant writes a new tenant (profile, operator index entry) and its
+// first API key in one transaction: a tenant never exists without its key.
+func (s *Store) CreateTenant(ctx context.Context, t bulkhead.Tenant, k bulkhead.APIKey) error {
+	profile, index := tenantItems(t)
+	items := []any{profile, index}
+	writes := make([]types.TransactWriteItem, 0, 4)
+	for _, it := range items {
+		av, err := attributevalue.MarshalMap(it)
+		if err != nil {
+			return err
+		}
+		writes = append(writes, types.TransactWriteItem{Put: &types.Put{
+			TableName: aws.String(s.table), Item: av,
+			ConditionExpression: aws.String("attribute_not_exists(PK)"),
+		}})
+	}
+	kw, err := s.keyWrites(k)
+	if err != nil {
+		return err
+	}
+	writes = append(writes, kw...)
+	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes})
+	return translate("create tenant", err, bulkhead.Conflict, "tenant already exists")
+}
+
+// keyWrites are the two items of a key: the tenant's own record and the
+// lookup the authorizer reads by hash.
+func (s *Store) keyWrites(k bulkhead.APIKey) ([]types.TransactWriteItem, error) {
+	rec := keyItem{PK: tenantPK(k.TenantID), SK: keySK(k.ID), KeyID: k.ID, TenantID: k.TenantID, Name: k.Name,
+		Prefix: k.Prefix, Hash: k.Hash, Status: string(k.Status), CreatedAt: k.CreatedAt}
+	lookup := rec
+	lookup.PK, lookup.SK = apiKeyLookupPK(k.Hash), skAPIKey
+	var out []types.TransactWriteItem
+	for _, it := range []keyItem{rec, lookup} {
+		av, err := attributevalue.MarshalMap(it)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, types.TransactWriteItem{Put: &types.Put{
+			TableName: aws.String(s.table), Item: av, ConditionExpression: aws.String("attribute_not_exists(PK)"),
+		}})
+	}
+	return out, nil
+}
+
+// LookupKey resolves an API key hash to its stored record. Errors: NotFound.
+func (s *Store) LookupKey(ctx context.Context, hash string) (bulkhead.APIKey, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(s.table), Key: key(apiKeyLookupPK(hash), skAPIKey), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return bulkhead.APIKey{}, translate("lookup key", err, bulkhead.Internal, "")
+	}
+	if out.Item == nil {
+		return bulkhead.APIKey{}, bulkhead.Errorf(bulkhead.NotFound, "key not found")
+	}
+	var it keyItem
+	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
+		return bulkhead.APIKey{}, err
+	}
+	return it.key(), nil
+}
+
+// GetTenant reads a tenant for the operator. Errors: NotFound.
+func (s *Store) GetTenant(ctx context.Context, tid string) (bulkhead.Tenant, error) {
+	return s.Tenant(tid).Profile(ctx)
+}
+
+// ListTenants pages through all tenants (operator only).
+func (s *Store) ListTenants(ctx context.Context, cursor string, limit int) (bulkhead.Page[bulkhead.Tenant], error) {
+	items, next, err := s.queryPage(ctx, "list tenants", tenantIndexPK, prefixTenant, cursor, limit, nil)
+	if err != nil {
+		return bulkhead.Page[bulkhead.Tenant]{}, err
+	}
+	var recs []tenantItem
+	if err := attributevalue.UnmarshalListOfMaps(items, &recs); err != nil {
+		return bulkhead.Page[bulkhead.Tenant]{}, err
+	}
+	page := bulkhead.Page[bulkhead.Tenant]{Items: make([]bulkhead.Tenant, len(recs)), NextCursor: next}
+	for i, r := range recs {
+		page.Items[i] = r.tenant()
+	}
+	return page, nil
+}
+
+// TenantPatch changes a tenant; nil fields stay as they are.
+type TenantPatch struct {
+	Tier      *bulkhead.TierName
+	Status    *bulkhead.TenantStatus
+	Overrides *bulkhead.QuotaOverrides
+}
+
+// UpdateTenant applies a patch to the profile and the operator index in one
+// transaction, guarded by the profile's last update time so that concurrent
+// patches cannot lose each other's overrides. Errors: NotFound, Conflict.
+func (s *Store) UpdateTenant(ctx context.Context, tid string, p TenantPatch) (bulkhead.Tenant, error) {
+	cur, err := s.GetTenant(ctx, tid)
+	if err != nil {
+		return bulkhead.Tenant{}, err
+	}
+	next := cur
+	if p.Tier != nil {
+		next.Tier = *p.Tier
+	}
+	if p.Status != nil {
+		next.Status = *p.Status
+	}
+	if p.Overrides != nil {
+		next.Overrides = cur.Overrides.Merge(*p.Overrides)
+	}
+	next.UpdatedAt = s.now().UTC()
+	if !next.UpdatedAt.After(cur.UpdatedAt) {
+		next.UpdatedAt = cur.UpdatedAt.Add(time.Nanosecond)
+	}
+	profile, index := tenantItems(next)
+	var writes []types.TransactWriteItem
+	for i, it := range []tenantItem{profile, index} {
+		av, err := attributevalue.MarshalMap(it)
+		if err != nil {
+			return bulkhead.Tenant{}, err
+		}
+		put := &types.Put{TableName: aws.String(s.table), Item: av}
+		if i == 0 {
+			prev, err := attributevalue.Marshal(cur.UpdatedAt)
+			if err != nil {
+				return bulkhead.Tenant{}, err
+			}
+			put.ConditionExpression = aws.String("updated_at = :prev")
+			put.ExpressionAttributeValues = map[string]types.AttributeValue{":prev": prev}
+		}
+		writes = append(writes, types.TransactWriteItem{Put: put})
+	}
+	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes})
+	if err != nil {
+		return bulkhead.Tenant{}, translate("update tenant", err, bulkhead.Conflict, "tenant was changed concurrently; retry")
+	}
+	return next, nil
+}
+
+// Profile reads the tenant's profile. Errors: NotFound.
+func (t *TenantStore) Profile(ctx context.Context) (bulkhead.Tenant, error) {
+	out, err := t.s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(t.s.table), Key: key(t.pk, skProfile), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return bulkhead.Tenant{}, translate("get tenant", err, bulkhead.Internal, "")
+	}
+	if out.Item == nil {
+		return bulkhead.Tenant{}, bulkhead.Errorf(bulkhead.NotFound, "tenant not found")
+	}
+	var it tenantItem
+	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
+		return bulkhead.Tenant{}, err
+	}
+	return it.tenant(), nil
+}
+
+// CreateKey stores a new key of this tenant. Errors: Conflict.
+func (t *TenantStore) CreateKey(ctx context.Context, k bulkhead.APIKey) error {
+	k.TenantID = t.tid
+	writes, err := t.s.keyWrites(k)
+	if err != nil {
+		return err
+	}
+	_, err = t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes})
+	return translate("create key", err, bulkhead.Conflict, "key already exists")
+}
+
+// ListKeys pages through this tenant's keys.
+func (t *TenantStore) ListKeys(ctx context.Context, cursor string, limit int) (bulkhead.Page[bulkhead.APIKey], error) {
+	items, next, err := t.s.queryPage(ctx, "list keys", t.pk, prefixKey, cursor, limit, nil)
+	if err != nil {
+		return bulkhead.Page[bulkhead.APIKey]{}, err
+	}
+	var recs []keyItem
+	if err := attributevalue.UnmarshalListOfMaps(items, &recs); err != nil {
+		return bulkhead.Page[bulkhead.APIKey]{}, err
+	}
+	page := bulkhead.Page[bulkhead.APIKey]{Items: make([]bulkhead.APIKey, len(recs)), NextCursor: next}
+	for i, r := range recs {
+		page.Items[i] = r.key()
+	}
+	return page, nil
+}
+
+// RevokeKey marks one of this tenant's keys revoked, in its record and in the
+// authorizer's lookup, in one transaction. Errors: NotFound.
+func (t *TenantStore) RevokeKey(ctx context.Context, kid string) (bulkhead.APIKey, error) {
+	out, err := t.s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(t.s.table), Key: key(t.pk, keySK(kid)), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return bulkhead.APIKey{}, translate("revoke key", err, bulkhead.Internal, "")
+	}
+	if out.Item == nil {
+		return bulkhead.APIKey{}, bulkhead.Errorf(bulkhead.NotFound, "key %s not found", kid)
+	}
+	var it keyItem
+	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
+		return bulkhead.APIKey{}, err
+	}
+	now := t.s.now().UTC()
+	revokedAt, err := attributevalue.Marshal(now)
+	if err != nil {
+		return bulkhead.APIKey{}, err
+	}
+	upd := func(pk, sk string) types.TransactWriteItem {
+		return types.TransactWriteItem{Update: &types.Update{
+			TableName: aws.String(t.s.table), Key: key(pk, sk),
+			UpdateExpression:          aws.String("SET #st = :revoked, revoked_at = if_not_exists(revoked_at, :now)"),
+			ConditionExpression:       aws.String("attribute_exists(PK)"),
+			ExpressionAttributeNames:  map[string]string{"#st": "status"},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":revoked": str(string(bulkhead.KeyRevoked)), ":now": revokedAt},
+		}}
+	}
+	_, err = t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		upd(t.pk, keySK(kid)), upd(apiKeyLookupPK(it.Hash), skAPIKey),
+	}})
+	if err != nil {
+		return bulkhead.APIKey{}, translate("revoke key", err, bulkhead.NotFound, "key not found")
+	}
+	k := it.key()
+	if k.Status != bulkhead.KeyRevoked {
+		k.Status, k.RevokedAt = bulkhead.KeyRevoked, &now
+	}
+	return k, nil
+}

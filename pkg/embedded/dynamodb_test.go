@@ -1,0 +1,399 @@
+package embedded_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/truora/minidyn/server"
+
+	"github.com/bulkhead-dev/bulkhead/pkg/embedded"
+)
+
+const table = "bulkhead"
+
+func TestDynamoDBSurvivesRestart(t *testing.T) {
+	ctx := testContext(t)
+	// A directory that does not exist yet: StartDynamoDB creates it.
+	path := filepath.Join(t.TempDir(), "data", "dynamodb.json")
+
+	d := mustStartDynamoDB(t, embedded.DynamoDBOptions{SnapshotPath: path})
+	c := dynamoClient(d)
+	mustCreateTable(t, c, table)
+	profile := item("TENANT#a", "PROFILE", map[string]types.AttributeValue{
+		"name":    &types.AttributeValueMemberS{Value: "Acme"},
+		"tokens":  &types.AttributeValueMemberN{Value: "123456789012345678901234567890"},
+		"active":  &types.AttributeValueMemberBOOL{Value: true},
+		"secret":  &types.AttributeValueMemberB{Value: []byte{0, 1, 2, 255}},
+		"tags":    &types.AttributeValueMemberSS{Value: []string{"x", "y"}},
+		"limits":  &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{"rph": &types.AttributeValueMemberN{Value: "100"}}},
+		"history": &types.AttributeValueMemberL{Value: []types.AttributeValue{&types.AttributeValueMemberS{Value: "created"}}},
+	})
+	mustPutItem(t, c, table, profile)
+	for _, sk := range []string{"AGENT#2", "AGENT#1", "CONV#1"} {
+		mustPutItem(t, c, table, item("TENANT#a", sk, nil))
+	}
+	mustPutItem(t, c, table, item("TENANT#b", "AGENT#9", nil))
+	before := mustGetItem(t, c, table, "TENANT#a", "PROFILE")
+	mustClose(t, d)
+
+	d2 := mustStartDynamoDB(t, embedded.DynamoDBOptions{SnapshotPath: path})
+	c2 := dynamoClient(d2)
+
+	if got := mustGetItem(t, c2, table, "TENANT#a", "PROFILE"); !reflect.DeepEqual(got, before) {
+		t.Errorf("GetItem after restart = %#v, want %#v", got, before)
+	}
+	if !reflect.DeepEqual(before, profile) {
+		t.Errorf("GetItem before restart = %#v, want what was put, %#v", before, profile)
+	}
+
+	out, err := c2.Query(ctx, &dynamodb.QueryInput{
+		TableName:              aws.String(table),
+		KeyConditionExpression: aws.String("PK = :pk AND begins_with(SK, :agent)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk":    &types.AttributeValueMemberS{Value: "TENANT#a"},
+			":agent": &types.AttributeValueMemberS{Value: "AGENT#"},
+		},
+	})
+	if err != nil {
+		t.Fatalf("Query after restart: %v", err)
+	}
+	var got []string
+	for _, it := range out.Items {
+		got = append(got, it["SK"].(*types.AttributeValueMemberS).Value)
+	}
+	if want := []string{"AGENT#1", "AGENT#2"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Query TENANT#a AGENT# after restart = %v, want %v", got, want)
+	}
+
+	// The table is back, so creating it again is the caller's usual
+	// ResourceInUseException.
+	_, err = c2.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName:            aws.String(table),
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("PK"), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("PK"), KeyType: types.KeyTypeHash}},
+		BillingMode:          types.BillingModePayPerRequest,
+	})
+	if _, ok := errors.AsType[*types.ResourceInUseException](err); !ok {
+		t.Errorf("CreateTable of a restored table: err = %v, want ResourceInUseException", err)
+	}
+}
+
+// TestDynamoDBRestoresTableChanges checks that an index added with UpdateTable and
+// a deleted table come back as they were, not as first created.
+func TestDynamoDBRestoresTableChanges(t *testing.T) {
+	ctx := testContext(t)
+	path := filepath.Join(t.TempDir(), "dynamodb.json")
+
+	d := mustStartDynamoDB(t, embedded.DynamoDBOptions{SnapshotPath: path})
+	c := dynamoClient(d)
+	mustCreateTable(t, c, table)
+	mustCreateTable(t, c, "dropped")
+	if _, err := c.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String("dropped")}); err != nil {
+		t.Fatalf("DeleteTable: %v", err)
+	}
+	_, err := c.UpdateTable(ctx, &dynamodb.UpdateTableInput{
+		TableName:            aws.String(table),
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("email"), AttributeType: types.ScalarAttributeTypeS}},
+		GlobalSecondaryIndexUpdates: []types.GlobalSecondaryIndexUpdate{{Create: &types.CreateGlobalSecondaryIndexAction{
+			IndexName:  aws.String("byEmail"),
+			KeySchema:  []types.KeySchemaElement{{AttributeName: aws.String("email"), KeyType: types.KeyTypeHash}},
+			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+		}}},
+	})
+	if err != nil {
+		t.Fatalf("UpdateTable add GSI: %v", err)
+	}
+	mustPutItem(t, c, table, item("TENANT#a", "USER#1", map[string]types.AttributeValue{"email": &types.AttributeValueMemberS{Value: "a@example.com"}}))
+	mustClose(t, d)
+
+	c2 := dynamoClient(mustStartDynamoDB(t, embedded.DynamoDBOptions{SnapshotPath: path}))
+	out, err := c2.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 aws.String(table),
+		IndexName:                 aws.String("byEmail"),
+		KeyConditionExpression:    aws.String("email = :e"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":e": &types.AttributeValueMemberS{Value: "a@example.com"}},
+	})
+	if err != nil {
+		t.Fatalf("Query GSI after restart: %v", err)
+	}
+	if got, want := len(out.Items), 1; got != want {
+		t.Errorf("Query GSI after restart: %d items, want %d", got, want)
+	}
+	_, err = c2.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String("dropped")})
+	if _, ok := errors.AsType[*types.ResourceNotFoundException](err); !ok {
+		t.Errorf("DescribeTable of a deleted table after restart: err = %v, want ResourceNotFoundException", err)
+	}
+}
+
+// TestDynamoDBSnapshotConsistentUnderWrites runs conditional counters and
+// transactions while snapshots are forced, then checks that the final snapshot
+// holds exactly the acknowledged writes, and that a snapshot taken mid-run holds
+// no half transaction.
+func TestDynamoDBSnapshotConsistentUnderWrites(t *testing.T) {
+	const (
+		writers   = 8
+		perWriter = 60
+		counters  = 4
+		limit     = 100 // per counter; 8*60/4 = 120 attempts each, so some fail
+		txWriters = 2
+	)
+	ctx := testContext(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "dynamodb.json")
+	d := mustStartDynamoDB(t, embedded.DynamoDBOptions{SnapshotPath: path, SnapshotEvery: time.Hour})
+	c := dynamoClient(d)
+	mustCreateTable(t, c, table)
+
+	var (
+		wg         sync.WaitGroup
+		successes  [counters]atomic.Int64
+		refused    atomic.Int64
+		txDone     atomic.Int64
+		failures   = make(chan error, writers+txWriters)
+		stop       = make(chan struct{})
+		snapDone   = make(chan struct{})
+		snapshots  int
+		midRunCopy = filepath.Join(dir, "mid-run.json")
+	)
+	for w := range writers {
+		wg.Go(func() {
+			for i := range perWriter {
+				n := (w + i) % counters
+				_, err := c.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+					TableName:           aws.String(table),
+					Key:                 key("TENANT#a", "COUNTER#"+strconv.Itoa(n)),
+					UpdateExpression:    aws.String("ADD used :one"),
+					ConditionExpression: aws.String("attribute_not_exists(used) OR used < :limit"),
+					ExpressionAttributeValues: map[string]types.AttributeValue{
+						":one":   &types.AttributeValueMemberN{Value: "1"},
+						":limit": &types.AttributeValueMemberN{Value: strconv.Itoa(limit)},
+					},
+				})
+				if _, ok := errors.AsType[*types.ConditionalCheckFailedException](err); ok {
+					refused.Add(1)
+					continue
+				}
+				if err != nil {
+					failures <- fmt.Errorf("UpdateItem counter %d: %w", n, err)
+					return
+				}
+				successes[n].Add(1)
+			}
+		})
+	}
+	// Each transaction adds one to two items at once: a snapshot that split a
+	// transaction would show them different.
+	for range txWriters {
+		wg.Go(func() {
+			for range perWriter {
+				add := func(sk string) types.TransactWriteItem {
+					return types.TransactWriteItem{Update: &types.Update{
+						TableName:                 aws.String(table),
+						Key:                       key("TENANT#a", sk),
+						UpdateExpression:          aws.String("ADD n :one"),
+						ExpressionAttributeValues: map[string]types.AttributeValue{":one": &types.AttributeValueMemberN{Value: "1"}},
+					}}
+				}
+				_, err := c.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+					TransactItems: []types.TransactWriteItem{add("PAIR#left"), add("PAIR#right")},
+				})
+				if err != nil {
+					failures <- fmt.Errorf("TransactWriteItems: %w", err)
+					return
+				}
+				txDone.Add(1)
+			}
+		})
+	}
+	go func() {
+		defer close(snapDone)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := d.Snapshot(ctx); err != nil {
+				failures <- fmt.Errorf("Snapshot during writes: %w", err)
+				return
+			}
+			snapshots++
+			if snapshots == 3 {
+				mustCopyFile(t, path, midRunCopy)
+			}
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	<-snapDone
+	close(failures)
+	for err := range failures {
+		t.Error(err)
+	}
+	if t.Failed() {
+		return
+	}
+	if snapshots < 3 {
+		t.Fatalf("only %d snapshots during the writes, want at least 3 to test anything", snapshots)
+	}
+	t.Logf("%d snapshots during %d writes", snapshots, writers*perWriter+txWriters*perWriter)
+	mustClose(t, d)
+
+	c2 := dynamoClient(mustStartDynamoDB(t, embedded.DynamoDBOptions{SnapshotPath: path}))
+	var total int64
+	for n := range counters {
+		got := numberAttr(mustGetItem(t, c2, table, "TENANT#a", "COUNTER#"+strconv.Itoa(n)), "used")
+		want := strconv.FormatInt(successes[n].Load(), 10)
+		if got != want {
+			t.Errorf("counter %d after restart = %q, want %s (successful updates)", n, got, want)
+		}
+		total += successes[n].Load()
+	}
+	if got, want := total+refused.Load(), int64(writers*perWriter); got != want {
+		t.Errorf("successes+refusals = %d, want %d attempts", got, want)
+	}
+	if got, want := total, int64(counters*limit); got != want {
+		t.Errorf("successful updates = %d, want exactly %d (the limits)", got, want)
+	}
+	pair := func(c *dynamodb.Client) (string, string) {
+		return numberAttr(mustGetItem(t, c, table, "TENANT#a", "PAIR#left"), "n"),
+			numberAttr(mustGetItem(t, c, table, "TENANT#a", "PAIR#right"), "n")
+	}
+	if left, right := pair(c2); left != strconv.FormatInt(txDone.Load(), 10) || right != left {
+		t.Errorf("transaction pair after restart = (%s, %s), want both %d", left, right, txDone.Load())
+	}
+
+	// The mid-run snapshot was taken while transactions were running.
+	cMid := dynamoClient(mustStartDynamoDB(t, embedded.DynamoDBOptions{SnapshotPath: midRunCopy}))
+	if left, right := pair(cMid); left != right {
+		t.Errorf("transaction pair in a mid-run snapshot = (%q, %q), want equal (a torn transaction)", left, right)
+	}
+}
+
+// TestDynamoDBBackgroundSnapshot checks that a write reaches the snapshot file
+// within SnapshotEvery without Close, and that a server started from that file (as
+// after kill -9) has it.
+func TestDynamoDBBackgroundSnapshot(t *testing.T) {
+	const every = 20 * time.Millisecond
+	dir := t.TempDir()
+	path := filepath.Join(dir, "dynamodb.json")
+	d := mustStartDynamoDB(t, embedded.DynamoDBOptions{SnapshotPath: path, SnapshotEvery: every})
+	c := dynamoClient(d)
+	mustCreateTable(t, c, table)
+	marker := "written-at-" + strconv.FormatInt(time.Now().UnixNano(), 10)
+	mustPutItem(t, c, table, item("TENANT#a", "PROFILE", map[string]types.AttributeValue{"name": &types.AttributeValueMemberS{Value: marker}}))
+
+	start := time.Now()
+	deadline := start.Add(5 * time.Second)
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil && bytes.Contains(b, []byte(marker)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("snapshot file does not contain the write %v after it was acknowledged (SnapshotEvery %v); last read error: %v", time.Since(start), every, err)
+		}
+		time.Sleep(every / 4)
+	}
+	t.Logf("write became durable after %v (SnapshotEvery %v)", time.Since(start), every)
+
+	// Abandon d without Close, as kill -9 would, and start from what is on disk.
+	crashed := filepath.Join(t.TempDir(), "after-crash.json")
+	mustCopyFile(t, path, crashed)
+	c2 := dynamoClient(mustStartDynamoDB(t, embedded.DynamoDBOptions{SnapshotPath: crashed}))
+	got := mustGetItem(t, c2, table, "TENANT#a", "PROFILE")
+	if name, _ := got["name"].(*types.AttributeValueMemberS); name == nil || name.Value != marker {
+		t.Errorf("item after crash = %#v, want name %q", got, marker)
+	}
+}
+
+func TestDynamoDBRefusesDamagedSnapshot(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dynamodb.json")
+	damaged := []byte(`{"format":"bulkhead-minidyn-snapshot/1","tables":[`)
+	if err := os.WriteFile(path, damaged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := embedded.StartDynamoDB(testContext(t), embedded.DynamoDBOptions{SnapshotPath: path})
+	if err == nil {
+		_ = d.Close(context.Background())
+		t.Fatalf("StartDynamoDB on a damaged snapshot: err = nil, want an error")
+	}
+	if b, _ := os.ReadFile(path); !bytes.Equal(b, damaged) {
+		t.Errorf("damaged snapshot was changed to %q; it must be left for the user", b)
+	}
+}
+
+func TestDynamoDBSnapshotIsExclusive(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dynamodb.json")
+	mustStartDynamoDB(t, embedded.DynamoDBOptions{SnapshotPath: path})
+	d, err := embedded.StartDynamoDB(testContext(t), embedded.DynamoDBOptions{SnapshotPath: path})
+	if err == nil {
+		_ = d.Close(context.Background())
+		t.Fatalf("second StartDynamoDB on one snapshot file: err = nil, want an error")
+	}
+}
+
+func TestDynamoDBFailureInjection(t *testing.T) {
+	ctx := testContext(t)
+	d := mustStartDynamoDB(t, embedded.DynamoDBOptions{})
+	// One attempt, so that the SDK's retries of a 500 do not slow the test down.
+	c := dynamoClient(d, func(o *dynamodb.Options) { o.RetryMaxAttempts = 1 })
+	mustCreateTable(t, c, table)
+	mustPutItem(t, c, table, item("TENANT#a", "PROFILE", nil))
+
+	d.Server().EmulateFailure(server.FailureConditionInternalServerError)
+	_, err := c.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), Key: key("TENANT#a", "PROFILE")})
+	if _, ok := errors.AsType[*types.InternalServerError](err); !ok {
+		t.Errorf("GetItem with an emulated failure: err = %v, want InternalServerError", err)
+	}
+
+	d.Server().EmulateFailure(server.FailureConditionNone)
+	if got := mustGetItem(t, c, table, "TENANT#a", "PROFILE"); got == nil {
+		t.Errorf("GetItem after clearing the failure = nil, want the item")
+	}
+
+	d.Server().EmulateFailureForTable(table, server.FailureConditionInternalServerError)
+	_, err = c.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: item("TENANT#a", "AGENT#1", nil)})
+	if _, ok := errors.AsType[*types.InternalServerError](err); !ok {
+		t.Errorf("PutItem with a table failure: err = %v, want InternalServerError", err)
+	}
+	d.Server().EmulateFailureForTable(table, server.FailureConditionNone)
+}
+
+func TestStartRefusesNonLoopbackAddress(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", ":0", "192.0.2.1:0"} {
+		if d, err := embedded.StartDynamoDB(testContext(t), embedded.DynamoDBOptions{Addr: addr}); err == nil {
+			_ = d.Close(context.Background())
+			t.Errorf("StartDynamoDB(Addr %q): err = nil, want a refusal", addr)
+		}
+		if s, err := embedded.StartS3(testContext(t), embedded.S3Options{Addr: addr}); err == nil {
+			_ = s.Close(context.Background())
+			t.Errorf("StartS3(Addr %q): err = nil, want a refusal", addr)
+		}
+	}
+}
+
+// mustCopyFile copies src to dst, as a backup taken at that moment would.
+func mustCopyFile(tb testing.TB, src, dst string) {
+	tb.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		tb.Fatalf("copy %s: %v", src, err)
+	}
+	if err := os.WriteFile(dst, b, 0o600); err != nil {
+		tb.Fatalf("copy to %s: %v", dst, err)
+	}
+}

@@ -1,0 +1,94 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// defaultAddr binds an ephemeral port on the IPv4 loopback, so that tests can run
+// many servers side by side and nothing is reachable from outside the machine.
+const defaultAddr = "127.0.0.1:0"
+
+// listenLoopback listens on addr, refusing any address that is not a loopback one:
+// the embedded servers accept any credentials, so they must never be reachable from
+// the network.
+func listenLoopback(addr string) (net.Listener, error) {
+	if addr == "" {
+		addr = defaultAddr
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	if host != "localhost" {
+		ip := net.ParseIP(host)
+		if ip == nil || !ip.IsLoopback() {
+			return nil, fmt.Errorf("listen address %q: not a loopback address (use 127.0.0.1, [::1] or localhost)", addr)
+		}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	// "localhost" may resolve to a non-loopback address on a misconfigured
+	// machine; check what was actually bound.
+	if tcp, ok := ln.Addr().(*net.TCPAddr); !ok || !tcp.IP.IsLoopback() {
+		_ = ln.Close()
+		return nil, fmt.Errorf("listen on %s: bound %s, which is not a loopback address", addr, ln.Addr())
+	}
+	return ln, nil
+}
+
+// newHTTPServer returns the http.Server that serves h. It sets no write timeout
+// because S3 objects may be large and slow to stream; the header timeout only
+// protects against connections that never send a request.
+func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+	var errLog *log.Logger
+	if logger != nil {
+		errLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+	} else {
+		errLog = log.New(io.Discard, "", 0)
+	}
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          errLog,
+	}
+}
+
+// serve runs srv on ln until it is shut down, logging (rather than losing) an
+// unexpected stop.
+func serve(srv *http.Server, ln net.Listener, logger *slog.Logger, name string) {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		logger.Error("embedded server stopped", "server", name, "err", err)
+	}
+}
+
+// shutdown stops srv gracefully: it stops accepting and waits for in-flight
+// requests until ctx is done, after which it closes the remaining connections.
+func shutdown(ctx context.Context, srv *http.Server) error {
+	err := srv.Shutdown(ctx)
+	if err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("shut down http server: %w", err)
+	}
+	return nil
+}
+
+// discardLogger is used when the caller gives no logger.
+func discardLogger() *slog.Logger {
+	return slog.New(slog.DiscardHandler)
+}
+
+// baseURL is the http URL of a listener's address.
+func baseURL(ln net.Listener) string {
+	return "http://" + ln.Addr().String()
+}

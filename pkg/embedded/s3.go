@@ -1,0 +1,138 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3bolt"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	bolt "go.etcd.io/bbolt"
+)
+
+// boltLockTimeout is how long StartS3 waits for another process to release the
+// bolt file before giving up; bolt would otherwise wait for ever.
+const boltLockTimeout = 2 * time.Second
+
+// S3Options configures StartS3.
+type S3Options struct {
+	// Addr is the loopback address to listen on; "" means 127.0.0.1 on a free port.
+	// Addresses that are not loopback are refused.
+	Addr string
+	// Path is the bolt database file that holds the buckets and objects; "" keeps
+	// them in memory only. Its directory is created if needed.
+	Path string
+	// Logger receives gofakes3's messages (its per-request messages at debug level)
+	// and server errors; nil discards them.
+	Logger *slog.Logger
+}
+
+// S3 is an embedded S3-compatible server (gofakes3) listening on loopback, backed
+// by a bolt file or by memory. Clients must use path-style addressing. Create it
+// with StartS3 and stop it with Close.
+type S3 struct {
+	ln  net.Listener
+	srv *http.Server
+	db  *bolt.DB // nil when memory only
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// StartS3 opens the bolt file at opts.Path (or memory) and starts serving the S3
+// REST protocol on a loopback address. Every write is committed to the bolt file
+// (and flushed to disk) before it is acknowledged, so the data survives a crash.
+func StartS3(ctx context.Context, opts S3Options) (*S3, error) {
+	s := &S3{}
+	var backend gofakes3.Backend
+	if opts.Path == "" {
+		backend = s3mem.New()
+	} else {
+		if err := os.MkdirAll(dirOf(opts.Path), 0o700); err != nil {
+			return nil, fmt.Errorf("create directory for s3 store %s: %w", opts.Path, err)
+		}
+		db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{Timeout: boltLockTimeout})
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("open s3 store %s: locked by another process (is another bulkhead dev running on the same data?): %w", opts.Path, err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open s3 store %s: %w", opts.Path, err)
+		}
+		s.db = db
+		backend = s3bolt.New(db)
+	}
+
+	fakeOpts := []gofakes3.Option{gofakes3.WithLogger(gofakes3.DiscardLog())}
+	if opts.Logger != nil {
+		fakeOpts = []gofakes3.Option{gofakes3.WithLogger(slogAdapter{opts.Logger})}
+	}
+	handler := gofakes3.New(backend, fakeOpts...).Server()
+
+	ln, err := listenLoopback(opts.Addr)
+	if err != nil {
+		s.closeDB()
+		return nil, fmt.Errorf("start embedded s3: %w", err)
+	}
+	s.ln = ln
+	s.srv = newHTTPServer(handler, opts.Logger)
+	logger := opts.Logger
+	if logger == nil {
+		logger = discardLogger()
+	}
+	go serve(s.srv, ln, logger, "s3")
+	return s, nil
+}
+
+// URL returns the server's base URL, such as "http://127.0.0.1:41235", for the
+// SDK's BaseEndpoint.
+func (s *S3) URL() string {
+	return baseURL(s.ln)
+}
+
+// Close stops accepting connections, waits for in-flight requests until ctx is
+// done, and closes the bolt file. Close may be called more than once; later calls
+// return the first call's result.
+func (s *S3) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		s.closeErr = errors.Join(shutdown(ctx, s.srv), s.closeDB())
+		if s.closeErr != nil {
+			s.closeErr = fmt.Errorf("close embedded s3: %w", s.closeErr)
+		}
+	})
+	return s.closeErr
+}
+
+// closeDB closes the bolt file, if any. bolt waits for open transactions, so a
+// request still running after a forced shutdown finishes its write first.
+func (s *S3) closeDB() error {
+	if s.db == nil {
+		return nil
+	}
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close s3 store %s: %w", s.db.Path(), err)
+	}
+	return nil
+}
+
+// slogAdapter sends gofakes3's messages to slog. gofakes3 logs every request at
+// its info level, which is debug-level noise for us.
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Print(level gofakes3.LogLevel, v ...any) {
+	msg := fmt.Sprint(v...)
+	switch level {
+	case gofakes3.LogErr:
+		a.l.Error(msg, "component", "gofakes3")
+	case gofakes3.LogWarn:
+		a.l.Warn(msg, "component", "gofakes3")
+	default:
+		a.l.Debug(msg, "component", "gofakes3")
+	}
+}

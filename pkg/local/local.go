@@ -1,0 +1,294 @@
+// Package local is the local platform behind `bulkhead dev`: embedded
+// DynamoDB and S3 servers (or endpoints from the environment), the API
+// Gateway emulation and the same handlers the Lambda functions run.
+package local
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/bulkhead-dev/bulkhead/pkg/api"
+	"github.com/bulkhead-dev/bulkhead/pkg/awsclients"
+	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/pkg/embedded"
+	"github.com/bulkhead-dev/bulkhead/pkg/gateway"
+	"github.com/bulkhead-dev/bulkhead/pkg/platform"
+)
+
+// Config is the local platform's configuration, normally from the environment.
+type Config struct {
+	Addr       string // BULKHEAD_ADDR, default 127.0.0.1:8080
+	AdminToken string // BULKHEAD_ADMIN_TOKEN; generated (and kept in the data dir) when empty
+	DataDir    string // BULKHEAD_DATA_DIR, default .bulkhead
+	// DynamoEndpoint and S3Endpoint, when set, replace the embedded servers
+	// (AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL).
+	DynamoEndpoint string
+	S3Endpoint     string
+	Model          bulkhead.Model
+	// SnapshotEvery is how often the embedded DynamoDB state is written to disk.
+	SnapshotEvery time.Duration
+	Out           io.Writer // the banner; os.Stdout when nil
+	Logger        *slog.Logger
+}
+
+// ConfigFromEnv reads the configuration from the environment.
+func ConfigFromEnv() (Config, error) {
+	model, err := platform.ModelFromEnv()
+	if err != nil {
+		return Config{}, err
+	}
+	c := Config{
+		Addr:       envOr("BULKHEAD_ADDR", "127.0.0.1:8080"),
+		AdminToken: os.Getenv("BULKHEAD_ADMIN_TOKEN"),
+		DataDir:    envOr("BULKHEAD_DATA_DIR", ".bulkhead"),
+		Model:      model,
+	}
+	c.DynamoEndpoint, c.S3Endpoint = awsclients.EndpointsFromEnv()
+	return c, nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// Platform is a running local platform.
+type Platform struct {
+	URL        string
+	AdminToken string
+	API        *api.API
+	Dynamo     *embedded.DynamoDB // nil when an external endpoint is used
+	S3         *embedded.S3
+
+	srv    *http.Server
+	served chan error
+}
+
+// Start starts the local platform and prints its banner.
+func Start(ctx context.Context, c Config) (*Platform, error) {
+	out := c.Out
+	if out == nil {
+		out = os.Stdout
+	}
+	logger := c.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	p := &Platform{served: make(chan error, 1)}
+	ok := false
+	defer func() {
+		if !ok {
+			p.closeStores(context.Background())
+		}
+	}()
+
+	opts := platform.Options{Model: c.Model, Logger: logger, DynamoEndpoint: c.DynamoEndpoint, S3Endpoint: c.S3Endpoint}
+	external := c.DynamoEndpoint != "" || c.S3Endpoint != ""
+	if external {
+		cfg, err := awsclients.FromEnvironment(ctx)
+		if err != nil {
+			return nil, err
+		}
+		opts.AWS = cfg
+	} else {
+		opts.AWS = awsclients.Static("")
+	}
+	if c.DynamoEndpoint == "" && !external {
+		d, err := embedded.StartDynamoDB(ctx, embedded.DynamoDBOptions{
+			SnapshotPath: filepath.Join(c.DataDir, "dynamodb.json"), SnapshotEvery: c.SnapshotEvery, Logger: logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("start embedded DynamoDB: %w", err)
+		}
+		p.Dynamo, opts.DynamoEndpoint = d, d.URL()
+	}
+	if c.S3Endpoint == "" && !external {
+		s, err := embedded.StartS3(ctx, embedded.S3Options{Path: filepath.Join(c.DataDir, "s3.bolt"), Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("start embedded S3: %w", err)
+		}
+		p.S3, opts.S3Endpoint = s, s.URL()
+	}
+	kind := "embedded"
+	if external {
+		kind = "external"
+	}
+	fmt.Fprintf(out, "DynamoDB (%s): %s\n", kind, orAWS(opts.DynamoEndpoint))
+	fmt.Fprintf(out, "S3 (%s): %s\n", kind, orAWS(opts.S3Endpoint))
+
+	if err := platform.Provision(ctx, opts); err != nil {
+		return nil, fmt.Errorf("provision table and bucket: %w", err)
+	}
+	p.API = platform.New(opts)
+
+	token, err := adminToken(c)
+	if err != nil {
+		return nil, err
+	}
+	p.AdminToken = token
+
+	functions := map[string]api.Handler{}
+	for _, r := range api.Routes() {
+		functions[r.Function] = p.API.Function(r.Function)
+	}
+	gw, err := gateway.New(gateway.Config{
+		Routes: api.Routes(), Functions: functions, Authorizer: p.API.Authorizer, AdminToken: token, Logger: logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", c.Addr, err)
+	}
+	p.URL = "http://" + ln.Addr().String()
+	p.srv = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
+	go func() { p.served <- p.srv.Serve(ln) }()
+
+	fmt.Fprintf(out, "Bulkhead API: %s\n", p.URL)
+	fmt.Fprintf(out, "Admin token: %s\n", token)
+	if err := p.demo(ctx, c, out); err != nil {
+		_ = p.srv.Close()
+		return nil, err
+	}
+	ok = true
+	return p, nil
+}
+
+func orAWS(endpoint string) string {
+	if endpoint == "" {
+		return "(AWS default endpoint)"
+	}
+	return endpoint
+}
+
+// adminToken returns the configured token, or the one generated on the first
+// start and kept in the data dir, so restarts keep it.
+func adminToken(c Config) (string, error) {
+	if c.AdminToken != "" {
+		return c.AdminToken, nil
+	}
+	path := filepath.Join(c.DataDir, "admin-token")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	token := "bk_admin_" + hex.EncodeToString(b[:])
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("save admin token: %w", err)
+	}
+	return token, nil
+}
+
+// Demo is the demo tenant created on first start.
+type Demo struct {
+	TenantID string `json:"tenant_id"`
+	APIKey   string `json:"api_key"`
+	AgentID  string `json:"agent_id"`
+}
+
+// demo creates a demo tenant and agent when the platform has no tenant yet,
+// and prints how to use them.
+func (p *Platform) demo(ctx context.Context, c Config, out io.Writer) error {
+	page, err := p.API.Store().ListTenants(ctx, "", 1)
+	if err != nil {
+		return fmt.Errorf("list tenants: %w", err)
+	}
+	path := filepath.Join(c.DataDir, "demo.json")
+	if len(page.Items) > 0 {
+		if b, err := os.ReadFile(path); err == nil {
+			var d Demo
+			if json.Unmarshal(b, &d) == nil {
+				fmt.Fprintf(out, "Demo tenant: %s (API key and agent in %s)\n", d.TenantID, path)
+			}
+		}
+		return nil
+	}
+	t, secret, _, err := p.API.CreateTenant(ctx, "Demo", bulkhead.Starter)
+	if err != nil {
+		return fmt.Errorf("create demo tenant: %w", err)
+	}
+	resp, err := p.API.Function(api.FnAgents)(ctx, events.APIGatewayProxyRequest{
+		HTTPMethod: "POST", Resource: "/v1/agents", Path: "/v1/agents",
+		Body: `{"name":"demo-assistant","system_prompt":"You are a helpful assistant.","tools":["search_kb"]}`,
+		RequestContext: events.APIGatewayProxyRequestContext{
+			RequestID: "demo", Authorizer: map[string]any{api.CtxTenantID: t.ID, api.CtxTier: string(t.Tier)},
+		},
+	})
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("create demo agent: %d %s %v", resp.StatusCode, resp.Body, err)
+	}
+	var agent struct {
+		AgentID string `json:"agent_id"`
+	}
+	if err := json.Unmarshal([]byte(resp.Body), &agent); err != nil {
+		return err
+	}
+	d := Demo{TenantID: t.ID, APIKey: secret, AgentID: agent.AgentID}
+	b, _ := json.MarshalIndent(d, "", "  ")
+	if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("save demo tenant: %w", err)
+	}
+	fmt.Fprintf(out, "Demo tenant: %s\nDemo API key: %s\nDemo agent: %s\n", t.ID, secret, agent.AgentID)
+	fmt.Fprintf(out, "Try: curl -s -X POST %s/v1/agents/%s/execute -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"message\":\"Hello!\"}'\n",
+		p.URL, agent.AgentID, secret)
+	return nil
+}
+
+// Wait blocks until the server stops on its own (an error) or ctx ends.
+func (p *Platform) Wait(ctx context.Context) error {
+	select {
+	case err := <-p.served:
+		return err
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// Close stops accepting requests, lets running ones finish, then closes the
+// stores (the embedded DynamoDB writes its final snapshot): nothing is lost.
+func (p *Platform) Close(ctx context.Context) error {
+	var errs []error
+	if p.srv != nil {
+		if err := p.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop HTTP server: %w", err))
+		}
+	}
+	errs = append(errs, p.closeStores(ctx))
+	return errors.Join(errs...)
+}
+
+func (p *Platform) closeStores(ctx context.Context) error {
+	var errs []error
+	if p.Dynamo != nil {
+		errs = append(errs, p.Dynamo.Close(ctx))
+		p.Dynamo = nil
+	}
+	if p.S3 != nil {
+		errs = append(errs, p.S3.Close(ctx))
+		p.S3 = nil
+	}
+	return errors.Join(errs...)
+}

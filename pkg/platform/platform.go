@@ -1,0 +1,114 @@
+// Package platform wires the API from configuration: the AWS clients, the
+// stores, the model and the runner. The Lambda functions and the local
+// platform both build their handlers here, so there is one code path.
+package platform
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/bulkhead-dev/bulkhead/pkg/api"
+	"github.com/bulkhead-dev/bulkhead/pkg/awsclients"
+	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/pkg/dynamo"
+	"github.com/bulkhead-dev/bulkhead/pkg/offline"
+	"github.com/bulkhead-dev/bulkhead/pkg/runtime"
+	"github.com/bulkhead-dev/bulkhead/pkg/s3store"
+)
+
+// Default resource names.
+const (
+	DefaultTable  = "bulkhead"
+	DefaultBucket = "bulkhead-data"
+)
+
+// Options configure the platform.
+type Options struct {
+	AWS            aws.Config
+	DynamoEndpoint string // "" = the SDK's resolution
+	S3Endpoint     string
+	Table          string
+	Bucket         string
+	Model          bulkhead.Model
+	Now            func() time.Time
+	Logger         *slog.Logger
+}
+
+// New builds the API from options.
+func New(o Options) *api.API {
+	if o.Table == "" {
+		o.Table = DefaultTable
+	}
+	if o.Bucket == "" {
+		o.Bucket = DefaultBucket
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	ddb := awsclients.NewDynamoDB(o.AWS, o.DynamoEndpoint)
+	s3c := awsclients.NewS3(o.AWS, o.S3Endpoint)
+	return api.New(api.Config{
+		Store:       dynamo.New(ddb, o.Table, o.Now),
+		Transcripts: s3store.New(s3c, o.Bucket),
+		Runner:      &runtime.Runner{Model: o.Model, Now: o.Now, Logger: o.Logger},
+		Now:         o.Now,
+		Logger:      o.Logger,
+	})
+}
+
+// Provision creates the table and the bucket if they do not exist (the local
+// platform and tests; in AWS the infrastructure creates them).
+func Provision(ctx context.Context, o Options) error {
+	if o.Table == "" {
+		o.Table = DefaultTable
+	}
+	if o.Bucket == "" {
+		o.Bucket = DefaultBucket
+	}
+	if err := dynamo.CreateTable(ctx, awsclients.NewDynamoDB(o.AWS, o.DynamoEndpoint), o.Table); err != nil {
+		return err
+	}
+	return s3store.CreateBucket(ctx, awsclients.NewS3(o.AWS, o.S3Endpoint), o.Bucket)
+}
+
+// ModelFromEnv builds the model provider: the offline model, with its delay
+// from BULKHEAD_LOCAL_MODEL_DELAY (a Go duration, default 0).
+func ModelFromEnv() (bulkhead.Model, error) {
+	var delay time.Duration
+	if v := os.Getenv("BULKHEAD_LOCAL_MODEL_DELAY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return nil, fmt.Errorf("BULKHEAD_LOCAL_MODEL_DELAY=%q is not a non-negative Go duration (e.g. 200ms)", v)
+		}
+		delay = d
+	}
+	return offline.New(delay), nil
+}
+
+// Logger is the JSON logger every process uses.
+func Logger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// FromLambdaEnv builds the API inside a Lambda function: AWS configuration
+// from the execution environment, BULKHEAD_TABLE and BULKHEAD_BUCKET naming
+// the resources. Clients are built once, outside the handler.
+func FromLambdaEnv(ctx context.Context) (*api.API, error) {
+	cfg, err := awsclients.FromEnvironment(ctx)
+	if err != nil {
+		return nil, err
+	}
+	model, err := ModelFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	return New(Options{
+		AWS: cfg, Table: os.Getenv("BULKHEAD_TABLE"), Bucket: os.Getenv("BULKHEAD_BUCKET"),
+		Model: model, Logger: Logger(),
+	}), nil
+}

@@ -1,0 +1,351 @@
+package s3store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+)
+
+// S3API is the part of the S3 client this package uses, with the SDK's own
+// signatures, so that *s3.Client (or a client with tenant-scoped
+// credentials) can be passed as is.
+type S3API interface {
+	PutObject(ctx context.Context, params *s3.PutObjectInput, optFns ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	GetObject(ctx context.Context, params *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	ListObjectsV2(ctx context.Context, params *s3.ListObjectsV2Input, optFns ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+	DeleteObjects(ctx context.Context, params *s3.DeleteObjectsInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectsOutput, error)
+	CreateBucket(ctx context.Context, params *s3.CreateBucketInput, optFns ...func(*s3.Options)) (*s3.CreateBucketOutput, error)
+	HeadBucket(ctx context.Context, params *s3.HeadBucketInput, optFns ...func(*s3.Options)) (*s3.HeadBucketOutput, error)
+}
+
+var _ S3API = (*s3.Client)(nil)
+
+// maxParallelGets bounds the turn objects read at once: a context window is
+// read in about one round trip instead of one per turn, without opening an
+// unbounded number of connections.
+const maxParallelGets = 8
+
+// Store is the transcript store of one bucket. It is safe for concurrent use.
+type Store struct {
+	client S3API
+	bucket string
+}
+
+// New returns a store over bucket. It makes no request.
+func New(client S3API, bucket string) *Store {
+	return &Store{client: client, bucket: bucket}
+}
+
+// CreateBucket creates bucket, and succeeds if this account already has it.
+// It is meant for the embedded server and development accounts; in AWS the
+// bucket belongs to the CDK stack. It sends no location constraint, so
+// against real S3 it only works in us-east-1.
+func CreateBucket(ctx context.Context, client S3API, bucket string) error {
+	const op = "s3store.CreateBucket"
+	_, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
+	var owned *types.BucketAlreadyOwnedByYou
+	var exists *types.BucketAlreadyExists
+	switch {
+	case err == nil, errors.As(err, &owned):
+		return nil
+	case errors.As(err, &exists):
+		// Some servers (the embedded one among them) say "exists" for a
+		// bucket we own; it is ours if we may use it.
+		if _, herr := client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(bucket)}); herr != nil {
+			return translate(op, bucket, fmt.Errorf("bucket exists and is not usable: %w", herr))
+		}
+		return nil
+	default:
+		return translate(op, bucket, err)
+	}
+}
+
+// Tenant returns the store scoped to one tenant: every key it builds is under
+// that tenant's prefix, and no method takes a key from outside.
+func (s *Store) Tenant(tenantID string) *TenantStore {
+	return &TenantStore{store: s, tenantID: tenantID}
+}
+
+// TenantStore is one tenant's view of the transcripts. It is safe for
+// concurrent use.
+type TenantStore struct {
+	store    *Store
+	tenantID string
+}
+
+// check refuses identifiers that cannot be part of a key.
+func (t *TenantStore) check(op, conversationID string) error {
+	if !validKeyPart(t.tenantID) {
+		return &bulkhead.Error{Code: bulkhead.Invalid, Op: op, Message: "invalid tenant id"}
+	}
+	if !validKeyPart(conversationID) {
+		return &bulkhead.Error{Code: bulkhead.Invalid, Op: op, Message: "invalid conversation id"}
+	}
+	return nil
+}
+
+// AppendTurn writes the messages of one turn (turns start at 1) and returns
+// the object's size. A turn is written once: if it already exists with other
+// content, AppendTurn fails with Conflict, which is what stops two executions
+// racing on one conversation from both writing the same turn. Rewriting the
+// identical bytes succeeds, so a retried request whose first attempt did land
+// (its response lost) is not mistaken for a conflict. Errors: Invalid,
+// Conflict, Unavailable.
+func (t *TenantStore) AppendTurn(ctx context.Context, conversationID string, turn int64, msgs []bulkhead.Message) (int64, error) {
+	const op = "s3store.AppendTurn"
+	if err := t.check(op, conversationID); err != nil {
+		return 0, err
+	}
+	if turn < 1 || turn > maxTurn {
+		return 0, &bulkhead.Error{Code: bulkhead.Invalid, Op: op, Message: fmt.Sprintf("invalid turn %d", turn)}
+	}
+	if len(msgs) == 0 {
+		return 0, &bulkhead.Error{Code: bulkhead.Invalid, Op: op, Message: "a turn needs at least one message"}
+	}
+	body, err := json.Marshal(msgs)
+	if err != nil {
+		return 0, fmt.Errorf("%s: encode turn %d: %w", op, turn, err)
+	}
+	key := turnKey(t.tenantID, conversationID, turn)
+	_, err = t.store.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:        aws.String(t.store.bucket),
+		Key:           aws.String(key),
+		Body:          bytes.NewReader(body),
+		ContentLength: aws.Int64(int64(len(body))),
+		ContentType:   aws.String("application/json"),
+		IfNoneMatch:   aws.String("*"),
+	})
+	if err = translate(op, key, err); bulkhead.IsCode(err, bulkhead.Conflict) {
+		// Only on a conflict, which is rare, does a turn cost a read.
+		if existing, _, gerr := t.getObject(ctx, op, key); gerr == nil && bytes.Equal(existing, body) {
+			return int64(len(body)), nil
+		}
+		return 0, &bulkhead.Error{Code: bulkhead.Conflict, Op: op, Message: fmt.Sprintf("turn %d already exists", turn), Err: err}
+	}
+	if err != nil {
+		return 0, err
+	}
+	return int64(len(body)), nil
+}
+
+// RecentMessages returns the messages of the last window turns, oldest
+// first, and the bytes read. turns is how many turns the conversation has,
+// from its head, so that the read is a fixed number of GETs on known keys
+// however long the conversation is. A turn at or below turns that is missing
+// means the transcript contradicts its head: that is an Internal error naming
+// the key, never a silently shorter context. Errors: Invalid, Internal,
+// Unavailable.
+func (t *TenantStore) RecentMessages(ctx context.Context, conversationID string, turns int64, window int) ([]bulkhead.Message, int64, error) {
+	const op = "s3store.RecentMessages"
+	if err := t.check(op, conversationID); err != nil {
+		return nil, 0, err
+	}
+	if turns < 0 || turns > maxTurn {
+		return nil, 0, &bulkhead.Error{Code: bulkhead.Invalid, Op: op, Message: fmt.Sprintf("invalid turn count %d", turns)}
+	}
+	if turns == 0 || window <= 0 {
+		return nil, 0, nil
+	}
+	first := max(1, turns-int64(window)+1)
+	perTurn, n, err := t.readTurns(ctx, op, conversationID, first, turns)
+	if err != nil {
+		return nil, n, err
+	}
+	var msgs []bulkhead.Message
+	for _, m := range perTurn {
+		msgs = append(msgs, m...)
+	}
+	return msgs, n, nil
+}
+
+// Messages returns one page of the transcript, oldest first: at most limit
+// messages starting at from (the zero Position is the start), and the
+// position of the next page, nil at the end. turns is how many turns the
+// conversation has, from its head. limit <= 0 means bulkhead.DefaultPageSize,
+// and limit is capped at bulkhead.MaxPageSize so a page is a bounded read.
+// Errors: Invalid (a position that does not exist), Internal, Unavailable.
+func (t *TenantStore) Messages(ctx context.Context, conversationID string, turns int64, from Position, limit int) ([]bulkhead.Message, *Position, error) {
+	const op = "s3store.Messages"
+	if err := t.check(op, conversationID); err != nil {
+		return nil, nil, err
+	}
+	if turns < 0 || turns > maxTurn {
+		return nil, nil, &bulkhead.Error{Code: bulkhead.Invalid, Op: op, Message: fmt.Sprintf("invalid turn count %d", turns)}
+	}
+	if from.Turn < 0 || from.Offset < 0 || (from.Turn == 0 && from.Offset != 0) {
+		return nil, nil, &bulkhead.Error{Code: bulkhead.Invalid, Op: op, Message: "invalid cursor"}
+	}
+	if limit <= 0 {
+		limit = bulkhead.DefaultPageSize
+	}
+	limit = min(limit, bulkhead.MaxPageSize)
+
+	turn, off := max(from.Turn, 1), from.Offset
+	var msgs []bulkhead.Message
+	for turn <= turns && len(msgs) < limit {
+		need := limit - len(msgs)
+		// Turns are usually a user and an assistant message, so need/2 turns
+		// usually fill the page; reading them together saves round trips and
+		// over-reads a few objects at most when turns are longer.
+		batch := min(int64(max((need+1)/2, 1)), int64(maxParallelGets), turns-turn+1)
+		perTurn, _, err := t.readTurns(ctx, op, conversationID, turn, turn+batch-1)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, tm := range perTurn {
+			if off > len(tm) {
+				return nil, nil, &bulkhead.Error{Code: bulkhead.Invalid, Op: op, Message: "invalid cursor"}
+			}
+			if rest := tm[off:]; len(rest) > need {
+				msgs = append(msgs, rest[:need]...)
+				return msgs, &Position{Turn: turn, Offset: off + need}, nil
+			}
+			msgs = append(msgs, tm[off:]...)
+			need = limit - len(msgs)
+			turn, off = turn+1, 0
+			if need == 0 {
+				break
+			}
+		}
+	}
+	if turn > turns {
+		return msgs, nil, nil
+	}
+	return msgs, &Position{Turn: turn, Offset: off}, nil
+}
+
+// readTurns reads turns first..last concurrently and returns their messages
+// in turn order, with the bytes read.
+func (t *TenantStore) readTurns(ctx context.Context, op, conversationID string, first, last int64) ([][]bulkhead.Message, int64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	n := int(last - first + 1)
+	perTurn := make([][]bulkhead.Message, n)
+	sizes := make([]int64, n)
+	var (
+		mu       sync.Mutex
+		firstErr error // the first failure in time: later ones may only be the cancellation it caused
+	)
+	sem := make(chan struct{}, maxParallelGets)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			turn := first + int64(i)
+			key := turnKey(t.tenantID, conversationID, turn)
+			body, size, err := t.getObject(ctx, op, key)
+			sizes[i] = size
+			if bulkhead.IsCode(err, bulkhead.NotFound) {
+				err = &bulkhead.Error{Code: bulkhead.Internal, Op: op, Message: fmt.Sprintf("transcript is missing turn %d (%s)", turn, key), Err: err}
+			}
+			if err == nil {
+				if jerr := json.Unmarshal(body, &perTurn[i]); jerr != nil {
+					err = &bulkhead.Error{Code: bulkhead.Internal, Op: op, Message: fmt.Sprintf("unreadable turn %d (%s)", turn, key), Err: jerr}
+				}
+			}
+			if err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+				cancel() // the other reads are of no use now
+			}
+		})
+	}
+	wg.Wait()
+
+	var total int64
+	for _, s := range sizes {
+		total += s
+	}
+	if firstErr != nil {
+		return nil, total, firstErr
+	}
+	return perTurn, total, nil
+}
+
+// getObject reads a whole object and returns its body and size.
+func (t *TenantStore) getObject(ctx context.Context, op, key string) ([]byte, int64, error) {
+	out, err := t.store.client.GetObject(ctx, &s3.GetObjectInput{
+		Bucket: aws.String(t.store.bucket),
+		Key:    aws.String(key),
+	})
+	if err != nil {
+		return nil, 0, translate(op, key, err)
+	}
+	defer out.Body.Close()
+	body, err := io.ReadAll(out.Body)
+	if err != nil {
+		return nil, int64(len(body)), translate(op, key, fmt.Errorf("read body: %w", err))
+	}
+	return body, int64(len(body)), nil
+}
+
+// DeleteConversation removes every object under the conversation's prefix
+// and returns the bytes removed, so the tenant's storage counter can be
+// decremented by exactly that. It is the one operation that lists, since it
+// must also remove objects no head knows about (a turn written by an
+// execution that failed before updating the head). Deleting a conversation
+// with no objects removes 0 bytes and is not an error. On failure the bytes
+// already removed are returned with the error. Errors: Invalid, Unavailable.
+func (t *TenantStore) DeleteConversation(ctx context.Context, conversationID string) (int64, error) {
+	const op = "s3store.DeleteConversation"
+	if err := t.check(op, conversationID); err != nil {
+		return 0, err
+	}
+	prefix := conversationPrefix(t.tenantID, conversationID)
+	pages := s3.NewListObjectsV2Paginator(t.store.client, &s3.ListObjectsV2Input{
+		Bucket: aws.String(t.store.bucket),
+		Prefix: aws.String(prefix),
+	})
+	var deleted int64
+	for pages.HasMorePages() {
+		// A page holds at most 1,000 keys, which is also DeleteObjects' limit.
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return deleted, translate(op, prefix, err)
+		}
+		if len(page.Contents) == 0 {
+			continue
+		}
+		ids := make([]types.ObjectIdentifier, 0, len(page.Contents))
+		sizes := make(map[string]int64, len(page.Contents))
+		for _, obj := range page.Contents {
+			ids = append(ids, types.ObjectIdentifier{Key: obj.Key})
+			sizes[aws.ToString(obj.Key)] = aws.ToInt64(obj.Size)
+		}
+		out, err := t.store.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+			Bucket: aws.String(t.store.bucket),
+			Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(true)},
+		})
+		if err != nil {
+			return deleted, translate(op, prefix, err)
+		}
+		// Quiet mode reports only the failures; everything else was removed.
+		for _, e := range out.Errors {
+			delete(sizes, aws.ToString(e.Key))
+		}
+		for _, size := range sizes {
+			deleted += size
+		}
+		if len(out.Errors) > 0 {
+			first := out.Errors[0]
+			return deleted, translate(op, prefix, fmt.Errorf("%d objects not deleted, first %s: %s %s",
+				len(out.Errors), aws.ToString(first.Key), aws.ToString(first.Code), aws.ToString(first.Message)))
+		}
+	}
+	return deleted, nil
+}

@@ -24,7 +24,9 @@ type convItem struct {
 	UpdatedAt      time.Time `dynamodbav:"updated_at"`
 	// BusyExec and BusyUntil are the claim of the execution writing the next
 	// turn: one turn at a time per conversation, and a crashed execution's
-	// claim lapses by itself.
+	// claim lapses by itself. Settling releases the claim by setting
+	// BusyUntil to 0 (a lapsed lease), which frees it just as well as removing
+	// the attributes would.
 	BusyExec  string `dynamodbav:"busy_exec,omitempty"`
 	BusyUntil int64  `dynamodbav:"busy_until,omitempty"`
 }

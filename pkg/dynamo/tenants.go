@@ -13,17 +13,17 @@ import (
 )
 
 type tenantItem struct {
-	PK        string                  `dynamodbav:"PK"`
-	SK        string                  `dynamodbav:"SK"`
-	TenantID  string                  `dynamodbav:"tenant_id"`
-	Name      string                  `dynamodbav:"name"`
-	Tier      string                  `dynamodbav:"tier"`
-	Status    string                  `dynamodbav:"status"`
+	PK       string `dynamodbav:"PK"`
+	SK       string `dynamodbav:"SK"`
+	TenantID string `dynamodbav:"tenant_id"`
+	Name     string `dynamodbav:"name"`
+	Tier     string `dynamodbav:"tier"`
+	Status   string `dynamodbav:"status"`
 	// Overrides is omitted when empty: an empty map does not survive the
 	// embedded server's round trip.
 	Overrides *bulkhead.QuotaOverrides `dynamodbav:"overrides,omitempty"`
-	CreatedAt time.Time               `dynamodbav:"created_at"`
-	UpdatedAt time.Time               `dynamodbav:"updated_at"`
+	CreatedAt time.Time                `dynamodbav:"created_at"`
+	UpdatedAt time.Time                `dynamodbav:"updated_at"`
 }
 
 func (it tenantItem) tenant() bulkhead.Tenant {

@@ -174,17 +174,17 @@ func (t *TenantStore) settleConversation(st Settlement, tokens, bytes int64) *ty
 		updated, _ := attributevalue.Marshal(e.FinishedAt)
 		return &types.TransactWriteItem{Update: &types.Update{
 			TableName: aws.String(t.s.table), Key: key(t.pk, convSK(e.ConversationID)),
-			UpdateExpression:          aws.String("SET turns = turns + :one, updated_at = :upd ADD tokens :tok, #b :bytes REMOVE busy_exec, busy_until"),
+			UpdateExpression:          aws.String("SET turns = turns + :one, updated_at = :upd, busy_until = :free ADD tokens :tok, #b :bytes"),
 			ConditionExpression:       aws.String("busy_exec = :eid"),
 			ExpressionAttributeNames:  map[string]string{"#b": "bytes"},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":upd": updated, ":tok": num(tokens), ":bytes": num(bytes), ":eid": str(e.ID)},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":upd": updated, ":free": num(0), ":tok": num(tokens), ":bytes": num(bytes), ":eid": str(e.ID)},
 		}}
 	case st.Claimed:
 		return &types.TransactWriteItem{Update: &types.Update{
 			TableName: aws.String(t.s.table), Key: key(t.pk, convSK(e.ConversationID)),
-			UpdateExpression:          aws.String("REMOVE busy_exec, busy_until"),
+			UpdateExpression:          aws.String("SET busy_until = :free"),
 			ConditionExpression:       aws.String("busy_exec = :eid"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":eid": str(e.ID)},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":free": num(0), ":eid": str(e.ID)},
 		}}
 	}
 	return nil

@@ -53,7 +53,7 @@ type DynamoDB struct {
 	every   time.Duration
 	log     *slog.Logger
 	ln      net.Listener
-	srv     *http.Server
+	srv     *httpServer
 	unlock  func() error // releases the snapshot file's lock; nil when memory only
 	stop    chan struct{}
 	stopped chan struct{}
@@ -121,7 +121,7 @@ func StartDynamoDB(ctx context.Context, opts DynamoDBOptions) (*DynamoDB, error)
 	}
 	d.ln = ln
 	d.srv = newHTTPServer(http.HandlerFunc(d.serveHTTP), opts.Logger)
-	go serve(d.srv, ln, d.log, "dynamodb")
+	go d.srv.serve(ln, d.log, "dynamodb")
 
 	if d.path != "" {
 		d.stop, d.stopped = make(chan struct{}), make(chan struct{})
@@ -181,7 +181,7 @@ func (d *DynamoDB) Server() *server.Server {
 // called more than once; later calls return the first call's result.
 func (d *DynamoDB) Close(ctx context.Context) error {
 	d.closeOnce.Do(func() {
-		errShutdown := shutdown(ctx, d.srv)
+		errShutdown := d.srv.shutdown(ctx)
 		if d.stop != nil {
 			close(d.stop)
 			<-d.stopped

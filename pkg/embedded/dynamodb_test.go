@@ -22,7 +22,11 @@ import (
 	"github.com/bulkhead-dev/bulkhead/pkg/embedded"
 )
 
-const table = "bulkhead"
+// table and mirror are the tables the tests use.
+const (
+	table  = "bulkhead"
+	mirror = "mirror"
+)
 
 func TestDynamoDBSurvivesRestart(t *testing.T) {
 	ctx := testContext(t)
@@ -156,6 +160,7 @@ func TestDynamoDBSnapshotConsistentUnderWrites(t *testing.T) {
 	d := mustStartDynamoDB(t, embedded.DynamoDBOptions{SnapshotPath: path, SnapshotEvery: time.Hour})
 	c := dynamoClient(d)
 	mustCreateTable(t, c, table)
+	mustCreateTable(t, c, mirror)
 
 	var (
 		wg         sync.WaitGroup
@@ -165,8 +170,7 @@ func TestDynamoDBSnapshotConsistentUnderWrites(t *testing.T) {
 		failures   = make(chan error, writers+txWriters)
 		stop       = make(chan struct{})
 		snapDone   = make(chan struct{})
-		snapshots  int
-		midRunCopy = filepath.Join(dir, "mid-run.json")
+		snapshots  []string // copies of the snapshots taken during the writes
 	)
 	for w := range writers {
 		wg.Go(func() {
@@ -194,21 +198,23 @@ func TestDynamoDBSnapshotConsistentUnderWrites(t *testing.T) {
 			}
 		})
 	}
-	// Each transaction adds one to two items at once: a snapshot that split a
-	// transaction would show them different.
+	// Each transaction adds one to an item in each of two tables: a snapshot that
+	// split a transaction would show them different. Two tables, because minidyn
+	// serves one Scan under its own lock, so only a snapshot of several tables (or
+	// several pages) can tear.
 	for range txWriters {
 		wg.Go(func() {
 			for range perWriter {
-				add := func(sk string) types.TransactWriteItem {
+				add := func(tableName string) types.TransactWriteItem {
 					return types.TransactWriteItem{Update: &types.Update{
-						TableName:                 aws.String(table),
-						Key:                       key("TENANT#a", sk),
+						TableName:                 aws.String(tableName),
+						Key:                       key("TENANT#a", "PAIR"),
 						UpdateExpression:          aws.String("ADD n :one"),
 						ExpressionAttributeValues: map[string]types.AttributeValue{":one": &types.AttributeValueMemberN{Value: "1"}},
 					}}
 				}
 				_, err := c.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
-					TransactItems: []types.TransactWriteItem{add("PAIR#left"), add("PAIR#right")},
+					TransactItems: []types.TransactWriteItem{add(table), add(mirror)},
 				})
 				if err != nil {
 					failures <- fmt.Errorf("TransactWriteItems: %w", err)
@@ -230,10 +236,12 @@ func TestDynamoDBSnapshotConsistentUnderWrites(t *testing.T) {
 				failures <- fmt.Errorf("Snapshot during writes: %w", err)
 				return
 			}
-			snapshots++
-			if snapshots == 3 {
-				mustCopyFile(t, path, midRunCopy)
+			copied := filepath.Join(dir, fmt.Sprintf("mid-run-%d.json", len(snapshots)))
+			if err := copyFile(path, copied); err != nil {
+				failures <- err
+				return
 			}
+			snapshots = append(snapshots, copied)
 		}
 	}()
 	wg.Wait()
@@ -246,10 +254,10 @@ func TestDynamoDBSnapshotConsistentUnderWrites(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	if snapshots < 3 {
-		t.Fatalf("only %d snapshots during the writes, want at least 3 to test anything", snapshots)
+	if len(snapshots) < 3 {
+		t.Fatalf("only %d snapshots during the writes, want at least 3 to test anything", len(snapshots))
 	}
-	t.Logf("%d snapshots during %d writes", snapshots, writers*perWriter+txWriters*perWriter)
+	t.Logf("%d snapshots during %d writes", len(snapshots), writers*perWriter+txWriters*perWriter)
 	mustClose(t, d)
 
 	c2 := dynamoClient(mustStartDynamoDB(t, embedded.DynamoDBOptions{SnapshotPath: path}))
@@ -269,17 +277,20 @@ func TestDynamoDBSnapshotConsistentUnderWrites(t *testing.T) {
 		t.Errorf("successful updates = %d, want exactly %d (the limits)", got, want)
 	}
 	pair := func(c *dynamodb.Client) (string, string) {
-		return numberAttr(mustGetItem(t, c, table, "TENANT#a", "PAIR#left"), "n"),
-			numberAttr(mustGetItem(t, c, table, "TENANT#a", "PAIR#right"), "n")
+		return numberAttr(mustGetItem(t, c, table, "TENANT#a", "PAIR"), "n"),
+			numberAttr(mustGetItem(t, c, mirror, "TENANT#a", "PAIR"), "n")
 	}
 	if left, right := pair(c2); left != strconv.FormatInt(txDone.Load(), 10) || right != left {
 		t.Errorf("transaction pair after restart = (%s, %s), want both %d", left, right, txDone.Load())
 	}
 
-	// The mid-run snapshot was taken while transactions were running.
-	cMid := dynamoClient(mustStartDynamoDB(t, embedded.DynamoDBOptions{SnapshotPath: midRunCopy}))
-	if left, right := pair(cMid); left != right {
-		t.Errorf("transaction pair in a mid-run snapshot = (%q, %q), want equal (a torn transaction)", left, right)
+	// The snapshots taken while transactions were running hold none by half.
+	for _, snap := range snapshots {
+		mid := mustStartDynamoDB(t, embedded.DynamoDBOptions{SnapshotPath: snap})
+		if left, right := pair(dynamoClient(mid)); left != right {
+			t.Errorf("transaction pair in snapshot %s = (%q, %q), want equal (a torn transaction)", filepath.Base(snap), left, right)
+		}
+		mustClose(t, mid)
 	}
 }
 
@@ -386,14 +397,21 @@ func TestStartRefusesNonLoopbackAddress(t *testing.T) {
 	}
 }
 
-// mustCopyFile copies src to dst, as a backup taken at that moment would.
-func mustCopyFile(tb testing.TB, src, dst string) {
-	tb.Helper()
+// copyFile copies src to dst, as a backup taken at that moment would.
+func copyFile(src, dst string) error {
 	b, err := os.ReadFile(src)
 	if err != nil {
-		tb.Fatalf("copy %s: %v", src, err)
+		return fmt.Errorf("copy %s: %w", src, err)
 	}
 	if err := os.WriteFile(dst, b, 0o600); err != nil {
-		tb.Fatalf("copy to %s: %v", dst, err)
+		return fmt.Errorf("copy to %s: %w", dst, err)
+	}
+	return nil
+}
+
+func mustCopyFile(tb testing.TB, src, dst string) {
+	tb.Helper()
+	if err := copyFile(src, dst); err != nil {
+		tb.Fatal(err)
 	}
 }

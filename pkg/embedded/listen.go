@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -46,38 +47,78 @@ func listenLoopback(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-// newHTTPServer returns the http.Server that serves h. It sets no write timeout
-// because S3 objects may be large and slow to stream; the header timeout only
-// protects against connections that never send a request.
-func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+// httpServer is an http.Server whose Close does not wait for connections that
+// never sent a request. Go's HTTP client may open a spare connection for a burst
+// of requests (its dial race) and then keep it unused; http.Server.Shutdown treats
+// such a connection as busy for five seconds before closing it, which would make
+// every Close after a burst take five seconds.
+type httpServer struct {
+	srv *http.Server
+
+	mu      sync.Mutex
+	fresh   map[net.Conn]struct{} // connections that have not started a request yet
+	closing bool
+}
+
+// newHTTPServer returns the server that serves h. It sets no write timeout because
+// S3 objects may be large and slow to stream; the header timeout only protects
+// against connections that never send a request.
+func newHTTPServer(h http.Handler, logger *slog.Logger) *httpServer {
 	var errLog *log.Logger
 	if logger != nil {
 		errLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 	} else {
 		errLog = log.New(io.Discard, "", 0)
 	}
-	return &http.Server{
+	s := &httpServer{fresh: map[net.Conn]struct{}{}}
+	s.srv = &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          errLog,
+		ConnState:         s.connState,
 	}
+	return s
 }
 
-// serve runs srv on ln until it is shut down, logging (rather than losing) an
-// unexpected stop.
-func serve(srv *http.Server, ln net.Listener, logger *slog.Logger, name string) {
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+// connState tracks the connections that have not started a request.
+func (s *httpServer) connState(c net.Conn, state http.ConnState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if state != http.StateNew {
+		delete(s.fresh, c)
+		return
+	}
+	if s.closing {
+		_ = c.Close()
+		return
+	}
+	s.fresh[c] = struct{}{}
+}
+
+// serve runs the server on ln until it is shut down, logging (rather than losing)
+// an unexpected stop.
+func (s *httpServer) serve(ln net.Listener, logger *slog.Logger, name string) {
+	if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		logger.Error("embedded server stopped", "server", name, "err", err)
 	}
 }
 
-// shutdown stops srv gracefully: it stops accepting and waits for in-flight
-// requests until ctx is done, after which it closes the remaining connections.
-func shutdown(ctx context.Context, srv *http.Server) error {
-	err := srv.Shutdown(ctx)
-	if err != nil {
-		_ = srv.Close()
+// shutdown stops the server gracefully: it stops accepting, closes connections
+// that are idle or have not started a request (none of which has a request being
+// served), and waits for in-flight requests until ctx is done, after which it
+// closes the remaining connections.
+func (s *httpServer) shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for c := range s.fresh {
+		_ = c.Close()
+	}
+	clear(s.fresh)
+	s.mu.Unlock()
+
+	if err := s.srv.Shutdown(ctx); err != nil {
+		_ = s.srv.Close()
 		return fmt.Errorf("shut down http server: %w", err)
 	}
 	return nil

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -39,7 +38,7 @@ type S3Options struct {
 // with StartS3 and stop it with Close.
 type S3 struct {
 	ln  net.Listener
-	srv *http.Server
+	srv *httpServer
 	db  *bolt.DB // nil when memory only
 
 	closeOnce sync.Once
@@ -86,7 +85,7 @@ func StartS3(ctx context.Context, opts S3Options) (*S3, error) {
 	if logger == nil {
 		logger = discardLogger()
 	}
-	go serve(s.srv, ln, logger, "s3")
+	go s.srv.serve(ln, logger, "s3")
 	return s, nil
 }
 
@@ -101,7 +100,7 @@ func (s *S3) URL() string {
 // return the first call's result.
 func (s *S3) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
-		s.closeErr = errors.Join(shutdown(ctx, s.srv), s.closeDB())
+		s.closeErr = errors.Join(s.srv.shutdown(ctx), s.closeDB())
 		if s.closeErr != nil {
 			s.closeErr = fmt.Errorf("close embedded s3: %w", s.closeErr)
 		}

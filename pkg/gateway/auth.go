@@ -80,7 +80,10 @@ func (g *Gateway) authorizeTenant(ctx context.Context, authorization, methodARN 
 		if err.Error() == unauthorizedMessage {
 			return nil, fail(bulkhead.Unauthenticated, "Invalid or missing API key")
 		}
-		r := fail(bulkhead.Internal, "Internal server error")
+		// The authorizer fails when it cannot reach its store: the platform
+		// fails closed with 503, which the deployed API's AUTHORIZER_FAILURE
+		// gateway response also answers.
+		r := fail(bulkhead.Unavailable, "Service temporarily unavailable; retry")
 		// The authorizer is ours, but an error message could still quote the key.
 		r.cause = fmt.Errorf("authorizer: %s", redact(err.Error(), authorization))
 		return nil, r

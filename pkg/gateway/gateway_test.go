@@ -313,7 +313,7 @@ func TestTenantAuth(t *testing.T) {
 		{"deny with context", bearer(keySuspended), 403, "tenant_suspended", "Tenant t-s is suspended", 1},
 		{"allow for another method only", bearer(keyElsewhere), 403, "forbidden", "Forbidden", 1},
 		{"deny beats allow", bearer(keyAllowDeny), 403, "forbidden", "Forbidden", 1},
-		{"authorizer failure", bearer(keyBoom), 500, "internal", "Internal server error", 1},
+		{"authorizer failure", bearer(keyBoom), 503, "unavailable", "Service temporarily unavailable; retry", 1},
 		{"object in context", bearer(keyBadCtx), 500, "internal", "Internal server error", 1},
 		{"tier in no usage plan", bearer(keyNoTier), 403, "forbidden", "Forbidden", 1},
 	}

@@ -1,0 +1,61 @@
+// Package platformtest starts the platform on the embedded DynamoDB and S3
+// servers for tests, spoken to through the real SDK clients.
+package platformtest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/pkg/api"
+	"github.com/bulkhead-dev/bulkhead/pkg/awsclients"
+	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/pkg/embedded"
+	"github.com/bulkhead-dev/bulkhead/pkg/offline"
+	"github.com/bulkhead-dev/bulkhead/pkg/platform"
+)
+
+// Env is a platform on embedded servers.
+type Env struct {
+	API     *api.API
+	Dynamo  *embedded.DynamoDB
+	S3      *embedded.S3
+	Options platform.Options
+}
+
+// Option changes the platform options before the API is built.
+type Option func(*platform.Options)
+
+// WithClock injects a clock.
+func WithClock(now func() time.Time) Option { return func(o *platform.Options) { o.Now = now } }
+
+// WithModel replaces the offline model.
+func WithModel(m bulkhead.Model) Option { return func(o *platform.Options) { o.Model = m } }
+
+// Start starts in-memory embedded servers, provisions the table and bucket,
+// and builds the API; everything is stopped when the test ends.
+func Start(tb testing.TB, opts ...Option) *Env {
+	tb.Helper()
+	ctx := context.Background()
+	d, err := embedded.StartDynamoDB(ctx, embedded.DynamoDBOptions{})
+	if err != nil {
+		tb.Fatalf("start embedded DynamoDB: %v", err)
+	}
+	tb.Cleanup(func() { _ = d.Close(context.Background()) })
+	s, err := embedded.StartS3(ctx, embedded.S3Options{})
+	if err != nil {
+		tb.Fatalf("start embedded S3: %v", err)
+	}
+	tb.Cleanup(func() { _ = s.Close(context.Background()) })
+	o := platform.Options{
+		AWS: awsclients.Static(""), DynamoEndpoint: d.URL(), S3Endpoint: s.URL(),
+		Model: offline.New(0),
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := platform.Provision(ctx, o); err != nil {
+		tb.Fatalf("provision: %v", err)
+	}
+	return &Env{API: platform.New(o), Dynamo: d, S3: s, Options: o}
+}

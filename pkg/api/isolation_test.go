@@ -1,0 +1,66 @@
+package api_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/bulkhead-dev/bulkhead/pkg/api"
+)
+
+// TestIsolationWalksEveryRoute calls every tenant route that names a
+// resource with tenant B's key and tenant A's ids: each must be 404, and
+// every list B sees must be free of A's ids.
+func TestIsolationWalksEveryRoute(t *testing.T) {
+	h := newHarness(t, 0)
+	a := h.newTenant("acme", "starter")
+	b := h.newTenant("globex", "starter")
+	agentA := h.newAgent(a)
+	convA := h.must(200, "POST", "/v1/agents/"+agentA+"/execute", a.key, map[string]any{"message": "secret plans"}).str("conversation_id")
+	keyA := h.must(201, "POST", "/v1/keys", a.key, map[string]any{"name": "ci"}).str("key_id")
+	agentB := h.newAgent(b)
+
+	ids := map[string]string{"agent_id": agentA, "conversation_id": convA, "key_id": keyA}
+	bodies := map[string]any{
+		"PATCH /v1/agents/{agent_id}":        map[string]any{"name": "stolen"},
+		"POST /v1/agents/{agent_id}/execute": map[string]any{"message": "hi"},
+	}
+	walked := 0
+	for _, r := range api.Routes() {
+		if r.Auth != api.AuthTenant || !strings.Contains(r.Resource, "{") {
+			continue
+		}
+		path := r.Resource
+		for name, id := range ids {
+			path = strings.ReplaceAll(path, "{"+name+"}", id)
+		}
+		if strings.Contains(path, "{") {
+			t.Fatalf("route %s has a parameter this test does not know", r.Resource)
+		}
+		resp := h.do(r.Method, path, b.key, bodies[r.Method+" "+r.Resource])
+		if resp.status != 404 || resp.errCode() != "not_found" {
+			t.Errorf("%s %s with another tenant's key: %d %s, want 404 not_found", r.Method, path, resp.status, resp.raw)
+		}
+		walked++
+	}
+	if walked < 7 {
+		t.Fatalf("walked %d routes, expected every tenant route with an id", walked)
+	}
+	// A's conversation cannot be continued through B's own agent either.
+	r := h.do("POST", "/v1/agents/"+agentB+"/execute", b.key, map[string]any{"message": "hi", "conversation_id": convA})
+	if r.status != 404 {
+		t.Errorf("B continuing A's conversation: %d %s, want 404", r.status, r.raw)
+	}
+	for _, path := range []string{"/v1/agents", "/v1/conversations", "/v1/keys", "/v1/usage", "/v1/billing/current"} {
+		resp := h.must(200, "GET", path, b.key, nil)
+		for _, id := range []string{a.id, agentA, convA, keyA} {
+			if strings.Contains(resp.raw, id) {
+				t.Errorf("GET %s as B shows A's %s", path, id)
+			}
+		}
+	}
+	// A's things are untouched.
+	if got := h.must(200, "GET", "/v1/agents/"+agentA, a.key, nil).str("name"); got != "a" {
+		t.Errorf("A's agent name = %q after B's attempts, want %q", got, "a")
+	}
+	h.must(200, "GET", "/v1/conversations/"+convA, a.key, nil)
+}

@@ -152,3 +152,6 @@ func (a *API) transcriptStore(r *request) *s3store.TenantStore { return a.transc
 
 // Store is the platform store the API was built on (for operator tooling).
 func (a *API) Store() *dynamo.Store { return a.store }
+
+// Transcripts is the transcript store the API was built on.
+func (a *API) Transcripts() *s3store.Store { return a.transcripts }

@@ -89,7 +89,11 @@ func TestBadInputIsRefusedCleanly(t *testing.T) {
 	}
 	// The limits themselves are accepted.
 	h.must(200, "POST", exec, a.key, map[string]any{"message": strings.Repeat("m", 65536)})
-	h.must(201, "POST", "/v1/agents", a.key, map[string]any{"name": strings.Repeat("n", 128), "system_prompt": "b"})
+	id := h.must(201, "POST", "/v1/agents", a.key, map[string]any{"name": strings.Repeat("n", 128), "system_prompt": "b"}).str("agent_id")
+	// An agent without tools reads back with an empty list.
+	if got := h.must(200, "GET", "/v1/agents/"+id, a.key, nil); len(got.body["tools"].([]any)) != 0 {
+		t.Errorf("tools = %v, want []", got.body["tools"])
+	}
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -20,7 +20,7 @@ type agentItem struct {
 	Name         string    `dynamodbav:"name"`
 	Status       string    `dynamodbav:"status"`
 	SystemPrompt string    `dynamodbav:"system_prompt"`
-	Tools        []string  `dynamodbav:"tools"`
+	Tools        []string  `dynamodbav:"tools,omitempty"` // an empty list does not survive the embedded server
 	Model        string    `dynamodbav:"model"`
 	Version      int64     `dynamodbav:"version"`
 	CreatedAt    time.Time `dynamodbav:"created_at"`
@@ -28,9 +28,11 @@ type agentItem struct {
 }
 
 func newAgentItem(pk string, a bulkhead.Agent) agentItem {
-	tools := make([]string, len(a.Tools))
-	for i, t := range a.Tools {
-		tools[i] = string(t)
+	// Empty lists and maps are never stored: the embedded server answers an
+	// empty collection with another attribute's value.
+	var tools []string
+	for _, t := range a.Tools {
+		tools = append(tools, string(t))
 	}
 	return agentItem{PK: pk, SK: agentSK(a.ID), AgentID: a.ID, Name: a.Name, Status: string(a.Status),
 		SystemPrompt: a.SystemPrompt, Tools: tools, Model: a.Model, Version: a.Version, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}

@@ -145,8 +145,10 @@ func (t *TenantStore) Settle(ctx context.Context, st Settlement) error {
 	}
 	if len(reasons) > convIdx && reasons[convIdx] == "ConditionalCheckFailed" {
 		// The claim was lost: the tokens were still used, so meter them
-		// without touching the conversation.
+		// without touching the conversation, whose head does not count this
+		// turn's bytes either.
 		writes = slices.Delete(writes, convIdx, convIdx+1)
+		writes[2].Update.ExpressionAttributeValues[":bytes"] = num(0)
 		if _, err2 := t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes}); err2 != nil {
 			r2 := cancelReasons(err2)
 			if len(r2) == 0 || r2[0] != "ConditionalCheckFailed" {

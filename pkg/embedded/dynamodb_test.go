@@ -52,6 +52,9 @@ func TestDynamoDBSurvivesRestart(t *testing.T) {
 	mustPutItem(t, c, table, item("TENANT#b", "AGENT#9", nil))
 	before := mustGetItem(t, c, table, "TENANT#a", "PROFILE")
 	mustClose(t, d)
+	if err := d.Snapshot(ctx); err == nil {
+		t.Errorf("Snapshot after Close: err = nil, want an error (the file may belong to another process by then)")
+	}
 
 	d2 := mustStartDynamoDB(t, embedded.DynamoDBOptions{SnapshotPath: path})
 	c2 := dynamoClient(d2)
@@ -161,16 +164,19 @@ func TestDynamoDBSnapshotConsistentUnderWrites(t *testing.T) {
 	c := dynamoClient(d)
 	mustCreateTable(t, c, table)
 	mustCreateTable(t, c, mirror)
+	// Filler makes the first table's scan take a while, which widens the window
+	// in which a snapshot without proper locking would tear a transaction.
+	mustPutFiller(t, c, table, 300)
 
 	var (
-		wg         sync.WaitGroup
-		successes  [counters]atomic.Int64
-		refused    atomic.Int64
-		txDone     atomic.Int64
-		failures   = make(chan error, writers+txWriters)
-		stop       = make(chan struct{})
-		snapDone   = make(chan struct{})
-		snapshots  []string // copies of the snapshots taken during the writes
+		wg        sync.WaitGroup
+		successes [counters]atomic.Int64
+		refused   atomic.Int64
+		txDone    atomic.Int64
+		failures  = make(chan error, writers+txWriters)
+		stop      = make(chan struct{})
+		snapDone  = make(chan struct{})
+		snapshots []string // copies of the snapshots taken during the writes
 	)
 	for w := range writers {
 		wg.Go(func() {
@@ -331,6 +337,49 @@ func TestDynamoDBBackgroundSnapshot(t *testing.T) {
 	}
 }
 
+// TestDynamoDBTableOperationsDuringTraffic creates, describes and deletes tables
+// while items are written to another one. minidyn serves table operations without
+// its lock; under -race this fails unless the server serialises them.
+func TestDynamoDBTableOperationsDuringTraffic(t *testing.T) {
+	ctx := testContext(t)
+	d := mustStartDynamoDB(t, embedded.DynamoDBOptions{SnapshotPath: filepath.Join(t.TempDir(), "dynamodb.json"), SnapshotEvery: 5 * time.Millisecond})
+	c := dynamoClient(d)
+	mustCreateTable(t, c, table)
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, err := c.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: item("TENANT#a", fmt.Sprintf("ITEM#%d#%d", w, i), nil)})
+				if err != nil {
+					t.Errorf("PutItem during table operations: %v", err)
+					return
+				}
+			}
+		})
+	}
+	for i := range 10 {
+		name := fmt.Sprintf("extra-%d", i)
+		mustCreateTable(t, c, name)
+		if _, err := c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)}); err != nil {
+			t.Errorf("DescribeTable during traffic: %v", err)
+		}
+		if i%2 == 0 {
+			if _, err := c.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(name)}); err != nil {
+				t.Errorf("DeleteTable %s during traffic: %v", name, err)
+			}
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
+
 func TestDynamoDBRefusesDamagedSnapshot(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "dynamodb.json")
 	damaged := []byte(`{"format":"bulkhead-minidyn-snapshot/1","tables":[`)
@@ -393,6 +442,21 @@ func TestStartRefusesNonLoopbackAddress(t *testing.T) {
 		if s, err := embedded.StartS3(testContext(t), embedded.S3Options{Addr: addr}); err == nil {
 			_ = s.Close(context.Background())
 			t.Errorf("StartS3(Addr %q): err = nil, want a refusal", addr)
+		}
+	}
+}
+
+// mustPutFiller writes n small items under the partition FILLER.
+func mustPutFiller(tb testing.TB, c *dynamodb.Client, tableName string, n int) {
+	tb.Helper()
+	for i := 0; i < n; i += 25 {
+		var reqs []types.WriteRequest
+		for j := i; j < min(i+25, n); j++ {
+			reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: item("FILLER", fmt.Sprintf("%06d", j), nil)}})
+		}
+		_, err := c.BatchWriteItem(testContext(tb), &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{tableName: reqs}})
+		if err != nil {
+			tb.Fatalf("BatchWriteItem filler into %s: %v", tableName, err)
 		}
 	}
 }

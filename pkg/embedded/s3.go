@@ -16,8 +16,9 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// boltLockTimeout is how long StartS3 waits for another process to release the
-// bolt file before giving up; bolt would otherwise wait for ever.
+// boltLockTimeout is how long bolt waits for its own lock on the file before
+// giving up, rather than for ever; our lock file normally refuses a second process
+// first.
 const boltLockTimeout = 2 * time.Second
 
 // S3Options configures StartS3.
@@ -41,6 +42,8 @@ type S3 struct {
 	srv *httpServer
 	db  *bolt.DB // nil when memory only
 
+	unlock func() error // releases the bolt file's lock; nil when memory only
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -57,11 +60,16 @@ func StartS3(ctx context.Context, opts S3Options) (*S3, error) {
 		if err := os.MkdirAll(dirOf(opts.Path), 0o700); err != nil {
 			return nil, fmt.Errorf("create directory for s3 store %s: %w", opts.Path, err)
 		}
-		db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{Timeout: boltLockTimeout})
-		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, fmt.Errorf("open s3 store %s: locked by another process (is another bulkhead dev running on the same data?): %w", opts.Path, err)
-		}
+		// Our own lock fails at once with a clear message; bolt's own lock (which
+		// it takes too) would only time out.
+		unlock, err := lockFile(opts.Path + ".lock")
 		if err != nil {
+			return nil, fmt.Errorf("lock s3 store %s: %w", opts.Path, err)
+		}
+		s.unlock = unlock
+		db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{Timeout: boltLockTimeout})
+		if err != nil {
+			s.release()
 			return nil, fmt.Errorf("open s3 store %s: %w", opts.Path, err)
 		}
 		s.db = db
@@ -76,7 +84,7 @@ func StartS3(ctx context.Context, opts S3Options) (*S3, error) {
 
 	ln, err := listenLoopback(opts.Addr)
 	if err != nil {
-		s.closeDB()
+		_ = s.closeDB()
 		return nil, fmt.Errorf("start embedded s3: %w", err)
 	}
 	s.ln = ln
@@ -108,16 +116,27 @@ func (s *S3) Close(ctx context.Context) error {
 	return s.closeErr
 }
 
-// closeDB closes the bolt file, if any. bolt waits for open transactions, so a
-// request still running after a forced shutdown finishes its write first.
+// closeDB closes the bolt file, if any, and releases its lock. bolt waits for open
+// transactions, so a request still running after a forced shutdown finishes its
+// write first.
 func (s *S3) closeDB() error {
 	if s.db == nil {
 		return nil
 	}
-	if err := s.db.Close(); err != nil {
+	err := s.db.Close()
+	s.release()
+	if err != nil {
 		return fmt.Errorf("close s3 store %s: %w", s.db.Path(), err)
 	}
 	return nil
+}
+
+// release unlocks the bolt file's lock, if this server took one.
+func (s *S3) release() {
+	if s.unlock != nil {
+		_ = s.unlock()
+		s.unlock = nil
+	}
 }
 
 // slogAdapter sends gofakes3's messages to slog. gofakes3 logs every request at

@@ -50,6 +50,12 @@ func (d *DynamoDB) snapshot(markClosed bool) error {
 	defer d.snapMu.Unlock()
 
 	d.mu.Lock()
+	if d.closed && !markClosed {
+		// The final snapshot is written and the file's lock released: another
+		// process may own the file by now.
+		d.mu.Unlock()
+		return errors.New("snapshot dynamodb: server is closed")
+	}
 	if markClosed {
 		d.closed = true
 	}

@@ -16,6 +16,7 @@ import (
 const (
 	DefaultWindow          = 10
 	DefaultLease           = 5 * time.Minute
+	DefaultMaxWallTime     = 2 * time.Minute
 	DefaultMaxOutputTokens = 1024
 	settleTimeout          = 30 * time.Second
 )
@@ -28,7 +29,10 @@ type Runner struct {
 	// Window is how many earlier turns the model sees.
 	Window int
 	// Lease bounds how long a crashed execution can hold its conversation.
+	// It must exceed MaxWallTime: a live execution never outlasts its claim.
 	Lease time.Duration
+	// MaxWallTime bounds the model call of one execution.
+	MaxWallTime time.Duration
 	// MaxOutputTokens caps each reply.
 	MaxOutputTokens int64
 	Logger          *slog.Logger
@@ -124,9 +128,11 @@ func (r *Runner) Execute(ctx context.Context, ts *dynamo.TenantStore, tr *s3stor
 	}
 
 	user := bulkhead.Message{Role: bulkhead.RoleUser, Content: req.Message, CreatedAt: started, ExecutionID: exec.ID}
-	resp, err := r.Model.Generate(ctx, bulkhead.ModelRequest{
+	modelCtx, cancelModel := context.WithTimeout(ctx, r.maxWallTime())
+	resp, err := r.Model.Generate(modelCtx, bulkhead.ModelRequest{
 		Model: agent.Model, SystemPrompt: agent.SystemPrompt, Messages: append(history, user), MaxOutputTokens: r.maxOutput(),
 	})
+	cancelModel()
 	if err != nil {
 		exec.Status = bulkhead.ExecFailed
 		exec.InputTokens, exec.OutputTokens = resp.InputTokens, resp.OutputTokens
@@ -138,6 +144,15 @@ func (r *Runner) Execute(ctx context.Context, ts *dynamo.TenantStore, tr *s3stor
 	exec.InputTokens, exec.OutputTokens = resp.InputTokens, resp.OutputTokens
 
 	finished := r.now()
+	if claim != nil && !finished.Before(started.Add(r.lease())) {
+		// The claim has lapsed (a stalled process): another execution may own
+		// the conversation now, so the turn is not written; the tokens are.
+		exec.Status = bulkhead.ExecFailed
+		if serr := settle(nil); serr != nil {
+			r.logger().ErrorContext(ctx, "settle execution after lapsed claim", "execution_id", exec.ID, "error", serr)
+		}
+		return Result{}, bulkhead.Errorf(bulkhead.Conflict, "execution outlived its claim on conversation %s; the reply was metered but not saved", convID)
+	}
 	reply := bulkhead.Message{Role: bulkhead.RoleAssistant, Content: resp.Text, CreatedAt: finished, ExecutionID: exec.ID,
 		InputTokens: resp.InputTokens, OutputTokens: resp.OutputTokens}
 	written, err := tr.AppendTurn(settleCtx, convID, turn, []bulkhead.Message{user, reply})
@@ -183,6 +198,13 @@ func (r *Runner) lease() time.Duration {
 		return r.Lease
 	}
 	return DefaultLease
+}
+
+func (r *Runner) maxWallTime() time.Duration {
+	if r.MaxWallTime > 0 {
+		return r.MaxWallTime
+	}
+	return DefaultMaxWallTime
 }
 
 func (r *Runner) maxOutput() int64 {

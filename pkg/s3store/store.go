@@ -95,12 +95,12 @@ func (t *TenantStore) check(op, conversationID string) error {
 }
 
 // AppendTurn writes the messages of one turn (turns start at 1) and returns
-// the object's size. A turn is written once: if it already exists with other
-// content, AppendTurn fails with Conflict, which is what stops two executions
-// racing on one conversation from both writing the same turn. Rewriting the
-// identical bytes succeeds, so a retried request whose first attempt did land
-// (its response lost) is not mistaken for a conflict. Errors: Invalid,
-// Conflict, Unavailable.
+// the object's size. The caller holds the conversation's claim in DynamoDB
+// (one execution per conversation at a time, and the claim outlives the
+// longest execution), so the only object that can already be at this key is
+// an orphan left by an execution that died before it settled: it is
+// replaced. A conditional put would instead wedge the conversation for ever
+// behind such an orphan. Errors: Invalid, Unavailable.
 func (t *TenantStore) AppendTurn(ctx context.Context, conversationID string, turn int64, msgs []bulkhead.Message) (int64, error) {
 	const op = "s3store.AppendTurn"
 	if err := t.check(op, conversationID); err != nil {
@@ -123,16 +123,8 @@ func (t *TenantStore) AppendTurn(ctx context.Context, conversationID string, tur
 		Body:          bytes.NewReader(body),
 		ContentLength: aws.Int64(int64(len(body))),
 		ContentType:   aws.String("application/json"),
-		IfNoneMatch:   aws.String("*"),
 	})
-	if err = translate(op, key, err); bulkhead.IsCode(err, bulkhead.Conflict) {
-		// Only on a conflict, which is rare, does a turn cost a read.
-		if existing, _, gerr := t.getObject(ctx, op, key); gerr == nil && bytes.Equal(existing, body) {
-			return int64(len(body)), nil
-		}
-		return 0, &bulkhead.Error{Code: bulkhead.Conflict, Op: op, Message: fmt.Sprintf("turn %d already exists", turn), Err: err}
-	}
-	if err != nil {
+	if err = translate(op, key, err); err != nil {
 		return 0, err
 	}
 	return int64(len(body)), nil

@@ -1,0 +1,213 @@
+package dynamo_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/pkg/awsclients"
+	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/pkg/dynamo"
+	"github.com/bulkhead-dev/bulkhead/pkg/embedded"
+)
+
+var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+
+func mustStore(tb testing.TB) *dynamo.Store {
+	tb.Helper()
+	d, err := embedded.StartDynamoDB(context.Background(), embedded.DynamoDBOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = d.Close(context.Background()) })
+	client := awsclients.NewDynamoDB(awsclients.Static(""), d.URL())
+	if err := dynamo.CreateTable(context.Background(), client, "t"); err != nil {
+		tb.Fatal(err)
+	}
+	if err := dynamo.CreateTable(context.Background(), client, "t"); err != nil {
+		tb.Fatalf("creating an existing table again: %v", err)
+	}
+	return dynamo.New(client, "t", func() time.Time { return t0 })
+}
+
+func exec(id, conv string, in, out int64) bulkhead.Execution {
+	return bulkhead.Execution{ID: id, AgentID: "agt_a", ConversationID: conv, Model: bulkhead.DefaultModel, Status: bulkhead.ExecCompleted,
+		InputTokens: in, OutputTokens: out, Cost: bulkhead.Micros(in*3 + out*15), StartedAt: t0, FinishedAt: t0.Add(time.Second)}
+}
+
+// TestSettleIsExactlyOnce settles the same execution many times, concurrently.
+func TestSettleIsExactlyOnce(t *testing.T) {
+	ctx := context.Background()
+	ts := mustStore(t).Tenant("tn_a")
+	if err := ts.Admit(ctx, dynamo.Admission{ExecutionID: "exec_1", Now: t0, Lease: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	st := dynamo.Settlement{Execution: exec("exec_1", "conv_1", 10, 5), Turn: &dynamo.SettledTurn{New: true, AgentID: "agt_a", Bytes: 100, CreatedAt: t0}}
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := ts.Settle(ctx, st); err != nil {
+				t.Errorf("settle: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	u, err := ts.Counters(ctx, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := bulkhead.Usage{RequestsThisHour: 1, TokensThisMonth: 15, InputTokens: 10, OutputTokens: 5, SpendThisMonth: 105, Executions: 1, StorageBytes: 100}
+	if u != want {
+		t.Errorf("counters = %+v, want %+v", u, want)
+	}
+	c, err := ts.GetConversation(ctx, "conv_1")
+	if err != nil || c.Turns != 1 || c.Tokens != 15 || c.Bytes != 100 {
+		t.Errorf("conversation = %+v, %v", c, err)
+	}
+}
+
+// TestConversationClaim checks one turn at a time, lease expiry, and that a
+// settlement whose claim was taken over is still metered.
+func TestConversationClaim(t *testing.T) {
+	ctx := context.Background()
+	ts := mustStore(t).Tenant("tn_a")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(ts.Admit(ctx, dynamo.Admission{ExecutionID: "exec_1", Now: t0, Lease: time.Minute}))
+	must(ts.Settle(ctx, dynamo.Settlement{Execution: exec("exec_1", "conv_1", 1, 1), Turn: &dynamo.SettledTurn{New: true, AgentID: "agt_a", Bytes: 10, CreatedAt: t0}}))
+
+	claim := &dynamo.ConversationClaim{ID: "conv_1", Turns: 1}
+	must(ts.Admit(ctx, dynamo.Admission{ExecutionID: "exec_2", Conversation: claim, Now: t0, Lease: time.Minute}))
+	if err := ts.Admit(ctx, dynamo.Admission{ExecutionID: "exec_3", Conversation: claim, Now: t0.Add(30 * time.Second), Lease: time.Minute}); !bulkhead.IsCode(err, bulkhead.Conflict) {
+		t.Fatalf("second claim while held: %v, want Conflict", err)
+	}
+	if _, err := ts.DeleteConversation(ctx, "conv_1"); !bulkhead.IsCode(err, bulkhead.Conflict) {
+		t.Fatalf("delete while claimed: %v, want Conflict", err)
+	}
+	// exec_2 dies; after its lease exec_3 takes over and finishes.
+	later := t0.Add(2 * time.Minute)
+	must(ts.Admit(ctx, dynamo.Admission{ExecutionID: "exec_3", Conversation: claim, Now: later, Lease: time.Minute}))
+	must(ts.Settle(ctx, dynamo.Settlement{Execution: exec("exec_3", "conv_1", 2, 2), Turn: &dynamo.SettledTurn{AgentID: "agt_a", Bytes: 10}, Claimed: true}))
+	// exec_2 comes back late: its tokens are metered, its turn refused.
+	err := ts.Settle(ctx, dynamo.Settlement{Execution: exec("exec_2", "conv_1", 3, 3), Turn: &dynamo.SettledTurn{AgentID: "agt_a", Bytes: 10}, Claimed: true})
+	if !bulkhead.IsCode(err, bulkhead.Conflict) {
+		t.Fatalf("late settle: %v, want Conflict", err)
+	}
+	u, err := ts.Counters(ctx, t0)
+	must(err)
+	if u.TokensThisMonth != 2+4+6 || u.Executions != 3 || u.Running != 0 {
+		t.Errorf("counters = %+v, want 12 tokens, 3 executions, 0 running", u)
+	}
+	c, err := ts.GetConversation(ctx, "conv_1")
+	must(err)
+	if c.Turns != 2 {
+		t.Errorf("turns = %d, want 2", c.Turns)
+	}
+	// Stale turn counts are refused too.
+	if err := ts.Admit(ctx, dynamo.Admission{ExecutionID: "exec_4", Conversation: claim, Now: later, Lease: time.Minute}); !bulkhead.IsCode(err, bulkhead.Conflict) {
+		t.Errorf("claim with a stale turn count: %v, want Conflict", err)
+	}
+	removed, err := ts.DeleteConversation(ctx, "conv_1")
+	must(err)
+	u, _ = ts.Counters(ctx, t0)
+	if u.StorageBytes != 20-removed.Bytes || removed.Bytes != 20 {
+		t.Errorf("storage after delete = %d (removed %d)", u.StorageBytes, removed.Bytes)
+	}
+}
+
+// TestConcurrentTenantPatchesDoNotLoseUpdates patches overrides concurrently.
+func TestConcurrentTenantPatchesDoNotLoseUpdates(t *testing.T) {
+	ctx := context.Background()
+	s := mustStore(t)
+	tn := bulkhead.Tenant{ID: "tn_a", Name: "a", Tier: bulkhead.Starter, Status: bulkhead.TenantActive, CreatedAt: t0, UpdatedAt: t0}
+	if err := s.CreateTenant(ctx, tn, bulkhead.APIKey{ID: "key_a", TenantID: "tn_a", Hash: "h", Status: bulkhead.KeyActive, CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateTenant(ctx, tn, bulkhead.APIKey{ID: "key_b", TenantID: "tn_a", Hash: "h2", Status: bulkhead.KeyActive, CreatedAt: t0}); !bulkhead.IsCode(err, bulkhead.Conflict) {
+		t.Fatalf("duplicate tenant: %v, want Conflict", err)
+	}
+	if _, err := s.LookupKey(ctx, "h2"); !bulkhead.IsCode(err, bulkhead.NotFound) {
+		t.Fatalf("the refused tenant's key was written: %v", err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	applied := 0
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v := int64(i + 1)
+			_, err := s.UpdateTenant(ctx, "tn_a", dynamo.TenantPatch{Overrides: &bulkhead.QuotaOverrides{MaxStorageMB: &v}})
+			switch {
+			case err == nil:
+				mu.Lock()
+				applied++
+				mu.Unlock()
+			case !bulkhead.IsCode(err, bulkhead.Conflict):
+				t.Errorf("patch: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if applied == 0 {
+		t.Fatal("no patch applied")
+	}
+	got, err := s.GetTenant(ctx, "tn_a")
+	if err != nil || got.Overrides.MaxStorageMB == nil {
+		t.Fatalf("tenant = %+v, %v", got, err)
+	}
+	page, err := s.ListTenants(ctx, "", 10)
+	if err != nil || len(page.Items) != 1 || page.Items[0].Overrides.MaxStorageMB == nil || *page.Items[0].Overrides.MaxStorageMB != *got.Overrides.MaxStorageMB {
+		t.Errorf("operator index disagrees with the profile: %+v", page.Items)
+	}
+}
+
+// TestFilteredListPagesAreFull lists conversations of one agent among many.
+func TestFilteredListPagesAreFull(t *testing.T) {
+	ctx := context.Background()
+	ts := mustStore(t).Tenant("tn_a")
+	for i := range 30 {
+		agent := "agt_other"
+		if i%3 == 0 {
+			agent = "agt_mine"
+		}
+		id := bulkhead.NewID("exec")
+		if err := ts.Admit(ctx, dynamo.Admission{ExecutionID: id, Now: t0, Lease: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		e := exec(id, bulkhead.NewID("conv"), 1, 1)
+		if err := ts.Settle(ctx, dynamo.Settlement{Execution: e, Turn: &dynamo.SettledTurn{New: true, AgentID: agent, CreatedAt: t0}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []bulkhead.Conversation
+	cursor := ""
+	for {
+		page, err := ts.ListConversations(ctx, "agt_mine", cursor, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page.NextCursor != "" && len(page.Items) != 4 {
+			t.Errorf("a page before the last has %d items, want 4", len(page.Items))
+		}
+		got = append(got, page.Items...)
+		if cursor = page.NextCursor; cursor == "" {
+			break
+		}
+	}
+	if len(got) != 10 {
+		t.Errorf("listed %d conversations of the agent, want 10", len(got))
+	}
+	for _, c := range got {
+		if c.AgentID != "agt_mine" {
+			t.Errorf("filter leaked %s", c.AgentID)
+		}
+	}
+}

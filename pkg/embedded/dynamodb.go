@@ -258,7 +258,7 @@ func operation(target string) string {
 // serveHTTP serves one request from the network under the lock.
 func (d *DynamoDB) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	op := operation(r.Header.Get("X-Amz-Target"))
-	if false && exclusiveOps[op] {
+	if exclusiveOps[op] {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 	} else {

@@ -50,8 +50,13 @@ type S3 struct {
 
 // StartS3 opens the bolt file at opts.Path (or memory) and starts serving the S3
 // REST protocol on a loopback address. Every write is committed to the bolt file
-// (and flushed to disk) before it is acknowledged, so the data survives a crash.
+// (and flushed to disk) before it is acknowledged, so the data survives a crash;
+// only multipart uploads still in progress live in memory (gofakes3 keeps their
+// parts there), so a restart abandons them. It fails if ctx is already done.
 func StartS3(ctx context.Context, opts S3Options) (*S3, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("start embedded s3: %w", err)
+	}
 	s := &S3{}
 	var backend gofakes3.Backend
 	if opts.Path == "" {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"debug/elf"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/pkg/api"
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/pkg/platform"
 	"github.com/bulkhead-dev/bulkhead/pkg/platform/platformtest"
 )
 
@@ -302,7 +304,9 @@ var proxyChecks = map[string]proxyCheck{
 // event, through the Lambda library's handler wrapper as the runtime would,
 // on the embedded DynamoDB and S3 servers.
 func TestSampleEvents(t *testing.T) {
-	env := platformtest.Start(t)
+	// Warnings and errors (an internal error's detail) show up with a failure.
+	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	env := platformtest.Start(t, func(o *platform.Options) { o.Logger = logger })
 	f := mustFixture(t, env)
 	ctx := context.Background()
 	for _, name := range eventNames(t) {
@@ -492,6 +496,7 @@ func TestFunctionCrossCompiles(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cross-compiles a function; skipped in -short mode")
 	}
+	t.Parallel()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		t.Skipf("no go command on PATH: %v", err)

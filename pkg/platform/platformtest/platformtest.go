@@ -4,8 +4,12 @@ package platformtest
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
+
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/api"
 	"github.com/bulkhead-dev/bulkhead/pkg/awsclients"
@@ -21,6 +25,31 @@ type Env struct {
 	Dynamo  *embedded.DynamoDB
 	S3      *embedded.S3
 	Options platform.Options
+
+	mu    sync.Mutex
+	calls map[string]int64
+}
+
+// Calls returns how many AWS requests the platform has sent, by
+// "service.Operation" (for example "DynamoDB.GetItem"), and resets the count.
+func (e *Env) Calls() map[string]int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := e.calls
+	e.calls = map[string]int64{}
+	return out
+}
+
+// count is an SDK middleware that counts each operation once per call
+// (retries included in that one call).
+func (e *Env) count(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("bulkhead-count", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+		name := awsmiddleware.GetServiceID(ctx) + "." + awsmiddleware.GetOperationName(ctx)
+		e.mu.Lock()
+		e.calls[name]++
+		e.mu.Unlock()
+		return next.HandleInitialize(ctx, in)
+	}), middleware.After)
 }
 
 // Option changes the platform options before the API is built.
@@ -57,5 +86,8 @@ func Start(tb testing.TB, opts ...Option) *Env {
 	if err := platform.Provision(ctx, o); err != nil {
 		tb.Fatalf("provision: %v", err)
 	}
-	return &Env{API: platform.New(o), Dynamo: d, S3: s, Options: o}
+	env := &Env{Dynamo: d, S3: s, calls: map[string]int64{}}
+	o.AWS.APIOptions = append(o.AWS.APIOptions, env.count)
+	env.API, env.Options = platform.New(o), o
+	return env
 }

@@ -49,6 +49,7 @@ type DynamoDBOptions struct {
 // and stop it with Close.
 type DynamoDB struct {
 	inner   *server.Server
+	client  *server.Client // inner's in-process client, for snapshots; nil when memory only
 	path    string
 	every   time.Duration
 	log     *slog.Logger
@@ -109,6 +110,11 @@ func StartDynamoDB(ctx context.Context, opts DynamoDBOptions) (*DynamoDB, error)
 	}
 
 	if d.path != "" {
+		client, err := innerClient(d.inner)
+		if err != nil {
+			return nil, fmt.Errorf("start embedded dynamodb with snapshot %s: %w", d.path, err)
+		}
+		d.client = client
 		if err := d.openSnapshot(ctx); err != nil {
 			return nil, err
 		}

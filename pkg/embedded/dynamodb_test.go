@@ -72,6 +72,20 @@ func TestDynamoDBSurvivesRestart(t *testing.T) {
 	if got := mustGetItem(t, c2, table, "TENANT#a", "EMPTY"); !reflect.DeepEqual(got, beforeEmpty) {
 		t.Errorf("GetItem of empty collections after restart = %#v, want as before, %#v", got, beforeEmpty)
 	}
+	// They are still a list and a map, not typeless values.
+	_, err := c2.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                aws.String(table),
+		Key:                      key("TENANT#a", "EMPTY"),
+		UpdateExpression:         aws.String("SET #l = list_append(#l, :x), #m.#k = :s"),
+		ExpressionAttributeNames: map[string]string{"#l": "list", "#m": "map", "#k": "k"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":x": &types.AttributeValueMemberL{Value: []types.AttributeValue{&types.AttributeValueMemberS{Value: "a"}}},
+			":s": &types.AttributeValueMemberS{Value: "v"},
+		},
+	})
+	if err != nil {
+		t.Errorf("list_append and SET map.k on restored empty collections: %v", err)
+	}
 	if !reflect.DeepEqual(before, profile) {
 		t.Errorf("GetItem before restart = %#v, want what was put, %#v", before, profile)
 	}

@@ -11,8 +11,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
+
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/truora/minidyn/server"
 )
 
 // snapshotFormat names the layout of the snapshot file, so that a later layout can
@@ -26,8 +30,8 @@ const batchWriteLimit = 25
 // snapshotFile is the layout of the snapshot file. Each table carries its table
 // operations (CreateTable, then any UpdateTable that changed its indexes) rather
 // than one CreateTable body, so that indexes added after creation come back too;
-// items are kept exactly as minidyn's Scan returned them (DynamoDB JSON), so that
-// they go back through BatchWriteItem without any conversion.
+// items are DynamoDB JSON (see scanAll), so that they go back through
+// BatchWriteItem without any conversion.
 type snapshotFile struct {
 	Format  string          `json:"format"`
 	TakenAt time.Time       `json:"taken_at"`
@@ -84,14 +88,13 @@ func (d *DynamoDB) snapshot(markClosed bool) error {
 	return nil
 }
 
-// capture reads every table into memory. The caller holds mu for writing, so it
-// calls minidyn's handler directly rather than over the network, where the request
-// would wait for the lock that the caller holds.
+// capture reads every table into memory. The caller holds mu for writing, so no
+// request is being served meanwhile.
 func (d *DynamoDB) capture() (*snapshotFile, error) {
 	snap := &snapshotFile{Format: snapshotFormat, TakenAt: time.Now().UTC()}
 	for _, t := range d.tables {
 		items, err := d.scanAll(t.name)
-		if errors.Is(err, errTableGone) {
+		if _, ok := errors.AsType[*ddbtypes.ResourceNotFoundException](err); ok {
 			// Dropped behind our back (Server().Reset()): nothing to save.
 			continue
 		}
@@ -103,50 +106,101 @@ func (d *DynamoDB) capture() (*snapshotFile, error) {
 	return snap, nil
 }
 
-// errTableGone reports that a table in the log no longer exists in minidyn.
-var errTableGone = errors.New("table no longer exists")
-
-// scanAll returns every item of a table as DynamoDB JSON. minidyn returns a whole
-// table in one Scan when no Limit is given; the loop over LastEvaluatedKey is there
-// so that a page limit, should minidyn ever add one, cannot truncate a snapshot.
+// scanAll returns every item of a table as DynamoDB JSON. It scans through
+// minidyn's in-process client rather than its HTTP handler because the handler's
+// encoding drops empty lists and maps (it answers {} for them), and an item
+// restored with such a typeless value breaks every later Query that reads it;
+// the client's Go values still tell an empty list from an empty map. minidyn
+// returns a whole table in one Scan when no Limit is given; the loop over
+// LastEvaluatedKey is there so that a page limit, should minidyn ever add one,
+// cannot truncate a snapshot.
 func (d *DynamoDB) scanAll(table string) ([]json.RawMessage, error) {
 	var (
 		items []json.RawMessage
-		start json.RawMessage
+		start map[string]*server.AttributeValue
 	)
 	for {
-		in := map[string]any{"TableName": table}
-		if start != nil {
-			in["ExclusiveStartKey"] = start
-		}
-		var out struct {
-			Items            []json.RawMessage
-			LastEvaluatedKey map[string]json.RawMessage
-		}
-		_, err := d.call("Scan", in, &out)
-		if errors.Is(err, errResourceNotFound) {
-			return nil, errTableGone
-		}
+		out, err := d.client.Scan(context.Background(), &server.ScanInput{TableName: &table, ExclusiveStartKey: start})
 		if err != nil {
 			return nil, fmt.Errorf("scan table %s: %w", table, err)
 		}
-		items = append(items, out.Items...)
+		for _, it := range out.Items {
+			b, err := json.Marshal(exactItem(it))
+			if err != nil {
+				return nil, fmt.Errorf("scan table %s: encode item: %w", table, err)
+			}
+			items = append(items, b)
+		}
 		if len(out.LastEvaluatedKey) == 0 {
 			return items, nil
 		}
-		next, err := json.Marshal(out.LastEvaluatedKey)
-		if err != nil {
-			return nil, fmt.Errorf("scan table %s: %w", table, err)
+		if reflect.DeepEqual(out.LastEvaluatedKey, start) {
+			return nil, fmt.Errorf("scan table %s: pagination does not advance", table)
 		}
-		if bytes.Equal(next, start) {
-			return nil, fmt.Errorf("scan table %s: pagination does not advance past %s", table, next)
-		}
-		start = next
+		start = out.LastEvaluatedKey
 	}
 }
 
-// errResourceNotFound matches a ResourceNotFoundException answer from minidyn.
-var errResourceNotFound = errors.New("ResourceNotFoundException")
+// exactItem is an item whose values encode with exactAV.
+func exactItem(it map[string]*server.AttributeValue) map[string]*exactAV {
+	out := make(map[string]*exactAV, len(it))
+	for k, v := range it {
+		out[k] = (*exactAV)(v)
+	}
+	return out
+}
+
+// exactAV is minidyn's AttributeValue with the DynamoDB JSON encoding: exactly one
+// type key, including for an empty list ({"L":[]}) or map ({"M":{}}), which
+// minidyn's own encoding leaves out.
+type exactAV server.AttributeValue
+
+// MarshalJSON encodes the value as DynamoDB JSON.
+func (v *exactAV) MarshalJSON() ([]byte, error) {
+	switch {
+	case v.S != nil:
+		return json.Marshal(map[string]string{"S": *v.S})
+	case v.N != nil:
+		return json.Marshal(map[string]string{"N": *v.N})
+	case v.B != nil:
+		return json.Marshal(map[string][]byte{"B": v.B})
+	case v.BOOL != nil:
+		return json.Marshal(map[string]bool{"BOOL": *v.BOOL})
+	case v.NULL != nil:
+		return json.Marshal(map[string]bool{"NULL": *v.NULL})
+	case v.SS != nil:
+		return json.Marshal(map[string][]*string{"SS": v.SS})
+	case v.NS != nil:
+		return json.Marshal(map[string][]*string{"NS": v.NS})
+	case v.BS != nil:
+		return json.Marshal(map[string][][]byte{"BS": v.BS})
+	case v.L != nil:
+		l := make([]*exactAV, len(v.L))
+		for i, e := range v.L {
+			l[i] = (*exactAV)(e)
+		}
+		return json.Marshal(map[string][]*exactAV{"L": l})
+	case v.M != nil:
+		return json.Marshal(map[string]map[string]*exactAV{"M": exactItem(v.M)})
+	default:
+		// A value without a type; keep it as minidyn has it rather than fail
+		// the whole snapshot.
+		return []byte("{}"), nil
+	}
+}
+
+// innerClient returns the in-process client inside a minidyn server. minidyn
+// does not export it, so this reads the unexported field, after checking that the
+// field is still there with the expected type: a minidyn upgrade that changes it
+// makes StartDynamoDB fail (for persisted servers only) instead of corrupting
+// memory.
+func innerClient(s *server.Server) (*server.Client, error) {
+	f := reflect.ValueOf(s).Elem().FieldByName("client")
+	if !f.IsValid() || f.Type() != reflect.TypeFor[*server.Client]() {
+		return nil, errors.New("this minidyn version has no *server.Client field named client; persistence needs an update")
+	}
+	return (*server.Client)(f.UnsafePointer()), nil
+}
 
 // dynamoError is an error answer of the DynamoDB JSON protocol.
 type dynamoError struct {
@@ -160,21 +214,18 @@ func (e *dynamoError) Error() string {
 	return fmt.Sprintf("%s: %d %s: %s", e.Op, e.Status, e.Type, e.Message)
 }
 
-func (e *dynamoError) Is(target error) bool {
-	return target == errResourceNotFound && e.Type == "ResourceNotFoundException"
-}
-
 // call sends one DynamoDB JSON request straight to the handler, bypassing the
-// network and the lock (see capture), and decodes a successful answer into out.
-// Table operations go through apply so that the table log records them.
-func (d *DynamoDB) call(op string, in any, out any) (int, error) {
+// network (restore runs before the server listens), and decodes a successful
+// answer into out. It goes through apply so that the table log records the table
+// operations.
+func (d *DynamoDB) call(op string, in any, out any) error {
 	body, err := json.Marshal(in)
 	if err != nil {
-		return 0, fmt.Errorf("%s: encode request: %w", op, err)
+		return fmt.Errorf("%s: encode request: %w", op, err)
 	}
 	req, err := http.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", op, err)
+		return fmt.Errorf("%s: %w", op, err)
 	}
 	req.Header.Set("X-Amz-Target", targetPrefix+op)
 	req.Header.Set("Content-Type", "application/x-amz-json-1.0")
@@ -185,14 +236,14 @@ func (d *DynamoDB) call(op string, in any, out any) (int, error) {
 		if json.Unmarshal(rec.Body.Bytes(), e) != nil || e.Type == "" {
 			e.Message = rec.Body.String() // minidyn answers some errors in plain text
 		}
-		return rec.Code, e
+		return e
 	}
 	if out != nil {
 		if err := json.Unmarshal(rec.Body.Bytes(), out); err != nil {
-			return rec.Code, fmt.Errorf("%s: decode answer: %w", op, err)
+			return fmt.Errorf("%s: decode answer: %w", op, err)
 		}
 	}
-	return rec.Code, nil
+	return nil
 }
 
 // restore loads the snapshot file, if any: it replays each table's operations and
@@ -217,7 +268,7 @@ func (d *DynamoDB) restore(ctx context.Context) error {
 	}
 	for _, t := range snap.Tables {
 		for _, op := range t.DDL {
-			if _, err := d.call(op.Op, op.Body, nil); err != nil {
+			if err := d.call(op.Op, op.Body, nil); err != nil {
 				return fmt.Errorf("recreate table %s: %w", t.Name, err)
 			}
 		}
@@ -249,7 +300,7 @@ func (d *DynamoDB) putBatch(table string, items []json.RawMessage) error {
 	var out struct {
 		UnprocessedItems map[string][]json.RawMessage
 	}
-	if _, err := d.call("BatchWriteItem", map[string]any{"RequestItems": map[string]any{table: reqs}}, &out); err != nil {
+	if err := d.call("BatchWriteItem", map[string]any{"RequestItems": map[string]any{table: reqs}}, &out); err != nil {
 		return err
 	}
 	if n := len(out.UnprocessedItems[table]); n > 0 {

@@ -22,6 +22,9 @@ LAMBDA_FLAGS := -tags lambda.norpc -trimpath -buildvcs=false -ldflags='-s -w'
 RACE := $(if $(filter 1,$(shell $(GO) env CGO_ENABLED)),-race,)
 TEST_TIMEOUT ?= 20m
 
+# The Go files gofmt checks: everything but VCS data, dependencies, CDK output and test data.
+GO_FILES := find . -name '*.go' -not -path './.git/*' -not -path '*/node_modules/*' -not -path './cdk.out/*' -not -path '*/testdata/*'
+
 .DEFAULT_GOAL := help
 
 .PHONY: help run build test bench lint vet fmt-check fmt clean bin/bulkhead bin/zipdir \
@@ -39,8 +42,9 @@ run: bin/bulkhead ## Build and start the local platform (bulkhead dev); Ctrl-C s
 
 build: $(addprefix build-,$(FUNCTIONS)) bin/bulkhead ## Package every function to dist/<name>.zip (linux/arm64) and build bin/bulkhead.
 
-# bin/ and dist/ targets are phony on purpose: the Go build cache decides what is stale.
-build-%: bin/zipdir
+# bin/ and dist/ targets are phony on purpose: the Go build cache decides what
+# is stale. (A static pattern rule: make skips implicit rules for phony targets.)
+$(addprefix build-,$(FUNCTIONS)): build-%: bin/zipdir
 	@mkdir -p dist/$*
 	$(LAMBDA_ENV) $(GO) build $(LAMBDA_FLAGS) -o dist/$*/bootstrap ./functions/$*
 	./bin/zipdir -o dist/$*.zip dist/$*/bootstrap
@@ -70,14 +74,14 @@ vet:
 
 # gofmt -l lists files whose formatting differs; any listed file fails the check.
 fmt-check:
-	@files=$$(find . -name '*.go' -not -path './.git/*' -not -path '*/node_modules/*' -not -path './cdk.out/*' -not -path '*/testdata/*'); \
+	@files=$$($(GO_FILES)); \
 	out=$$($(GOFMT) -l $$files); status=$$?; \
 	if [ -n "$$out" ]; then echo 'gofmt: these files are not formatted (make fmt fixes them):'; echo "$$out"; exit 1; fi; \
 	if [ $$status -ne 0 ]; then echo 'gofmt: could not parse the files above' >&2; exit 1; fi; \
 	echo 'gofmt: all files formatted'
 
 fmt: ## Format every Go file in place.
-	$(GOFMT) -w $$(find . -name '*.go' -not -path './.git/*' -not -path '*/node_modules/*' -not -path './cdk.out/*' -not -path '*/testdata/*')
+	$(GOFMT) -w $$($(GO_FILES))
 
 clean: ## Remove build output (bin/, dist/); local state in .bulkhead/ is kept.
 	rm -rf bin dist

@@ -1,19 +1,6 @@
 // Command authorizer is the API Gateway Lambda authorizer: wiring only.
 package main
 
-import (
-	"context"
-	"log"
+import "github.com/bulkhead-dev/bulkhead/pkg/platform"
 
-	"github.com/aws/aws-lambda-go/lambda"
-
-	"github.com/bulkhead-dev/bulkhead/pkg/platform"
-)
-
-func main() {
-	a, err := platform.FromLambdaEnv(context.Background())
-	if err != nil {
-		log.Fatal(err)
-	}
-	lambda.Start(a.Authorizer)
-}
+func main() { platform.ServeAuthorizer() }

@@ -61,37 +61,13 @@ func (t *TenantStore) CreateAgent(ctx context.Context, a bulkhead.Agent) error {
 
 // GetAgent reads one of this tenant's agents. Errors: NotFound.
 func (t *TenantStore) GetAgent(ctx context.Context, aid string) (bulkhead.Agent, error) {
-	out, err := t.s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(t.s.table), Key: key(t.pk, agentSK(aid)), ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return bulkhead.Agent{}, translate("get agent", err, bulkhead.Internal, "")
-	}
-	if out.Item == nil {
-		return bulkhead.Agent{}, bulkhead.Errorf(bulkhead.NotFound, "agent %s not found", aid)
-	}
-	var it agentItem
-	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
-		return bulkhead.Agent{}, err
-	}
-	return it.agent(), nil
+	it, err := getItem[agentItem](ctx, t.s, "get agent", t.pk, agentSK(aid), "agent "+aid+" not found")
+	return it.agent(), err
 }
 
 // ListAgents pages through this tenant's agents.
 func (t *TenantStore) ListAgents(ctx context.Context, cursor string, limit int) (bulkhead.Page[bulkhead.Agent], error) {
-	items, next, err := t.s.queryPage(ctx, "list agents", t.pk, prefixAgent, cursor, limit, nil)
-	if err != nil {
-		return bulkhead.Page[bulkhead.Agent]{}, err
-	}
-	var recs []agentItem
-	if err := attributevalue.UnmarshalListOfMaps(items, &recs); err != nil {
-		return bulkhead.Page[bulkhead.Agent]{}, err
-	}
-	page := bulkhead.Page[bulkhead.Agent]{Items: make([]bulkhead.Agent, len(recs)), NextCursor: next}
-	for i, r := range recs {
-		page.Items[i] = r.agent()
-	}
-	return page, nil
+	return listPage(ctx, t.s, "list agents", t.pk, prefixAgent, cursor, limit, nil, agentItem.agent)
 }
 
 // PutAgent replaces an agent if it is still at version prev (optimistic

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -38,20 +37,8 @@ func (it convItem) conversation() bulkhead.Conversation {
 
 // GetConversation reads a conversation head. Errors: NotFound.
 func (t *TenantStore) GetConversation(ctx context.Context, cid string) (bulkhead.Conversation, error) {
-	out, err := t.s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(t.s.table), Key: key(t.pk, convSK(cid)), ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return bulkhead.Conversation{}, translate("get conversation", err, bulkhead.Internal, "")
-	}
-	if out.Item == nil {
-		return bulkhead.Conversation{}, bulkhead.Errorf(bulkhead.NotFound, "conversation %s not found", cid)
-	}
-	var it convItem
-	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
-		return bulkhead.Conversation{}, err
-	}
-	return it.conversation(), nil
+	it, err := getItem[convItem](ctx, t.s, "get conversation", t.pk, convSK(cid), "conversation "+cid+" not found")
+	return it.conversation(), err
 }
 
 // ListConversations pages through this tenant's conversations, optionally
@@ -61,19 +48,7 @@ func (t *TenantStore) ListConversations(ctx context.Context, agentID, cursor str
 	if agentID != "" {
 		filter = &filterExpr{expr: "agent_id = :aid", values: map[string]types.AttributeValue{":aid": str(agentID)}}
 	}
-	items, next, err := t.s.queryPage(ctx, "list conversations", t.pk, prefixConv, cursor, limit, filter)
-	if err != nil {
-		return bulkhead.Page[bulkhead.Conversation]{}, err
-	}
-	var recs []convItem
-	if err := attributevalue.UnmarshalListOfMaps(items, &recs); err != nil {
-		return bulkhead.Page[bulkhead.Conversation]{}, err
-	}
-	page := bulkhead.Page[bulkhead.Conversation]{Items: make([]bulkhead.Conversation, len(recs)), NextCursor: next}
-	for i, r := range recs {
-		page.Items[i] = r.conversation()
-	}
-	return page, nil
+	return listPage(ctx, t.s, "list conversations", t.pk, prefixConv, cursor, limit, filter, convItem.conversation)
 }
 
 // DeleteConversation removes a conversation head and gives its bytes back to

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
@@ -231,4 +232,40 @@ type filterExpr struct {
 	expr   string
 	names  map[string]string
 	values map[string]types.AttributeValue
+}
+
+// getItem reads one item into R (strongly consistent). A missing item is
+// NotFound with the given message.
+func getItem[R any](ctx context.Context, s *Store, op, pk, sk, notFound string) (R, error) {
+	var rec R
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(s.table), Key: key(pk, sk), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return rec, translate(op, err, bulkhead.Internal, "")
+	}
+	if out.Item == nil {
+		return rec, bulkhead.Errorf(bulkhead.NotFound, "%s", notFound)
+	}
+	if err := attributevalue.UnmarshalMap(out.Item, &rec); err != nil {
+		return rec, fmt.Errorf("%s: decode %s: %w", op, sk, err)
+	}
+	return rec, nil
+}
+
+// listPage reads one page of items of one type and converts each record.
+func listPage[R, T any](ctx context.Context, s *Store, op, pk, prefix, cursor string, limit int, filter *filterExpr, conv func(R) T) (bulkhead.Page[T], error) {
+	items, next, err := s.queryPage(ctx, op, pk, prefix, cursor, limit, filter)
+	if err != nil {
+		return bulkhead.Page[T]{}, err
+	}
+	var recs []R
+	if err := attributevalue.UnmarshalListOfMaps(items, &recs); err != nil {
+		return bulkhead.Page[T]{}, fmt.Errorf("%s: decode: %w", op, err)
+	}
+	page := bulkhead.Page[T]{Items: make([]T, len(recs)), NextCursor: next}
+	for i, r := range recs {
+		page.Items[i] = conv(r)
+	}
+	return page, nil
 }

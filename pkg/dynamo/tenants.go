@@ -118,20 +118,8 @@ func (s *Store) keyWrites(k bulkhead.APIKey) ([]types.TransactWriteItem, error) 
 
 // LookupKey resolves an API key hash to its stored record. Errors: NotFound.
 func (s *Store) LookupKey(ctx context.Context, hash string) (bulkhead.APIKey, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(s.table), Key: key(apiKeyLookupPK(hash), skAPIKey), ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return bulkhead.APIKey{}, translate("lookup key", err, bulkhead.Internal, "")
-	}
-	if out.Item == nil {
-		return bulkhead.APIKey{}, bulkhead.Errorf(bulkhead.NotFound, "key not found")
-	}
-	var it keyItem
-	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
-		return bulkhead.APIKey{}, err
-	}
-	return it.key(), nil
+	it, err := getItem[keyItem](ctx, s, "lookup key", apiKeyLookupPK(hash), skAPIKey, "key not found")
+	return it.key(), err
 }
 
 // GetTenant reads a tenant for the operator. Errors: NotFound.
@@ -141,19 +129,7 @@ func (s *Store) GetTenant(ctx context.Context, tid string) (bulkhead.Tenant, err
 
 // ListTenants pages through all tenants (operator only).
 func (s *Store) ListTenants(ctx context.Context, cursor string, limit int) (bulkhead.Page[bulkhead.Tenant], error) {
-	items, next, err := s.queryPage(ctx, "list tenants", tenantIndexPK, prefixTenant, cursor, limit, nil)
-	if err != nil {
-		return bulkhead.Page[bulkhead.Tenant]{}, err
-	}
-	var recs []tenantItem
-	if err := attributevalue.UnmarshalListOfMaps(items, &recs); err != nil {
-		return bulkhead.Page[bulkhead.Tenant]{}, err
-	}
-	page := bulkhead.Page[bulkhead.Tenant]{Items: make([]bulkhead.Tenant, len(recs)), NextCursor: next}
-	for i, r := range recs {
-		page.Items[i] = r.tenant()
-	}
-	return page, nil
+	return listPage(ctx, s, "list tenants", tenantIndexPK, prefixTenant, cursor, limit, nil, tenantItem.tenant)
 }
 
 // TenantPatch changes a tenant; nil fields stay as they are.
@@ -212,20 +188,8 @@ func (s *Store) UpdateTenant(ctx context.Context, tid string, p TenantPatch) (bu
 
 // Profile reads the tenant's profile. Errors: NotFound.
 func (t *TenantStore) Profile(ctx context.Context) (bulkhead.Tenant, error) {
-	out, err := t.s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(t.s.table), Key: key(t.pk, skProfile), ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return bulkhead.Tenant{}, translate("get tenant", err, bulkhead.Internal, "")
-	}
-	if out.Item == nil {
-		return bulkhead.Tenant{}, bulkhead.Errorf(bulkhead.NotFound, "tenant not found")
-	}
-	var it tenantItem
-	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
-		return bulkhead.Tenant{}, err
-	}
-	return it.tenant(), nil
+	it, err := getItem[tenantItem](ctx, t.s, "get tenant", t.pk, skProfile, "tenant not found")
+	return it.tenant(), err
 }
 
 // CreateKey stores a new key of this tenant. Errors: Conflict.
@@ -241,35 +205,14 @@ func (t *TenantStore) CreateKey(ctx context.Context, k bulkhead.APIKey) error {
 
 // ListKeys pages through this tenant's keys.
 func (t *TenantStore) ListKeys(ctx context.Context, cursor string, limit int) (bulkhead.Page[bulkhead.APIKey], error) {
-	items, next, err := t.s.queryPage(ctx, "list keys", t.pk, prefixKey, cursor, limit, nil)
-	if err != nil {
-		return bulkhead.Page[bulkhead.APIKey]{}, err
-	}
-	var recs []keyItem
-	if err := attributevalue.UnmarshalListOfMaps(items, &recs); err != nil {
-		return bulkhead.Page[bulkhead.APIKey]{}, err
-	}
-	page := bulkhead.Page[bulkhead.APIKey]{Items: make([]bulkhead.APIKey, len(recs)), NextCursor: next}
-	for i, r := range recs {
-		page.Items[i] = r.key()
-	}
-	return page, nil
+	return listPage(ctx, t.s, "list keys", t.pk, prefixKey, cursor, limit, nil, keyItem.key)
 }
 
 // RevokeKey marks one of this tenant's keys revoked, in its record and in the
 // authorizer's lookup, in one transaction. Errors: NotFound.
 func (t *TenantStore) RevokeKey(ctx context.Context, kid string) (bulkhead.APIKey, error) {
-	out, err := t.s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(t.s.table), Key: key(t.pk, keySK(kid)), ConsistentRead: aws.Bool(true),
-	})
+	it, err := getItem[keyItem](ctx, t.s, "revoke key", t.pk, keySK(kid), "key "+kid+" not found")
 	if err != nil {
-		return bulkhead.APIKey{}, translate("revoke key", err, bulkhead.Internal, "")
-	}
-	if out.Item == nil {
-		return bulkhead.APIKey{}, bulkhead.Errorf(bulkhead.NotFound, "key %s not found", kid)
-	}
-	var it keyItem
-	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
 		return bulkhead.APIKey{}, err
 	}
 	now := t.s.now().UTC()

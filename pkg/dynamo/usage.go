@@ -97,6 +97,12 @@ type execItem struct {
 	FinishedAt     time.Time `dynamodbav:"finished_at"`
 }
 
+func (r execItem) execution() bulkhead.Execution {
+	return bulkhead.Execution{ID: r.ExecutionID, AgentID: r.AgentID, ConversationID: r.ConversationID, Model: r.Model,
+		Status: r.Status, InputTokens: r.InputTokens, OutputTokens: r.OutputTokens, Cost: bulkhead.Micros(r.CostMicros),
+		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt}
+}
+
 // Settle records an execution exactly once: its usage record, the month's
 // token and spend counters, the running count, the tenant's stored bytes and
 // the conversation head move together in one transaction, so the counters
@@ -234,19 +240,5 @@ func (t *TenantStore) Counters(ctx context.Context, now time.Time) (bulkhead.Usa
 
 // ListExecutions pages through this tenant's usage records.
 func (t *TenantStore) ListExecutions(ctx context.Context, cursor string, limit int) (bulkhead.Page[bulkhead.Execution], error) {
-	items, next, err := t.s.queryPage(ctx, "list executions", t.pk, prefixExec, cursor, limit, nil)
-	if err != nil {
-		return bulkhead.Page[bulkhead.Execution]{}, err
-	}
-	var recs []execItem
-	if err := attributevalue.UnmarshalListOfMaps(items, &recs); err != nil {
-		return bulkhead.Page[bulkhead.Execution]{}, err
-	}
-	page := bulkhead.Page[bulkhead.Execution]{Items: make([]bulkhead.Execution, len(recs)), NextCursor: next}
-	for i, r := range recs {
-		page.Items[i] = bulkhead.Execution{ID: r.ExecutionID, AgentID: r.AgentID, ConversationID: r.ConversationID, Model: r.Model,
-			Status: r.Status, InputTokens: r.InputTokens, OutputTokens: r.OutputTokens, Cost: bulkhead.Micros(r.CostMicros),
-			StartedAt: r.StartedAt, FinishedAt: r.FinishedAt}
-	}
-	return page, nil
+	return listPage(ctx, t.s, "list executions", t.pk, prefixExec, cursor, limit, nil, execItem.execution)
 }

@@ -5,7 +5,9 @@ import (
 	"context"
 	"debug/elf"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -36,7 +38,7 @@ var (
 // created. Matching the shapes (not fixed strings) lets the samples change.
 var (
 	sampleIDs = regexp.MustCompile(`\b(tn|agt|key)_[a-z2-7]{16}\b`)
-	sampleKey = regexp.MustCompile(`\bbk_live_[A-Za-z0-9_-]{43}\b`)
+	sampleKey = regexp.MustCompile(`\bbk_live_[A-Za-z0-9_-]{43}`)
 )
 
 // fixture is what a sample event's placeholders are replaced with.
@@ -91,23 +93,19 @@ func (f fixture) rewrite(payload []byte) []byte {
 	return sampleKey.ReplaceAll(payload, []byte(f.secret))
 }
 
-// names lists the base names in dir that match pattern, minus suffix.
-func names(tb testing.TB, pattern, suffix string) []string {
+// eventNames lists the sample events by function name.
+func eventNames(tb testing.TB) []string {
 	tb.Helper()
-	paths, err := filepath.Glob(pattern)
+	paths, err := filepath.Glob(filepath.Join(eventsDir, "*.json"))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	var out []string
 	for _, p := range paths {
-		out = append(out, strings.TrimSuffix(filepath.Base(p), suffix))
+		out = append(out, strings.TrimSuffix(filepath.Base(p), ".json"))
 	}
 	slices.Sort(out)
 	return out
-}
-
-func eventNames(tb testing.TB) []string {
-	return names(tb, filepath.Join(eventsDir, "*.json"), ".json")
 }
 
 func functionNames(tb testing.TB) []string {
@@ -134,9 +132,9 @@ func mustReadEvent(tb testing.TB, name string) []byte {
 	return b
 }
 
-// mustDecodeStrict decodes a sample into v and fails if any field of the
-// sample did not survive the trip through the Go type: a misspelt or
-// miscased key (Go's decoder matches keys case-insensitively) would reach a
+// mustDecodeStrict decodes a payload into v and fails if any of its fields
+// did not survive the trip through the Go type: a misspelt or miscased key
+// in a sample (Go's decoder matches keys case-insensitively) would reach a
 // real function as nothing. Zero values are ignored on both sides because
 // the SDK types omit some of them.
 func mustDecodeStrict(tb testing.TB, payload []byte, v any) {
@@ -144,7 +142,7 @@ func mustDecodeStrict(tb testing.TB, payload []byte, v any) {
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		tb.Fatalf("decode sample as %T: %v", v, err)
+		tb.Fatalf("decode as %T: %v", v, err)
 	}
 	again, err := json.Marshal(v)
 	if err != nil {
@@ -157,9 +155,35 @@ func mustDecodeStrict(tb testing.TB, payload []byte, v any) {
 	if err := json.Unmarshal(payload, &want); err != nil {
 		tb.Fatal(err)
 	}
-	if got, want := dropZero(got), dropZero(want); !reflect.DeepEqual(got, want) {
-		tb.Errorf("sample does not round-trip through %T (misspelt or miscased field?)\n got: %v\nwant: %v", v, got, want)
+	if diff := jsonDiff("", dropZero(got), dropZero(want)); len(diff) > 0 {
+		tb.Errorf("payload does not round-trip through %T (misspelt or miscased field?):\n%s", v, strings.Join(diff, "\n"))
 	}
+}
+
+// jsonDiff lists the paths where decoded JSON values differ.
+func jsonDiff(path string, got, want any) []string {
+	g, gok := got.(map[string]any)
+	w, wok := want.(map[string]any)
+	if !gok || !wok {
+		if !reflect.DeepEqual(got, want) {
+			return []string{fmt.Sprintf("  %s: decoded %v, payload has %v", path, got, want)}
+		}
+		return nil
+	}
+	var diff []string
+	for _, k := range slices.Sorted(maps.Keys(w)) {
+		if _, ok := g[k]; !ok {
+			diff = append(diff, fmt.Sprintf("  %s.%s: in the payload, lost in decoding", path, k))
+			continue
+		}
+		diff = append(diff, jsonDiff(path+"."+k, g[k], w[k])...)
+	}
+	for _, k := range slices.Sorted(maps.Keys(g)) {
+		if _, ok := w[k]; !ok {
+			diff = append(diff, fmt.Sprintf("  %s.%s: not in the payload", path, k))
+		}
+	}
+	return diff
 }
 
 // dropZero removes null, false, "", 0 and empty objects and arrays from decoded JSON.
@@ -193,6 +217,7 @@ func dropZero(v any) any {
 // every sample event a function, and that the route table names only
 // functions that exist (and every function but the authorizer serves a route).
 func TestEventsAndFunctionsAgree(t *testing.T) {
+	t.Parallel()
 	functions := functionNames(t)
 	if len(functions) == 0 {
 		t.Fatal("no function directories under functions/")
@@ -304,6 +329,7 @@ var proxyChecks = map[string]proxyCheck{
 // event, through the Lambda library's handler wrapper as the runtime would,
 // on the embedded DynamoDB and S3 servers.
 func TestSampleEvents(t *testing.T) {
+	t.Parallel()
 	// Warnings and errors (an internal error's detail) show up with a failure.
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	env := platformtest.Start(t, func(o *platform.Options) { o.Logger = logger })
@@ -376,7 +402,10 @@ func checkRouted(tb testing.TB, name string, req events.APIGatewayProxyRequest) 
 	return r
 }
 
+// checkAuthorizer invokes the authorizer with the sample as it is (a made-up
+// key: refused) and with the fixture's key (allowed, for its tenant).
 func checkAuthorizer(t *testing.T, env *platformtest.Env, f fixture, sample []byte) {
+	t.Helper()
 	var sampleReq events.APIGatewayCustomAuthorizerRequest
 	mustDecodeStrict(t, sample, &sampleReq)
 	if sampleReq.Type != "TOKEN" || !sampleKey.MatchString(sampleReq.AuthorizationToken) {
@@ -404,8 +433,11 @@ func checkAuthorizer(t *testing.T, env *platformtest.Env, f fixture, sample []by
 		t.Fatalf("policy statements = %+v, want one Allow of execute-api:Invoke", st)
 	}
 	// API Gateway caches the policy per token for every route: the whole stage.
-	stage, _, _ := strings.Cut(sampleReq.MethodArn, "/GET/")
-	if want := []string{stage + "/*"}; !slices.Equal(st[0].Resource, want) {
+	arn := strings.SplitN(sampleReq.MethodArn, "/", 3) // arn:...:api-id, stage, METHOD/path
+	if len(arn) != 3 {
+		t.Fatalf("methodArn %q is not arn:...:api-id/stage/METHOD/path", sampleReq.MethodArn)
+	}
+	if want := []string{arn[0] + "/" + arn[1] + "/*"}; !slices.Equal(st[0].Resource, want) {
 		t.Errorf("policy resource = %v, want %v", st[0].Resource, want)
 	}
 	for k, want := range map[string]string{api.CtxTenantID: f.tenant.ID, api.CtxTier: string(f.tenant.Tier), api.CtxKeyID: f.keyID} {

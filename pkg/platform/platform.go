@@ -6,10 +6,12 @@ package platform
 import (
 	"context"
 	"fmt"
+	"log"
 	"log/slog"
 	"os"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/api"
@@ -111,4 +113,23 @@ func FromLambdaEnv(ctx context.Context) (*api.API, error) {
 		AWS: cfg, Table: os.Getenv("BULKHEAD_TABLE"), Bucket: os.Getenv("BULKHEAD_BUCKET"),
 		Model: model, Logger: Logger(),
 	}), nil
+}
+
+// ServeFunction is the whole main of a Lambda function: it builds the API
+// once from the environment and serves the named function's handler.
+func ServeFunction(name string) {
+	a, err := FromLambdaEnv(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	lambda.Start(a.Function(name))
+}
+
+// ServeAuthorizer is the main of the authorizer function.
+func ServeAuthorizer() {
+	a, err := FromLambdaEnv(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	lambda.Start(a.Authorizer)
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
 	"github.com/bulkhead-dev/bulkhead/pkg/dynamo"
@@ -87,7 +88,42 @@ func (a *API) getTenant(ctx context.Context, r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return viewTenant(t), nil
+	return a.operatorView(ctx, t)
+}
+
+// operatorView is a tenant with what only the operator sees: its circuit
+// breaker and its live counters.
+func (a *API) operatorView(ctx context.Context, t bulkhead.Tenant) (any, error) {
+	ts := a.store.Tenant(t.ID)
+	b, err := ts.Breaker(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := a.now().UTC()
+	u, err := ts.Counters(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	v := viewTenant(t)
+	tier, _ := bulkhead.LookupTier(t.Tier)
+	breaker := map[string]any{
+		"state": b.State(now), "reason": nil, "open_until": nil, "opened_at": nil,
+		"config": map[string]any{
+			"min_executions": tier.Breaker.MinExecutions, "error_rate_pct": tier.Breaker.ErrorRatePct,
+			"error_window_seconds": int64(tier.Breaker.ErrorWindow.Seconds()), "spend_pct": tier.Breaker.SpendPct,
+			"spend_window_seconds": int64(tier.Breaker.SpendWindow.Seconds()), "cooldown_seconds": int64(tier.Breaker.CoolDown.Seconds()),
+		},
+	}
+	if !b.OpenUntil.IsZero() {
+		breaker["reason"], breaker["open_until"], breaker["opened_at"] = b.Reason, timestamp(b.OpenUntil), timestamp(b.OpenedAt)
+	}
+	v["circuit_breaker"] = breaker
+	v["usage"] = map[string]any{
+		"requests_this_hour": u.RequestsThisHour, "tokens_this_month": u.TokensThisMonth, "committed_tokens": u.CommittedTokens,
+		"spend_this_month": u.SpendThisMonth.JSON(), "committed_spend": u.CommittedSpend.JSON(), "concurrent_agents": u.Running,
+		"storage_bytes": u.StorageBytes,
+	}
+	return v, nil
 }
 
 func (a *API) listTenants(ctx context.Context, r *request) (any, error) {
@@ -139,9 +175,10 @@ func (a *API) patchTenant(ctx context.Context, r *request) (any, error) {
 		return nil, err
 	}
 	var b struct {
-		Tier   *string    `json:"tier"`
-		Status *string    `json:"status"`
-		Quota  *quotaBody `json:"quota"`
+		Tier    *string    `json:"tier"`
+		Status  *string    `json:"status"`
+		Quota   *quotaBody `json:"quota"`
+		Breaker *string    `json:"circuit_breaker"`
 	}
 	if err := decode(r.APIGatewayProxyRequest, &b); err != nil {
 		return nil, err
@@ -168,10 +205,24 @@ func (a *API) patchTenant(ctx context.Context, r *request) (any, error) {
 		}
 		p.Overrides = &o
 	}
+	if b.Breaker != nil && *b.Breaker != "open" && *b.Breaker != "closed" {
+		return nil, bulkhead.Errorf(bulkhead.Invalid, "circuit_breaker must be \"open\" or \"closed\"")
+	}
 	t, err := a.store.UpdateTenant(ctx, id, p)
 	if err != nil {
 		return nil, err
 	}
+	if b.Breaker != nil {
+		now := a.now().UTC()
+		if *b.Breaker == "open" {
+			_, err = a.store.Tenant(id).TripBreaker(ctx, now, time.Time{}, "opened by the operator", nil)
+		} else {
+			_, err = a.store.Tenant(id).ResetBreaker(ctx, now, nil)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 	r.log.Info("tenant updated", "target_tenant_id", id)
-	return viewTenant(t), nil
+	return a.operatorView(ctx, t)
 }

@@ -18,9 +18,27 @@ type agentView struct {
 	SystemPrompt string            `json:"system_prompt"`
 	Tools        []json.RawMessage `json:"tools"`
 	Model        string            `json:"model"`
+	Limits       limitsView        `json:"limits"`
 	Version      int64             `json:"version"`
 	CreatedAt    string            `json:"created_at"`
 	UpdatedAt    string            `json:"updated_at"`
+}
+
+// limitsView is an agent's configured guards (null: the tier's default).
+type limitsView struct {
+	MaxSteps       *int64 `json:"max_steps"`
+	MaxTokens      *int64 `json:"max_tokens"`
+	MaxWallSeconds *int64 `json:"max_wall_time_seconds"`
+}
+
+func viewLimits(l bulkhead.AgentLimits) limitsView {
+	nz := func(v int64) *int64 {
+		if v == 0 {
+			return nil
+		}
+		return &v
+	}
+	return limitsView{MaxSteps: nz(l.MaxSteps), MaxTokens: nz(l.MaxTokens), MaxWallSeconds: nz(l.MaxWallSeconds)}
 }
 
 func viewAgent(a bulkhead.Agent) agentView {
@@ -29,7 +47,7 @@ func viewAgent(a bulkhead.Agent) agentView {
 		tools = []json.RawMessage{}
 	}
 	return agentView{AgentID: a.ID, Name: a.Name, Status: string(a.Status), SystemPrompt: a.SystemPrompt, Tools: tools,
-		Model: a.Model, Version: a.Version, CreatedAt: timestamp(a.CreatedAt), UpdatedAt: timestamp(a.UpdatedAt)}
+		Model: a.Model, Limits: viewLimits(a.Limits), Version: a.Version, CreatedAt: timestamp(a.CreatedAt), UpdatedAt: timestamp(a.UpdatedAt)}
 }
 
 type agentBody struct {
@@ -38,6 +56,46 @@ type agentBody struct {
 	Tools        *[]json.RawMessage `json:"tools"`
 	Model        *string            `json:"model"`
 	Status       *string            `json:"status"`
+	Limits       *limitsView        `json:"limits"`
+}
+
+// checkLimits validates configured guards against the tenant's tier ceiling.
+func checkLimits(l *limitsView, tier bulkhead.Tier) (bulkhead.AgentLimits, error) {
+	var out bulkhead.AgentLimits
+	if l == nil {
+		return out, nil
+	}
+	c := tier.Ceiling
+	check := func(name string, v *int64, ceiling int64, dst *int64) error {
+		if v == nil {
+			return nil
+		}
+		if *v < 1 || *v > ceiling {
+			return bulkhead.Errorf(bulkhead.Invalid, "limits.%s must be from 1 to %d (the %s tier's ceiling)", name, ceiling, tier.Name)
+		}
+		*dst = *v
+		return nil
+	}
+	if err := check("max_steps", l.MaxSteps, c.MaxSteps, &out.MaxSteps); err != nil {
+		return out, err
+	}
+	if err := check("max_tokens", l.MaxTokens, c.MaxTokens, &out.MaxTokens); err != nil {
+		return out, err
+	}
+	if err := check("max_wall_time_seconds", l.MaxWallSeconds, int64(c.MaxWallTime.Seconds()), &out.MaxWallSeconds); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// tenantTier is the tier of the request's tenant.
+func (a *API) tenantTier(ctx context.Context, r *request) (bulkhead.Tier, error) {
+	t, err := a.tenantStore(r).Profile(ctx)
+	if err != nil {
+		return bulkhead.Tier{}, err
+	}
+	tier, _ := bulkhead.LookupTier(t.Tier)
+	return tier, nil
 }
 
 func validName(field, v string) error {
@@ -151,9 +209,17 @@ func (a *API) createAgent(ctx context.Context, r *request) (any, error) {
 	if err := b.validate(true); err != nil {
 		return nil, err
 	}
+	tier, err := a.tenantTier(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	limits, err := checkLimits(b.Limits, tier)
+	if err != nil {
+		return nil, err
+	}
 	now := a.now().UTC()
 	ag := bulkhead.Agent{ID: bulkhead.NewID("agt"), Name: *b.Name, Status: bulkhead.AgentActive, SystemPrompt: *b.SystemPrompt,
-		Tools: []json.RawMessage{}, Model: bulkhead.DefaultModel, Version: 1, CreatedAt: now, UpdatedAt: now}
+		Tools: []json.RawMessage{}, Model: bulkhead.DefaultModel, Limits: limits, Version: 1, CreatedAt: now, UpdatedAt: now}
 	if b.Tools != nil {
 		ag.Tools = compactTools(*b.Tools)
 	}
@@ -235,6 +301,15 @@ func (a *API) patchAgent(ctx context.Context, r *request) (any, error) {
 	}
 	if b.Status != nil {
 		ag.Status = bulkhead.AgentStatus(*b.Status)
+	}
+	if b.Limits != nil {
+		tier, err := a.tenantTier(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		if ag.Limits, err = checkLimits(b.Limits, tier); err != nil {
+			return nil, err
+		}
 	}
 	ag.Version++
 	ag.UpdatedAt = a.now().UTC()

@@ -2,11 +2,16 @@ package api
 
 import (
 	"context"
+	"strconv"
 	"strings"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
 	"github.com/bulkhead-dev/bulkhead/pkg/runtime"
 )
+
+// DepthHeader carries how many agent invocations led to this call, so that
+// agents calling agents through the API hit the depth limit too.
+const DepthHeader = "X-Bulkhead-Depth"
 
 type executeBody struct {
 	Message        *string `json:"message"`
@@ -31,6 +36,13 @@ func (a *API) execute(ctx context.Context, r *request) (any, error) {
 		return nil, bulkhead.Errorf(bulkhead.TooLarge, "message exceeds %d bytes", bulkhead.MaxMessageBytes)
 	}
 	req := runtime.Request{AgentID: id, Message: *b.Message}
+	if h := header(r.APIGatewayProxyRequest, DepthHeader); h != "" {
+		d, err := strconv.ParseInt(h, 10, 64)
+		if err != nil || d < 0 {
+			return nil, bulkhead.Errorf(bulkhead.Invalid, "%s must be a non-negative integer", DepthHeader)
+		}
+		req.Depth = d
+	}
 	if b.ConversationID != nil {
 		if !bulkhead.ValidID("conv", *b.ConversationID) {
 			return nil, bulkhead.Errorf(bulkhead.NotFound, "conversation %s not found", *b.ConversationID)
@@ -50,6 +62,7 @@ func (a *API) execute(ctx context.Context, r *request) (any, error) {
 		"status":          e.Status,
 		"model":           e.Model,
 		"message":         res.Reply,
+		"steps":           res.Steps,
 		"tokens_used":     e.InputTokens + e.OutputTokens,
 		"cost":            e.Cost.JSON(),
 		"usage":           map[string]int64{"input_tokens": e.InputTokens, "output_tokens": e.OutputTokens},

@@ -16,7 +16,7 @@ import (
 // that the counters equal the sum of what the responses reported.
 func TestConcurrentExecutionsCountExactly(t *testing.T) {
 	h := newHarness(t, 20*time.Millisecond)
-	a := h.newTenant("acme", "professional")
+	a := h.newTenant("acme", "enterprise")
 	agent := h.newAgent(a)
 
 	const n = 40

@@ -42,6 +42,11 @@ func (m *countingModel) Generate(ctx context.Context, req bulkhead.ModelRequest)
 	return m.inner.Generate(ctx, req)
 }
 
+// CountTokens forwards to the offline model's exact count.
+func (m *countingModel) CountTokens(req bulkhead.ModelRequest) int64 {
+	return m.inner.(bulkhead.TokenCounter).CountTokens(req)
+}
+
 type harness struct {
 	t     testing.TB
 	env   *platformtest.Env

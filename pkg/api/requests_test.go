@@ -15,7 +15,8 @@ func TestRequestsPerExecution(t *testing.T) {
 	conv := h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": "one"}).str("conversation_id")
 	first := h.env.Calls()
 	want := map[string]int64{
-		"DynamoDB.GetItem":            3, // authorizer: key, tenant; the agent
+		"DynamoDB.GetItem":            2, // authorizer: key, tenant
+		"DynamoDB.BatchGetItem":       2, // tenant, agent, live counters; the breaker's spend window (the first in 5 s)
 		"DynamoDB.TransactWriteItems": 2, // admission, settlement
 		"S3.PutObject":                1, // the turn
 	}
@@ -29,7 +30,8 @@ func TestRequestsPerExecution(t *testing.T) {
 	h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": "later", "conversation_id": conv})
 	later := h.env.Calls()
 	want = map[string]int64{
-		"DynamoDB.GetItem":            4, // + the conversation head
+		"DynamoDB.GetItem":            2,
+		"DynamoDB.BatchGetItem":       1, // + the conversation head, in the same batch
 		"DynamoDB.TransactWriteItems": 2,
 		"S3.GetObject":                10, // the context window, however long the conversation
 		"S3.PutObject":                1,

@@ -21,6 +21,12 @@ const (
 	RateLimited     Code = "rate_limited"
 	Unavailable     Code = "unavailable"
 	Internal        Code = "internal"
+	// ConcurrencyLimited: the tenant's concurrent executions are all in use (429).
+	ConcurrencyLimited Code = "concurrency_limited"
+	// CircuitOpen: the tenant's circuit breaker is open (503).
+	CircuitOpen Code = "circuit_open"
+	// DepthExceeded: agents invoking agents went deeper than allowed (403).
+	DepthExceeded Code = "depth_limit_exceeded"
 	// ModelError: the model provider failed or refused (502).
 	ModelError Code = "model_error"
 	// ModelTimeout: the model provider did not answer in time (504).
@@ -29,18 +35,21 @@ const (
 
 // statusByCode is the one table that maps error codes to HTTP statuses.
 var statusByCode = map[Code]int{
-	Invalid:         http.StatusBadRequest,
-	Unauthenticated: http.StatusUnauthorized,
-	Forbidden:       http.StatusForbidden,
-	NotFound:        http.StatusNotFound,
-	Conflict:        http.StatusConflict,
-	TooLarge:        http.StatusRequestEntityTooLarge,
-	QuotaExceeded:   http.StatusTooManyRequests,
-	RateLimited:     http.StatusTooManyRequests,
-	Unavailable:     http.StatusServiceUnavailable,
-	Internal:        http.StatusInternalServerError,
-	ModelError:      http.StatusBadGateway,
-	ModelTimeout:    http.StatusGatewayTimeout,
+	Invalid:            http.StatusBadRequest,
+	Unauthenticated:    http.StatusUnauthorized,
+	Forbidden:          http.StatusForbidden,
+	NotFound:           http.StatusNotFound,
+	Conflict:           http.StatusConflict,
+	TooLarge:           http.StatusRequestEntityTooLarge,
+	QuotaExceeded:      http.StatusTooManyRequests,
+	RateLimited:        http.StatusTooManyRequests,
+	Unavailable:        http.StatusServiceUnavailable,
+	Internal:           http.StatusInternalServerError,
+	ConcurrencyLimited: http.StatusTooManyRequests,
+	CircuitOpen:        http.StatusServiceUnavailable,
+	DepthExceeded:      http.StatusForbidden,
+	ModelError:         http.StatusBadGateway,
+	ModelTimeout:       http.StatusGatewayTimeout,
 }
 
 // HTTPStatus returns the HTTP status for a code (500 for unknown codes).

@@ -37,6 +37,12 @@ type Model interface {
 	Generate(ctx context.Context, req ModelRequest) (ModelResponse, error)
 }
 
+// TokenCounter is implemented by models that can count a request's input
+// tokens before sending it; the runtime then knows a step fits its budget.
+type TokenCounter interface {
+	CountTokens(req ModelRequest) int64
+}
+
 // ModelPrice is a model's price per million tokens, in Micros.
 type ModelPrice struct {
 	InputPerMillion  Micros
@@ -55,6 +61,13 @@ var prices = map[string]ModelPrice{
 func LookupModel(name string) (ModelPrice, bool) {
 	p, ok := prices[name]
 	return p, ok
+}
+
+// MaxCost is the most n tokens can cost, whatever their mix of input and
+// output, rounded up: what an execution reserves against the spend quota.
+func (p ModelPrice) MaxCost(n int64) Micros {
+	per := max(p.InputPerMillion, p.OutputPerMillion)
+	return Micros((n*int64(per) + 999_999) / 1_000_000)
 }
 
 // Cost prices a model call exactly: (in*inPrice + out*outPrice) / 1e6, rounded

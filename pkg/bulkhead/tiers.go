@@ -34,7 +34,35 @@ type Quota struct {
 	MaxStorageMB        int64
 }
 
-// Tier is one row of the tier table: prices, default quotas and the usage plan.
+// Limits are the runaway guards of one execution.
+type Limits struct {
+	// MaxSteps is the most model calls (tool-call loop iterations).
+	MaxSteps int64
+	// MaxTokens is the most tokens (input + output, all steps).
+	MaxTokens int64
+	// MaxWallTime is the longest an execution may run.
+	MaxWallTime time.Duration
+	// MaxDepth is how deep agents may invoke agents (1: no nesting).
+	MaxDepth int64
+}
+
+// Breaker configures a tenant's circuit breaker.
+type Breaker struct {
+	// Open when at least MinExecutions finished within ErrorWindow and at
+	// least ErrorRatePct percent of them failed...
+	MinExecutions int64
+	ErrorRatePct  int64
+	ErrorWindow   time.Duration
+	// ...or when the spend of SpendWindow passes SpendPct percent of the
+	// monthly spend quota.
+	SpendPct    int64
+	SpendWindow time.Duration
+	// CoolDown is how long it stays open before half-opening.
+	CoolDown time.Duration
+}
+
+// Tier is one row of the tier table: prices, default quotas, execution
+// ceilings, the circuit breaker and the usage plan.
 type Tier struct {
 	Name           TierName
 	BaseFee        Micros
@@ -42,8 +70,17 @@ type Tier struct {
 	// OveragePer1K is the price of 1,000 tokens above the included amount.
 	OveragePer1K Micros
 	Quota        Quota
-	Throttle     Throttle
+	// Ceiling bounds what an agent may configure; Defaults apply when it does not.
+	Ceiling  Limits
+	Defaults Limits
+	Breaker  Breaker
+	Throttle Throttle
 }
+
+// defaultBreaker is every tier's circuit breaker: open when at least half of
+// the last 20 or more executions within one minute failed, or when the spend
+// of the last 5 minutes passes 20% of the monthly spend quota; 60 s cool-down.
+var defaultBreaker = Breaker{MinExecutions: 20, ErrorRatePct: 50, ErrorWindow: time.Minute, SpendPct: 20, SpendWindow: 5 * time.Minute, CoolDown: time.Minute}
 
 // tiers is the single source of truth for tiers: quotas, usage plans, billing
 // and the infrastructure all read it.
@@ -51,16 +88,25 @@ var tiers = map[TierName]Tier{
 	Starter: {
 		Name: Starter, BaseFee: Dollars(29), IncludedTokens: 100_000, OveragePer1K: 10_000,
 		Quota:    Quota{MaxRequestsPerHour: 1_000, MaxTokensPerMonth: 1_000_000, MaxSpendPerMonth: Dollars(100), MaxConcurrentAgents: 5, MaxStorageMB: 100},
+		Ceiling:  Limits{MaxSteps: 10, MaxTokens: 32_768, MaxWallTime: time.Minute, MaxDepth: 2},
+		Defaults: Limits{MaxSteps: 5, MaxTokens: 24_576, MaxWallTime: 30 * time.Second, MaxDepth: 2},
+		Breaker:  defaultBreaker,
 		Throttle: Throttle{RatePerSecond: 50, Burst: 100, DailyRequests: 20_000},
 	},
 	Professional: {
 		Name: Professional, BaseFee: Dollars(99), IncludedTokens: 1_000_000, OveragePer1K: 8_000,
 		Quota:    Quota{MaxRequestsPerHour: 10_000, MaxTokensPerMonth: 10_000_000, MaxSpendPerMonth: Dollars(1_000), MaxConcurrentAgents: 25, MaxStorageMB: 1_024},
+		Ceiling:  Limits{MaxSteps: 25, MaxTokens: 131_072, MaxWallTime: 2 * time.Minute, MaxDepth: 3},
+		Defaults: Limits{MaxSteps: 10, MaxTokens: 32_768, MaxWallTime: time.Minute, MaxDepth: 3},
+		Breaker:  defaultBreaker,
 		Throttle: Throttle{RatePerSecond: 200, Burst: 400, DailyRequests: 200_000},
 	},
 	Enterprise: {
 		Name: Enterprise, BaseFee: Dollars(499), IncludedTokens: 10_000_000, OveragePer1K: 5_000,
 		Quota:    Quota{MaxRequestsPerHour: 100_000, MaxTokensPerMonth: 100_000_000, MaxSpendPerMonth: Dollars(10_000), MaxConcurrentAgents: 100, MaxStorageMB: 10_240},
+		Ceiling:  Limits{MaxSteps: 50, MaxTokens: 262_144, MaxWallTime: 5 * time.Minute, MaxDepth: 5},
+		Defaults: Limits{MaxSteps: 10, MaxTokens: 65_536, MaxWallTime: 2 * time.Minute, MaxDepth: 3},
+		Breaker:  defaultBreaker,
 		Throttle: Throttle{RatePerSecond: 1_000, Burst: 2_000, DailyRequests: 2_000_000},
 	},
 }

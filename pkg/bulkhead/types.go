@@ -72,10 +72,39 @@ type Agent struct {
 	SystemPrompt string
 	// Tools is the agent's tools exactly as given: names or definitions.
 	Tools     []json.RawMessage
-	Model     string
+	Model string
+	// Limits are the agent's own runaway guards; zero fields take the tier's
+	// defaults, and the tier's ceiling always bounds them.
+	Limits    AgentLimits
 	Version   int64
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+// AgentLimits are the guards an agent configures (zero: the tier default).
+type AgentLimits struct {
+	MaxSteps       int64 `json:"max_steps,omitempty" dynamodbav:"max_steps,omitempty"`
+	MaxTokens      int64 `json:"max_tokens,omitempty" dynamodbav:"max_tokens,omitempty"`
+	MaxWallSeconds int64 `json:"max_wall_time_seconds,omitempty" dynamodbav:"max_wall_time_seconds,omitempty"`
+}
+
+// Effective returns the limits an execution of the agent runs under.
+func (l AgentLimits) Effective(t Tier) Limits {
+	out := t.Defaults
+	if l.MaxSteps > 0 {
+		out.MaxSteps = l.MaxSteps
+	}
+	if l.MaxTokens > 0 {
+		out.MaxTokens = l.MaxTokens
+	}
+	if l.MaxWallSeconds > 0 {
+		out.MaxWallTime = time.Duration(l.MaxWallSeconds) * time.Second
+	}
+	out.MaxSteps = min(out.MaxSteps, t.Ceiling.MaxSteps)
+	out.MaxTokens = min(out.MaxTokens, t.Ceiling.MaxTokens)
+	out.MaxWallTime = min(out.MaxWallTime, t.Ceiling.MaxWallTime)
+	out.MaxDepth = t.Ceiling.MaxDepth
+	return out
 }
 
 // Role is who wrote a message.
@@ -85,6 +114,8 @@ type Role string
 const (
 	RoleUser      Role = "user"
 	RoleAssistant Role = "assistant"
+	// RoleTool carries a tool's result back to the model.
+	RoleTool Role = "tool"
 )
 
 // Message is one message of a conversation.
@@ -93,6 +124,11 @@ type Message struct {
 	Content      string    `json:"content"`
 	CreatedAt    time.Time `json:"created_at"`
 	ExecutionID  string    `json:"execution_id,omitempty"`
+	// ToolCalls are what an assistant message asked to run.
+	ToolCalls []ToolCall `json:"tool_calls,omitempty"`
+	// ToolCallID and Name say which call a tool message answers.
+	ToolCallID string `json:"tool_call_id,omitempty"`
+	Name       string `json:"name,omitempty"`
 	InputTokens  int64     `json:"input_tokens,omitempty"`
 	OutputTokens int64     `json:"output_tokens,omitempty"`
 }
@@ -109,6 +145,8 @@ type Conversation struct {
 }
 
 // Usage is a tenant's counters for the current windows, read from the store.
+// Committed values include the reservations of running executions; the
+// others count only what settled.
 type Usage struct {
 	RequestsThisHour int64
 	TokensThisMonth  int64
@@ -116,8 +154,13 @@ type Usage struct {
 	OutputTokens     int64
 	SpendThisMonth   Micros
 	Executions       int64
+	CommittedTokens  int64
+	CommittedSpend   Micros
 	Running          int64
 	StorageBytes     int64
+	StorageCommitted int64
+	// BreakerOpenUntil is when the circuit breaker half-opens (Unix seconds; 0: closed).
+	BreakerOpenUntil int64
 }
 
 // Execution is one run of an agent, recorded when it settles.
@@ -134,10 +177,15 @@ type Execution struct {
 	FinishedAt     time.Time
 }
 
-// Execution statuses.
+// Execution statuses. Those other than completed and failed are runaway
+// guards that ended the execution; it is charged for what it used.
 const (
 	ExecCompleted = "completed"
 	ExecFailed    = "failed"
+	ExecMaxSteps  = "max_steps"
+	ExecMaxTokens = "max_tokens"
+	ExecTimedOut  = "timed_out"
+	ExecStopped   = "stopped"
 )
 
 // Page is one page of a list, with an opaque cursor for the next.

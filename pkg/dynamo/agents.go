@@ -14,17 +14,18 @@ import (
 )
 
 type agentItem struct {
-	PK           string    `dynamodbav:"PK"`
-	SK           string    `dynamodbav:"SK"`
-	AgentID      string    `dynamodbav:"agent_id"`
-	Name         string    `dynamodbav:"name"`
-	Status       string    `dynamodbav:"status"`
-	SystemPrompt string    `dynamodbav:"system_prompt"`
-	Tools        []string  `dynamodbav:"tools,omitempty"` // an empty list does not survive the embedded server
-	Model        string    `dynamodbav:"model"`
-	Version      int64     `dynamodbav:"version"`
-	CreatedAt    time.Time `dynamodbav:"created_at"`
-	UpdatedAt    time.Time `dynamodbav:"updated_at"`
+	PK           string                `dynamodbav:"PK"`
+	SK           string                `dynamodbav:"SK"`
+	AgentID      string                `dynamodbav:"agent_id"`
+	Name         string                `dynamodbav:"name"`
+	Status       string                `dynamodbav:"status"`
+	SystemPrompt string                `dynamodbav:"system_prompt"`
+	Tools        []string              `dynamodbav:"tools,omitempty"` // an empty list does not survive the embedded server
+	Model        string                `dynamodbav:"model"`
+	Limits       *bulkhead.AgentLimits `dynamodbav:"limits,omitempty"`
+	Version      int64                 `dynamodbav:"version"`
+	CreatedAt    time.Time             `dynamodbav:"created_at"`
+	UpdatedAt    time.Time             `dynamodbav:"updated_at"`
 }
 
 func newAgentItem(pk string, a bulkhead.Agent) agentItem {
@@ -34,8 +35,13 @@ func newAgentItem(pk string, a bulkhead.Agent) agentItem {
 	for _, t := range a.Tools {
 		tools = append(tools, string(t))
 	}
-	return agentItem{PK: pk, SK: agentSK(a.ID), AgentID: a.ID, Name: a.Name, Status: string(a.Status),
+	it := agentItem{PK: pk, SK: agentSK(a.ID), AgentID: a.ID, Name: a.Name, Status: string(a.Status),
 		SystemPrompt: a.SystemPrompt, Tools: tools, Model: a.Model, Version: a.Version, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
+	if a.Limits != (bulkhead.AgentLimits{}) {
+		l := a.Limits
+		it.Limits = &l
+	}
+	return it
 }
 
 func (it agentItem) agent() bulkhead.Agent {
@@ -43,8 +49,12 @@ func (it agentItem) agent() bulkhead.Agent {
 	for i, t := range it.Tools {
 		tools[i] = json.RawMessage(t)
 	}
-	return bulkhead.Agent{ID: it.AgentID, Name: it.Name, Status: bulkhead.AgentStatus(it.Status), SystemPrompt: it.SystemPrompt,
+	a := bulkhead.Agent{ID: it.AgentID, Name: it.Name, Status: bulkhead.AgentStatus(it.Status), SystemPrompt: it.SystemPrompt,
 		Tools: tools, Model: it.Model, Version: it.Version, CreatedAt: it.CreatedAt, UpdatedAt: it.UpdatedAt}
+	if it.Limits != nil {
+		a.Limits = *it.Limits
+	}
+	return a
 }
 
 // CreateAgent stores a new agent. Errors: Conflict.

@@ -69,7 +69,7 @@ func (t *TenantStore) DeleteConversation(ctx context.Context, cid string) (bulkh
 		}},
 		{Update: &types.Update{
 			TableName: aws.String(t.s.table), Key: key(t.pk, skLive),
-			UpdateExpression:          aws.String("ADD storage_bytes :neg"),
+			UpdateExpression:          aws.String("ADD storage_bytes :neg, storage_committed :neg"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{":neg": num(-c.Bytes)},
 		}},
 	}})

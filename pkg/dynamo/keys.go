@@ -1,6 +1,9 @@
 package dynamo
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // Keys are built here and nowhere else.
 const (
@@ -18,6 +21,8 @@ const (
 	prefixMonth  = "MONTH#"
 	prefixHour   = "HOUR#"
 	prefixExec   = "EXEC#"
+	prefixRun    = "RUN#"
+	prefixBucket = "BRK#"
 	prefixLookup = "APIKEY#"
 
 	// tenantIndexPK is the one partition that lists tenants, for the operator.
@@ -32,6 +37,8 @@ func convSK(cid string) string          { return prefixConv + cid }
 func monthSK(month string) string       { return prefixMonth + month }
 func hourSK(hour string) string         { return prefixHour + hour }
 func execSK(eid string) string          { return prefixExec + eid }
+func runSK(eid string) string           { return prefixRun + eid }
+func bucketSK(slot int64) string        { return fmt.Sprintf("%s%012d", prefixBucket, slot) }
 func apiKeyLookupPK(hash string) string { return prefixLookup + hash }
 
 // idFromSK strips an item-type prefix from a sort key.

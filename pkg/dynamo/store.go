@@ -26,6 +26,7 @@ type Client interface {
 	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, optFns ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
 	TransactGetItems(ctx context.Context, in *dynamodb.TransactGetItemsInput, optFns ...func(*dynamodb.Options)) (*dynamodb.TransactGetItemsOutput, error)
+	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
 }
 
 // TableCreator is what CreateTable needs.
@@ -140,6 +141,20 @@ func cancelReasons(err error) []string {
 	out := make([]string, len(tce.CancellationReasons))
 	for i, r := range tce.CancellationReasons {
 		out[i] = aws.ToString(r.Code)
+	}
+	return out
+}
+
+// cancelItems returns the old items a cancelled transaction reported
+// (ReturnValuesOnConditionCheckFailure), by item index; nil where none.
+func cancelItems(err error) []map[string]types.AttributeValue {
+	var tce *types.TransactionCanceledException
+	if !errors.As(err, &tce) {
+		return nil
+	}
+	out := make([]map[string]types.AttributeValue, len(tce.CancellationReasons))
+	for i, r := range tce.CancellationReasons {
+		out[i] = r.Item
 	}
 	return out
 }

@@ -31,6 +31,8 @@ func mustStore(tb testing.TB) *dynamo.Store {
 	return dynamo.New(client, "t", func() time.Time { return t0 })
 }
 
+var bigQuota = bulkhead.Quota{MaxRequestsPerHour: 1000, MaxTokensPerMonth: 1 << 40, MaxSpendPerMonth: 1 << 40, MaxConcurrentAgents: 100, MaxStorageMB: 1 << 20}
+
 func exec(id, conv string, in, out int64) bulkhead.Execution {
 	return bulkhead.Execution{ID: id, AgentID: "agt_a", ConversationID: conv, Model: bulkhead.DefaultModel, Status: bulkhead.ExecCompleted,
 		InputTokens: in, OutputTokens: out, Cost: bulkhead.Micros(in*3 + out*15), StartedAt: t0, FinishedAt: t0.Add(time.Second)}
@@ -40,10 +42,18 @@ func exec(id, conv string, in, out int64) bulkhead.Execution {
 func TestSettleIsExactlyOnce(t *testing.T) {
 	ctx := context.Background()
 	ts := mustStore(t).Tenant("tn_a")
-	if err := ts.Admit(ctx, dynamo.Admission{ExecutionID: "exec_1", Now: t0, Lease: time.Minute}); err != nil {
+	res := dynamo.Reservation{Tokens: 1000, Spend: 5000, Bytes: 4096}
+	if err := ts.Admit(ctx, dynamo.Admission{ExecutionID: "exec_1", Now: t0, Lease: time.Minute, Quota: bigQuota, Reserve: res}); err != nil {
 		t.Fatal(err)
 	}
-	st := dynamo.Settlement{Execution: exec("exec_1", "conv_1", 10, 5), Turn: &dynamo.SettledTurn{New: true, AgentID: "agt_a", Bytes: 100, CreatedAt: t0}}
+	during, err := ts.Counters(ctx, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if during.CommittedTokens != 1000 || during.CommittedSpend != 5000 || during.StorageCommitted != 4096 || during.Running != 1 {
+		t.Fatalf("while running: %+v, want the reservation committed", during)
+	}
+	st := dynamo.Settlement{Execution: exec("exec_1", "conv_1", 10, 5), Reserved: res, Turn: &dynamo.SettledTurn{New: true, AgentID: "agt_a", Bytes: 100, CreatedAt: t0}}
 	var wg sync.WaitGroup
 	for range 10 {
 		wg.Add(1)
@@ -59,7 +69,9 @@ func TestSettleIsExactlyOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := bulkhead.Usage{RequestsThisHour: 1, TokensThisMonth: 15, InputTokens: 10, OutputTokens: 5, SpendThisMonth: 105, Executions: 1, StorageBytes: 100}
+	// Committed is back to used: the reservation was released exactly once.
+	want := bulkhead.Usage{RequestsThisHour: 1, TokensThisMonth: 15, InputTokens: 10, OutputTokens: 5, SpendThisMonth: 105, Executions: 1,
+		CommittedTokens: 15, CommittedSpend: 105, StorageBytes: 100, StorageCommitted: 100}
 	if u != want {
 		t.Errorf("counters = %+v, want %+v", u, want)
 	}
@@ -80,12 +92,12 @@ func TestConversationClaim(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(ts.Admit(ctx, dynamo.Admission{ExecutionID: "exec_1", Now: t0, Lease: time.Minute}))
+	must(ts.Admit(ctx, dynamo.Admission{ExecutionID: "exec_1", Now: t0, Lease: time.Minute, Quota: bigQuota}))
 	must(ts.Settle(ctx, dynamo.Settlement{Execution: exec("exec_1", "conv_1", 1, 1), Turn: &dynamo.SettledTurn{New: true, AgentID: "agt_a", Bytes: 10, CreatedAt: t0}}))
 
 	claim := &dynamo.ConversationClaim{ID: "conv_1", Turns: 1}
-	must(ts.Admit(ctx, dynamo.Admission{ExecutionID: "exec_2", Conversation: claim, Now: t0, Lease: time.Minute}))
-	if err := ts.Admit(ctx, dynamo.Admission{ExecutionID: "exec_3", Conversation: claim, Now: t0.Add(30 * time.Second), Lease: time.Minute}); !bulkhead.IsCode(err, bulkhead.Conflict) {
+	must(ts.Admit(ctx, dynamo.Admission{ExecutionID: "exec_2", Conversation: claim, Now: t0, Lease: time.Minute, Quota: bigQuota}))
+	if err := ts.Admit(ctx, dynamo.Admission{ExecutionID: "exec_3", Conversation: claim, Now: t0.Add(30 * time.Second), Lease: time.Minute, Quota: bigQuota}); !bulkhead.IsCode(err, bulkhead.Conflict) {
 		t.Fatalf("second claim while held: %v, want Conflict", err)
 	}
 	if _, err := ts.DeleteConversation(ctx, "conv_1"); !bulkhead.IsCode(err, bulkhead.Conflict) {
@@ -93,7 +105,7 @@ func TestConversationClaim(t *testing.T) {
 	}
 	// exec_2 dies; after its lease exec_3 takes over and finishes.
 	later := t0.Add(2 * time.Minute)
-	must(ts.Admit(ctx, dynamo.Admission{ExecutionID: "exec_3", Conversation: claim, Now: later, Lease: time.Minute}))
+	must(ts.Admit(ctx, dynamo.Admission{ExecutionID: "exec_3", Conversation: claim, Now: later, Lease: time.Minute, Quota: bigQuota}))
 	must(ts.Settle(ctx, dynamo.Settlement{Execution: exec("exec_3", "conv_1", 2, 2), Turn: &dynamo.SettledTurn{AgentID: "agt_a", Bytes: 10}, Claimed: true}))
 	// exec_2 comes back late: its tokens are metered, its turn refused.
 	err := ts.Settle(ctx, dynamo.Settlement{Execution: exec("exec_2", "conv_1", 3, 3), Turn: &dynamo.SettledTurn{AgentID: "agt_a", Bytes: 10}, Claimed: true})
@@ -111,7 +123,7 @@ func TestConversationClaim(t *testing.T) {
 		t.Errorf("turns = %d, want 2", c.Turns)
 	}
 	// Stale turn counts are refused too.
-	if err := ts.Admit(ctx, dynamo.Admission{ExecutionID: "exec_4", Conversation: claim, Now: later, Lease: time.Minute}); !bulkhead.IsCode(err, bulkhead.Conflict) {
+	if err := ts.Admit(ctx, dynamo.Admission{ExecutionID: "exec_4", Conversation: claim, Now: later, Lease: time.Minute, Quota: bigQuota}); !bulkhead.IsCode(err, bulkhead.Conflict) {
 		t.Errorf("claim with a stale turn count: %v, want Conflict", err)
 	}
 	removed, err := ts.DeleteConversation(ctx, "conv_1")
@@ -179,7 +191,7 @@ func TestFilteredListPagesAreFull(t *testing.T) {
 			agent = "agt_mine"
 		}
 		id := bulkhead.NewID("exec")
-		if err := ts.Admit(ctx, dynamo.Admission{ExecutionID: id, Now: t0, Lease: time.Minute}); err != nil {
+		if err := ts.Admit(ctx, dynamo.Admission{ExecutionID: id, Now: t0, Lease: time.Minute, Quota: bigQuota}); err != nil {
 			t.Fatal(err)
 		}
 		e := exec(id, bulkhead.NewID("conv"), 1, 1)

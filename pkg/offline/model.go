@@ -26,8 +26,12 @@ const (
 	quoteRunes = 80
 	// failTrigger makes the model fail like an unreachable provider.
 	failTrigger = "[[fail]]"
-	// toolTrigger, followed by a tool name, makes the model call that tool.
+	// toolTrigger, followed by a tool name, makes the model call that tool
+	// once; after the tool's result it answers in text.
 	toolTrigger = "use tool "
+	// loopTrigger, followed by a tool name, makes the model call that tool
+	// at every step, for ever: a runaway agent, for testing the guards.
+	loopTrigger = "loop tool "
 )
 
 // Model is the deterministic offline model. It is safe for concurrent use.
@@ -35,7 +39,13 @@ type Model struct {
 	delay time.Duration
 }
 
-var _ bulkhead.Model = (*Model)(nil)
+var (
+	_ bulkhead.Model        = (*Model)(nil)
+	_ bulkhead.TokenCounter = (*Model)(nil)
+)
+
+// CountTokens returns the input tokens Generate will charge for req.
+func (m *Model) CountTokens(req bulkhead.ModelRequest) int64 { return InputTokens(req) }
 
 // New returns an offline model that takes delay to answer each request, so
 // tests can exercise timeouts, concurrency slots and wall-time limits.
@@ -65,7 +75,17 @@ func (m *Model) Generate(ctx context.Context, req bulkhead.ModelRequest) (bulkhe
 	}
 
 	resp := bulkhead.ModelResponse{InputTokens: InputTokens(req)}
-	if call, tokens, ok := toolCall(req, len(users), last); ok {
+	lastMsg := req.Messages[len(req.Messages)-1]
+	trigger := toolTrigger
+	if strings.Contains(last, loopTrigger) {
+		trigger = loopTrigger
+	} else if lastMsg.Role == bulkhead.RoleTool {
+		// The tool answered: report its result instead of calling again.
+		resp.Text = truncate(fmt.Sprintf("Tool %s returned: %q.", lastMsg.Name, quote(lastMsg.Content)), req.MaxOutputTokens)
+		resp.OutputTokens = Tokens(resp.Text)
+		return resp, nil
+	}
+	if call, tokens, ok := toolCall(req, len(req.Messages), last, trigger); ok {
 		resp.ToolCalls = []bulkhead.ToolCall{call}
 		resp.OutputTokens = tokens
 		return resp, nil
@@ -168,8 +188,8 @@ func truncate(s string, maxTokens int64) string {
 // toolCall returns the tool call the last user message asks for, with its
 // output tokens, and false when it asks for none or for a tool the request
 // does not offer.
-func toolCall(req bulkhead.ModelRequest, turn int, last string) (bulkhead.ToolCall, int64, bool) {
-	_, after, found := strings.Cut(last, toolTrigger)
+func toolCall(req bulkhead.ModelRequest, turn int, last, trigger string) (bulkhead.ToolCall, int64, bool) {
+	_, after, found := strings.Cut(last, trigger)
 	if !found {
 		return bulkhead.ToolCall{}, 0, false
 	}

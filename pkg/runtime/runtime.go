@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
@@ -15,10 +16,16 @@ import (
 // Defaults for a Runner's zero fields.
 const (
 	DefaultWindow          = 10
-	DefaultLease           = 5 * time.Minute
-	DefaultMaxWallTime     = 2 * time.Minute
 	DefaultMaxOutputTokens = 1024
-	settleTimeout          = 30 * time.Second
+	// DefaultLeaseMargin is how much longer than its wall time an
+	// execution's lease lasts, so a live execution never outlasts it.
+	DefaultLeaseMargin = time.Minute
+	settleTimeout      = 30 * time.Second
+	// maxToolResultBytes bounds what one tool result adds to the transcript.
+	maxToolResultBytes = 4096
+	// spendCheckEvery bounds how often one process reads a tenant's spend
+	// velocity when nothing failed.
+	spendCheckEvery = 5 * time.Second
 )
 
 // Runner executes agents. It is safe for concurrent use.
@@ -28,14 +35,13 @@ type Runner struct {
 	Now func() time.Time
 	// Window is how many earlier turns the model sees.
 	Window int
-	// Lease bounds how long a crashed execution can hold its conversation.
-	// It must exceed MaxWallTime: a live execution never outlasts its claim.
-	Lease time.Duration
-	// MaxWallTime bounds the model call of one execution.
-	MaxWallTime time.Duration
-	// MaxOutputTokens caps each reply.
+	// LeaseMargin is added to an execution's wall time to make its lease.
+	LeaseMargin time.Duration
+	// MaxOutputTokens caps each model reply.
 	MaxOutputTokens int64
 	Logger          *slog.Logger
+
+	spendChecks sync.Map // tenant id -> time.Time of the last spend check
 }
 
 // Request is one execution asked for by a tenant.
@@ -43,12 +49,16 @@ type Request struct {
 	AgentID        string
 	Message        string
 	ConversationID string // "" starts a new conversation
+	// Depth is how many agent invocations led to this one (0 for a call
+	// from outside).
+	Depth int64
 }
 
 // Result is a finished execution.
 type Result struct {
 	Execution bulkhead.Execution
 	Reply     string
+	Steps     int64
 }
 
 func (r *Runner) now() time.Time {
@@ -65,15 +75,33 @@ func (r *Runner) logger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
+// stores is the tenant-bound storage an execution uses.
+type stores struct {
+	ts *dynamo.TenantStore
+	tr *s3store.TenantStore
+}
+
 // Execute runs one turn of an agent for the tenant the stores are bound to.
-// The usage of every execution that was admitted is recorded exactly once,
-// also when the model fails, the transcript cannot be written or the client
-// goes away. Errors: NotFound (agent, conversation), Invalid, Conflict (agent
-// disabled, conversation busy), ModelError/ModelTimeout, Unavailable.
+// It reserves the most the execution may use before the model runs, so the
+// tenant's monthly limits hold under any concurrency, and it records what was
+// used exactly once, also when the model fails, the transcript cannot be
+// written, or the client goes away. Runaway guards (steps, tokens, wall time)
+// end an execution with a status instead of an error. Errors: NotFound
+// (agent, conversation), Invalid, Conflict (agent disabled, conversation
+// busy), Forbidden (tenant suspended), DepthExceeded, RateLimited,
+// QuotaExceeded, ConcurrencyLimited, CircuitOpen, ModelError, Unavailable.
 func (r *Runner) Execute(ctx context.Context, ts *dynamo.TenantStore, tr *s3store.TenantStore, req Request) (Result, error) {
-	agent, err := ts.GetAgent(ctx, req.AgentID)
+	return r.execute(ctx, stores{ts, tr}, req)
+}
+
+func (r *Runner) execute(ctx context.Context, st stores, req Request) (Result, error) {
+	ec, err := st.ts.LoadExecution(ctx, req.AgentID, req.ConversationID)
 	if err != nil {
 		return Result{}, err
+	}
+	agent, tenant := ec.Agent, ec.Tenant
+	if tenant.Status != bulkhead.TenantActive {
+		return Result{}, bulkhead.Errorf(bulkhead.Forbidden, "Tenant is suspended")
 	}
 	if agent.Status != bulkhead.AgentActive {
 		return Result{}, bulkhead.Errorf(bulkhead.Conflict, "agent %s is disabled", agent.ID)
@@ -81,6 +109,12 @@ func (r *Runner) Execute(ctx context.Context, ts *dynamo.TenantStore, tr *s3stor
 	price, ok := bulkhead.LookupModel(agent.Model)
 	if !ok {
 		return Result{}, &bulkhead.Error{Code: bulkhead.Internal, Message: "internal error", Err: fmt.Errorf("agent %s names unknown model %q", agent.ID, agent.Model)}
+	}
+	tier, _ := bulkhead.LookupTier(tenant.Tier)
+	limits := agent.Limits.Effective(tier)
+	if req.Depth >= limits.MaxDepth {
+		return Result{}, &bulkhead.Error{Code: bulkhead.DepthExceeded, Message: fmt.Sprintf("Agent call depth limit reached (%d)", limits.MaxDepth),
+			Fields: map[string]any{"limit": limits.MaxDepth, "depth": req.Depth + 1}}
 	}
 
 	var (
@@ -90,27 +124,39 @@ func (r *Runner) Execute(ctx context.Context, ts *dynamo.TenantStore, tr *s3stor
 		turn    = int64(1)
 		created time.Time
 	)
-	if convID != "" {
-		conv, err := ts.GetConversation(ctx, convID)
-		if err != nil {
-			return Result{}, err
-		}
-		if conv.AgentID != agent.ID {
+	if c := ec.Conversation; c != nil {
+		if c.AgentID != agent.ID {
 			return Result{}, bulkhead.Errorf(bulkhead.Invalid, "conversation %s belongs to another agent", convID)
 		}
-		if history, _, err = tr.RecentMessages(ctx, convID, conv.Turns, r.window()); err != nil {
+		if history, _, err = st.tr.RecentMessages(ctx, convID, c.Turns, r.window()); err != nil {
 			return Result{}, fmt.Errorf("read conversation %s: %w", convID, err)
 		}
-		claim = &dynamo.ConversationClaim{ID: convID, Turns: conv.Turns}
-		turn = conv.Turns + 1
-		created = conv.CreatedAt
+		claim = &dynamo.ConversationClaim{ID: convID, Turns: c.Turns}
+		turn = c.Turns + 1
+		created = c.CreatedAt
 	} else {
 		convID = bulkhead.NewID("conv")
 	}
 
+	user := bulkhead.Message{Role: bulkhead.RoleUser, Content: req.Message, ExecutionID: ""}
+	first := bulkhead.ModelRequest{Model: agent.Model, SystemPrompt: agent.SystemPrompt, Messages: append(history, user), Tools: agent.Tools}
+	if in := countTokens(r.Model, first); in >= limits.MaxTokens {
+		// It could never run: refuse before anything is counted.
+		return Result{}, &bulkhead.Error{Code: bulkhead.TooLarge,
+			Message: fmt.Sprintf("message and context need %d input tokens; the agent's max_tokens is %d", in, limits.MaxTokens),
+			Fields:  map[string]any{"input_tokens": in, "max_tokens": limits.MaxTokens}}
+	}
+
 	started := r.now()
 	exec := bulkhead.Execution{ID: bulkhead.NewID("exec"), AgentID: agent.ID, ConversationID: convID, Model: agent.Model, StartedAt: started}
-	if err := ts.Admit(ctx, dynamo.Admission{ExecutionID: exec.ID, Conversation: claim, Now: started, Lease: r.lease()}); err != nil {
+	reserve := dynamo.Reservation{
+		Tokens: limits.MaxTokens,
+		Spend:  price.MaxCost(limits.MaxTokens),
+		Bytes:  reserveBytes(req.Message, limits),
+	}
+	lease := limits.MaxWallTime + r.leaseMargin()
+	if err := st.ts.Admit(ctx, dynamo.Admission{ExecutionID: exec.ID, AgentID: agent.ID, Conversation: claim, Now: started,
+		Lease: lease, Quota: tenant.Quota(), Reserve: reserve}); err != nil {
 		return Result{}, err
 	}
 	if created.IsZero() {
@@ -121,30 +167,33 @@ func (r *Runner) Execute(ctx context.Context, ts *dynamo.TenantStore, tr *s3stor
 	// and it settles even if the caller has gone away.
 	settleCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
-	settle := func(turn *dynamo.SettledTurn) error {
+	settle := func(t *dynamo.SettledTurn) error {
 		exec.FinishedAt = r.now()
 		exec.Cost = price.Cost(exec.InputTokens, exec.OutputTokens)
-		return ts.Settle(settleCtx, dynamo.Settlement{Execution: exec, Turn: turn, Claimed: claim != nil})
+		err := st.ts.Settle(settleCtx, dynamo.Settlement{Execution: exec, Reserved: reserve, Turn: t, Claimed: claim != nil})
+		r.watchBreaker(settleCtx, st.ts, tenant, tier.Breaker, ec.Breaker, exec)
+		return err
 	}
 
-	user := bulkhead.Message{Role: bulkhead.RoleUser, Content: req.Message, CreatedAt: started, ExecutionID: exec.ID}
-	modelCtx, cancelModel := context.WithTimeout(ctx, r.maxWallTime())
-	resp, err := r.Model.Generate(modelCtx, bulkhead.ModelRequest{
-		Model: agent.Model, SystemPrompt: agent.SystemPrompt, Messages: append(history, user), MaxOutputTokens: r.maxOutput(),
-	})
-	cancelModel()
-	if err != nil {
+	user.CreatedAt, user.ExecutionID = started, exec.ID
+	loop := r.run(ctx, st, &exec, agent, limits, reserve.Tokens, req.Depth, append(history, user))
+	if loop.err != nil {
 		exec.Status = bulkhead.ExecFailed
-		exec.InputTokens, exec.OutputTokens = resp.InputTokens, resp.OutputTokens
 		if serr := settle(nil); serr != nil {
 			r.logger().ErrorContext(ctx, "settle failed execution", "execution_id", exec.ID, "error", serr)
 		}
-		return Result{}, modelError(err)
+		return Result{}, loop.err
 	}
-	exec.InputTokens, exec.OutputTokens = resp.InputTokens, resp.OutputTokens
+	exec.Status = loop.status
+	if len(loop.added) == 0 {
+		// Nothing came back from the model: no turn to write.
+		if err := settle(nil); err != nil {
+			return Result{}, err
+		}
+		return Result{Execution: exec, Steps: loop.steps}, nil
+	}
 
-	finished := r.now()
-	if claim != nil && !finished.Before(started.Add(r.lease())) {
+	if claim != nil && !r.now().Before(started.Add(lease)) {
 		// The claim has lapsed (a stalled process): another execution may own
 		// the conversation now, so the turn is not written; the tokens are.
 		exec.Status = bulkhead.ExecFailed
@@ -153,9 +202,7 @@ func (r *Runner) Execute(ctx context.Context, ts *dynamo.TenantStore, tr *s3stor
 		}
 		return Result{}, bulkhead.Errorf(bulkhead.Conflict, "execution outlived its claim on conversation %s; the reply was metered but not saved", convID)
 	}
-	reply := bulkhead.Message{Role: bulkhead.RoleAssistant, Content: resp.Text, CreatedAt: finished, ExecutionID: exec.ID,
-		InputTokens: resp.InputTokens, OutputTokens: resp.OutputTokens}
-	written, err := tr.AppendTurn(settleCtx, convID, turn, []bulkhead.Message{user, reply})
+	written, err := st.tr.AppendTurn(settleCtx, convID, turn, append([]bulkhead.Message{user}, loop.added...))
 	if err != nil {
 		// The model ran: its tokens are charged even though the turn is lost.
 		exec.Status = bulkhead.ExecFailed
@@ -164,21 +211,123 @@ func (r *Runner) Execute(ctx context.Context, ts *dynamo.TenantStore, tr *s3stor
 		}
 		return Result{}, fmt.Errorf("write turn %d of %s: %w", turn, convID, err)
 	}
-	exec.Status = bulkhead.ExecCompleted
 	if err := settle(&dynamo.SettledTurn{New: claim == nil, AgentID: agent.ID, Bytes: written, CreatedAt: created}); err != nil {
 		return Result{}, err
 	}
-	return Result{Execution: exec, Reply: resp.Text}, nil
+	return Result{Execution: exec, Reply: loop.reply, Steps: loop.steps}, nil
+}
+
+// reserveBytes bounds the transcript bytes one turn can add: the message,
+// the replies (at most 4 bytes a token, doubled for JSON escaping), and the
+// tool results of every step, plus framing.
+func reserveBytes(message string, l bulkhead.Limits) int64 {
+	return 2*int64(len(message)) + 8*l.MaxTokens + l.MaxSteps*(maxToolResultBytes+512) + 4096
+}
+
+// loopResult is how the model loop ended.
+type loopResult struct {
+	status string
+	reply  string
+	added  []bulkhead.Message
+	steps  int64
+	err    error
+}
+
+// run is the model loop: call the model, run the tools it asks for, and
+// call it again, within the execution's guards.
+func (r *Runner) run(ctx context.Context, st stores, exec *bulkhead.Execution, agent bulkhead.Agent, limits bulkhead.Limits,
+	budget int64, depth int64, msgs []bulkhead.Message) loopResult {
+	var res loopResult
+	// Real time, not the injected clock: this bounds a real call.
+	wallCtx, cancel := context.WithTimeout(ctx, limits.MaxWallTime)
+	defer cancel()
+	for {
+		if res.steps > 0 {
+			// Kill switches take effect at the next step.
+			if stop, err := r.stopped(ctx, st.ts, agent.ID); err != nil {
+				res.err = err
+				return res
+			} else if stop {
+				res.status = bulkhead.ExecStopped
+				return res
+			}
+		}
+		mreq := bulkhead.ModelRequest{Model: agent.Model, SystemPrompt: agent.SystemPrompt, Messages: msgs, Tools: agent.Tools}
+		used := exec.InputTokens + exec.OutputTokens
+		in := countTokens(r.Model, mreq)
+		if used+in >= budget {
+			res.status = bulkhead.ExecMaxTokens
+			return res
+		}
+		mreq.MaxOutputTokens = min(r.maxOutput(), budget-used-in)
+		res.steps++
+		resp, err := r.Model.Generate(wallCtx, mreq)
+		exec.InputTokens += resp.InputTokens
+		exec.OutputTokens += resp.OutputTokens
+		if err != nil {
+			switch {
+			case ctx.Err() != nil:
+				res.err = &bulkhead.Error{Code: bulkhead.Unavailable, Message: "request cancelled", Err: err}
+			case errors.Is(err, context.DeadlineExceeded) || wallCtx.Err() != nil:
+				res.status = bulkhead.ExecTimedOut
+			default:
+				res.err = modelError(err)
+			}
+			return res
+		}
+		now := r.now()
+		reply := bulkhead.Message{Role: bulkhead.RoleAssistant, Content: resp.Text, ToolCalls: resp.ToolCalls, CreatedAt: now,
+			ExecutionID: exec.ID, InputTokens: resp.InputTokens, OutputTokens: resp.OutputTokens}
+		msgs = append(msgs, reply)
+		res.added = append(res.added, reply)
+		if len(resp.ToolCalls) == 0 {
+			res.status, res.reply = bulkhead.ExecCompleted, resp.Text
+			return res
+		}
+		if res.steps >= limits.MaxSteps {
+			res.status = bulkhead.ExecMaxSteps
+			return res
+		}
+		for _, call := range resp.ToolCalls {
+			out := r.runTool(wallCtx, st, call, depth)
+			tool := bulkhead.Message{Role: bulkhead.RoleTool, Content: out, ToolCallID: call.ID, Name: call.Name, CreatedAt: r.now(), ExecutionID: exec.ID}
+			msgs = append(msgs, tool)
+			res.added = append(res.added, tool)
+		}
+	}
+}
+
+// stopped reports whether an operator suspended the tenant or disabled (or
+// deleted) the agent since the execution started.
+func (r *Runner) stopped(ctx context.Context, ts *dynamo.TenantStore, agentID string) (bool, error) {
+	ec, err := ts.LoadExecution(ctx, agentID, "")
+	if bulkhead.IsCode(err, bulkhead.NotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return ec.Tenant.Status != bulkhead.TenantActive || ec.Agent.Status != bulkhead.AgentActive, nil
+}
+
+// countTokens is the request's input tokens: exact when the model can count
+// them, otherwise a conservative estimate (one token per 2 bytes).
+func countTokens(m bulkhead.Model, req bulkhead.ModelRequest) int64 {
+	if c, ok := m.(bulkhead.TokenCounter); ok {
+		return c.CountTokens(req)
+	}
+	n := int64(len(req.SystemPrompt))
+	for _, msg := range req.Messages {
+		n += int64(len(msg.Content)) + 16
+	}
+	for _, t := range req.Tools {
+		n += int64(len(t))
+	}
+	return (n + 1) / 2
 }
 
 // modelError classifies a provider failure for the caller.
 func modelError(err error) error {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return &bulkhead.Error{Code: bulkhead.ModelTimeout, Message: "model provider timed out", Err: err}
-	}
-	if errors.Is(err, context.Canceled) {
-		return &bulkhead.Error{Code: bulkhead.Unavailable, Message: "request cancelled", Err: err}
-	}
 	msg := "model provider failed"
 	if e := bulkhead.AsError(err); e != nil && e.Message != "" {
 		msg = e.Message
@@ -193,18 +342,11 @@ func (r *Runner) window() int {
 	return DefaultWindow
 }
 
-func (r *Runner) lease() time.Duration {
-	if r.Lease > 0 {
-		return r.Lease
+func (r *Runner) leaseMargin() time.Duration {
+	if r.LeaseMargin > 0 {
+		return r.LeaseMargin
 	}
-	return DefaultLease
-}
-
-func (r *Runner) maxWallTime() time.Duration {
-	if r.MaxWallTime > 0 {
-		return r.MaxWallTime
-	}
-	return DefaultMaxWallTime
+	return DefaultLeaseMargin
 }
 
 func (r *Runner) maxOutput() int64 {

@@ -62,7 +62,8 @@ func TestLapsedClaimMetersButDoesNotWrite(t *testing.T) {
 	env := platformtest.Start(t, platformtest.WithClock(c.Now))
 	ctx := context.Background()
 	ts, tr := mustTenant(t, env, c)
-	r := &runtime.Runner{Model: m, Now: c.Now, Lease: time.Minute}
+	// Starter agents run 30 s at most; their claim lasts 30 s + 1 min.
+	r := &runtime.Runner{Model: m, Now: c.Now, LeaseMargin: time.Minute}
 
 	first, err := r.Execute(ctx, ts, tr, runtime.Request{AgentID: agentID, Message: "hello"})
 	if err != nil {
@@ -91,17 +92,25 @@ func TestLapsedClaimMetersButDoesNotWrite(t *testing.T) {
 	}
 }
 
-// TestWallTimeLimit: a model slower than the limit ends with ModelTimeout
-// and a failed, metered execution.
+// TestWallTimeLimit: a model slower than the agent's wall time ends the
+// execution with status timed_out, settled and released.
 func TestWallTimeLimit(t *testing.T) {
 	c := &clock{t: time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)}
 	env := platformtest.Start(t, platformtest.WithClock(c.Now))
 	ctx := context.Background()
 	ts, tr := mustTenant(t, env, c)
-	r := &runtime.Runner{Model: offline.New(time.Second), Now: c.Now, MaxWallTime: 20 * time.Millisecond}
-	_, err := r.Execute(ctx, ts, tr, runtime.Request{AgentID: agentID, Message: "hello"})
-	if !bulkhead.IsCode(err, bulkhead.ModelTimeout) {
-		t.Fatalf("err = %v, want ModelTimeout", err)
+	ag, err := ts.GetAgent(ctx, agentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ag.Limits.MaxWallSeconds = 1
+	if err := ts.PutAgent(ctx, ag, ag.Version); err != nil {
+		t.Fatal(err)
+	}
+	r := &runtime.Runner{Model: offline.New(10 * time.Second), Now: c.Now}
+	res, err := r.Execute(ctx, ts, tr, runtime.Request{AgentID: agentID, Message: "hello"})
+	if err != nil || res.Execution.Status != bulkhead.ExecTimedOut {
+		t.Fatalf("execute = %+v, %v; want status timed_out", res.Execution, err)
 	}
 	u, err := ts.Counters(ctx, c.Now())
 	if err != nil {

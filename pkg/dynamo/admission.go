@@ -1,0 +1,317 @@
+package dynamo
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+)
+
+// ConversationClaim names an existing conversation an execution continues,
+// with the number of turns the execution read.
+type ConversationClaim struct {
+	ID    string
+	Turns int64
+}
+
+// Reservation is what an execution holds while it runs: the most it can use.
+type Reservation struct {
+	Tokens int64
+	Spend  bulkhead.Micros
+	Bytes  int64
+}
+
+// Admission is what an execution asks for before the model runs.
+type Admission struct {
+	ExecutionID  string
+	AgentID      string
+	Conversation *ConversationClaim // nil when the execution starts a new conversation
+	Now          time.Time
+	// Lease bounds how long the execution's slot, reservation and
+	// conversation claim survive if it dies; it must exceed its wall time.
+	Lease   time.Duration
+	Quota   bulkhead.Quota
+	Reserve Reservation
+}
+
+// runItem is a running execution's lease: its concurrency slot and
+// reservation, given back when it settles or, if it died, when its lease has
+// expired and something needs the room.
+type runItem struct {
+	PK             string `dynamodbav:"PK"`
+	SK             string `dynamodbav:"SK"`
+	ExecutionID    string `dynamodbav:"execution_id"`
+	AgentID        string `dynamodbav:"agent_id"`
+	ConversationID string `dynamodbav:"conversation_id,omitempty"`
+	Month          string `dynamodbav:"month"`
+	ReservedTokens int64  `dynamodbav:"reserved_tokens"`
+	ReservedSpend  int64  `dynamodbav:"reserved_spend_micros"`
+	ReservedBytes  int64  `dynamodbav:"reserved_bytes"`
+	LeaseUntil     int64  `dynamodbav:"lease_until"`
+	StartedAt      string `dynamodbav:"started_at"`
+}
+
+// Indexes of the admission transaction's items.
+const (
+	admRun = iota
+	admHour
+	admMonth
+	admLive
+	admConv
+)
+
+// Admit admits an execution or refuses it, in one DynamoDB transaction that
+// checks every quota against counters that include the reservations of
+// running executions, and moves them only if all pass:
+//   - the hour's request count stays within the hourly quota;
+//   - the month's committed tokens and spend plus this reservation stay
+//     within the monthly limits;
+//   - a concurrency slot is free, committed storage stays within the quota,
+//     and the circuit breaker is not open;
+//   - the conversation, if any, is not held by another execution.
+//
+// A refused admission changes nothing. When a slot or the budget is held by
+// executions whose leases expired, those are reclaimed and the admission is
+// tried once more. Errors: RateLimited, QuotaExceeded, ConcurrencyLimited,
+// CircuitOpen, Conflict (conversation busy), Unavailable (fail closed).
+func (t *TenantStore) Admit(ctx context.Context, a Admission) error {
+	if err := t.refuseUpfront(ctx, a); err != nil {
+		return err
+	}
+	err := t.admitOnce(ctx, a)
+	qe := bulkhead.AsError(err)
+	if qe == nil || !reclaimable(qe.Code) {
+		return err
+	}
+	n, rerr := t.ReclaimExpired(ctx, a.Now)
+	if rerr != nil || n == 0 {
+		return err
+	}
+	return t.admitOnce(ctx, a)
+}
+
+func reclaimable(c bulkhead.Code) bool {
+	return c == bulkhead.ConcurrencyLimited || c == bulkhead.QuotaExceeded
+}
+
+// refuseUpfront refuses an execution that could not fit even in an empty
+// window, without writing: its reservation exceeds the limit itself.
+func (t *TenantStore) refuseUpfront(ctx context.Context, a Admission) error {
+	q, r := a.Quota, a.Reserve
+	switch {
+	case q.MaxRequestsPerHour <= 0, q.MaxConcurrentAgents <= 0,
+		r.Tokens > q.MaxTokensPerMonth, r.Spend > q.MaxSpendPerMonth, r.Bytes > q.MaxStorageMB*bytesPerMB:
+	default:
+		return nil
+	}
+	u, err := t.Counters(ctx, a.Now)
+	if err != nil {
+		return err
+	}
+	reasons := make([]string, admConv+1)
+	reasons[admHour], reasons[admMonth], reasons[admLive] = "ConditionalCheckFailed", "ConditionalCheckFailed", "ConditionalCheckFailed"
+	return quotaError(a, u, reasons)
+}
+
+const bytesPerMB = 1024 * 1024
+
+func (t *TenantStore) admitOnce(ctx context.Context, a Admission) error {
+	now := a.Now.UTC()
+	hour := now.Truncate(time.Hour)
+	month := bulkhead.MonthKey(now)
+	q, r := a.Quota, a.Reserve
+	run := runItem{PK: t.pk, SK: runSK(a.ExecutionID), ExecutionID: a.ExecutionID, AgentID: a.AgentID, Month: month,
+		ReservedTokens: r.Tokens, ReservedSpend: int64(r.Spend), ReservedBytes: r.Bytes,
+		LeaseUntil: now.Add(a.Lease).Unix(), StartedAt: now.Format(time.RFC3339Nano)}
+	if a.Conversation != nil {
+		run.ConversationID = a.Conversation.ID
+	}
+	runAV, err := attributevalue.MarshalMap(run)
+	if err != nil {
+		return err
+	}
+	old := types.ReturnValuesOnConditionCheckFailureAllOld
+	writes := []types.TransactWriteItem{
+		admRun: {Put: &types.Put{TableName: aws.String(t.s.table), Item: runAV, ConditionExpression: aws.String("attribute_not_exists(PK)")}},
+		admHour: {Update: &types.Update{
+			TableName: aws.String(t.s.table), Key: key(t.pk, hourSK(bulkhead.HourKey(hour))),
+			UpdateExpression:                    aws.String("ADD requests :one SET expires_at = :exp"),
+			ConditionExpression:                 aws.String("attribute_not_exists(requests) OR requests < :max"),
+			ExpressionAttributeValues:           map[string]types.AttributeValue{":one": num(1), ":exp": num(hour.Add(hourTTL).Unix()), ":max": num(q.MaxRequestsPerHour)},
+			ReturnValuesOnConditionCheckFailure: old,
+		}},
+		admMonth: {Update: &types.Update{
+			TableName: aws.String(t.s.table), Key: key(t.pk, monthSK(month)),
+			UpdateExpression: aws.String("ADD committed_tokens :rt, committed_spend_micros :rs"),
+			ConditionExpression: aws.String("(attribute_not_exists(committed_tokens) OR committed_tokens <= :tmax) AND " +
+				"(attribute_not_exists(committed_spend_micros) OR committed_spend_micros <= :smax)"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":rt": num(r.Tokens), ":rs": num(int64(r.Spend)),
+				":tmax": num(q.MaxTokensPerMonth - r.Tokens), ":smax": num(int64(q.MaxSpendPerMonth - r.Spend))},
+			ReturnValuesOnConditionCheckFailure: old,
+		}},
+		admLive: {Update: &types.Update{
+			TableName: aws.String(t.s.table), Key: key(t.pk, skLive),
+			UpdateExpression: aws.String("ADD running :one, storage_committed :rb"),
+			ConditionExpression: aws.String("(attribute_not_exists(running) OR running < :cmax) AND " +
+				"(attribute_not_exists(storage_committed) OR storage_committed <= :bmax) AND " +
+				"(attribute_not_exists(breaker_open_until) OR breaker_open_until <= :now)"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":rb": num(r.Bytes),
+				":cmax": num(q.MaxConcurrentAgents), ":bmax": num(q.MaxStorageMB*bytesPerMB - r.Bytes), ":now": num(now.Unix())},
+			ReturnValuesOnConditionCheckFailure: old,
+		}},
+	}
+	if c := a.Conversation; c != nil {
+		writes = append(writes, types.TransactWriteItem{Update: &types.Update{
+			TableName: aws.String(t.s.table), Key: key(t.pk, convSK(c.ID)),
+			UpdateExpression:          aws.String("SET busy_exec = :eid, busy_until = :until"),
+			ConditionExpression:       aws.String("turns = :turns AND (attribute_not_exists(busy_exec) OR busy_until < :now)"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":eid": str(a.ExecutionID), ":until": num(now.Add(a.Lease).Unix()), ":turns": num(c.Turns), ":now": num(now.Unix())},
+		}})
+	}
+	_, err = t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes})
+	if err == nil {
+		return nil
+	}
+	reasons := cancelReasons(err)
+	failed := false
+	for _, r := range reasons {
+		failed = failed || r == "ConditionalCheckFailed"
+	}
+	if !failed {
+		return translate("admit execution", err, bulkhead.Internal, "")
+	}
+	// Which limit refused, from the items as they were (ALL_OLD), in the
+	// same round trip; a read fills in what the reasons do not carry.
+	u, rerr := t.usageFromCancel(ctx, err, now)
+	if rerr != nil {
+		return rerr
+	}
+	return quotaError(a, u, reasons)
+}
+
+// usageFromCancel reads the counters a refusal reports. The cancelled
+// transaction's old items are used where the backend returns them; a
+// consistent read of the same items covers backends that do not.
+func (t *TenantStore) usageFromCancel(ctx context.Context, err error, now time.Time) (bulkhead.Usage, error) {
+	if u, ok := usageFromReasons(err); ok {
+		return u, nil
+	}
+	return t.Counters(ctx, now)
+}
+
+func usageFromReasons(err error) (bulkhead.Usage, bool) {
+	items := cancelItems(err)
+	if len(items) <= admLive || items[admHour] == nil && items[admMonth] == nil && items[admLive] == nil {
+		return bulkhead.Usage{}, false
+	}
+	var u bulkhead.Usage
+	u.RequestsThisHour = intAttr(items[admHour], "requests")
+	u.TokensThisMonth = intAttr(items[admMonth], "tokens")
+	u.CommittedTokens = intAttr(items[admMonth], "committed_tokens")
+	u.SpendThisMonth = bulkhead.Micros(intAttr(items[admMonth], "spend_micros"))
+	u.CommittedSpend = bulkhead.Micros(intAttr(items[admMonth], "committed_spend_micros"))
+	u.Running = intAttr(items[admLive], "running")
+	u.StorageBytes = intAttr(items[admLive], "storage_bytes")
+	u.StorageCommitted = intAttr(items[admLive], "storage_committed")
+	u.BreakerOpenUntil = intAttr(items[admLive], "breaker_open_until")
+	return u, true
+}
+
+func intAttr(item map[string]types.AttributeValue, name string) int64 {
+	if n, ok := item[name].(*types.AttributeValueMemberN); ok {
+		v, _ := strconv.ParseInt(n.Value, 10, 64)
+		return v
+	}
+	return 0
+}
+
+// quotaError says which limit refused an admission: its type, limit, what is
+// used, and when it resets, with Retry-After. The order is the order a tenant
+// can act on: an open breaker first, then the hour, the month, the slots.
+func quotaError(a Admission, u bulkhead.Usage, reasons []string) error {
+	failed := func(i int) bool { return i < len(reasons) && reasons[i] == "ConditionalCheckFailed" }
+	now := a.Now.UTC()
+	q, r := a.Quota, a.Reserve
+	nextHour := now.Truncate(time.Hour).Add(time.Hour)
+	nextMonth := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC).AddDate(0, 1, 0)
+	until := func(t time.Time) int { return max(1, int(t.Sub(now).Seconds()+0.999)) }
+	mk := func(code bulkhead.Code, quotaType, msg string, limit, used any, committed any, resets time.Time, retry int) error {
+		fields := map[string]any{"quota_type": quotaType, "limit": limit, "used": used}
+		if committed != nil {
+			fields["committed"] = committed
+		}
+		if !resets.IsZero() {
+			fields["resets_at"] = resets.Format(time.RFC3339)
+		}
+		return &bulkhead.Error{Code: code, Message: msg, Fields: fields, RetryAfter: retry}
+	}
+	switch {
+	case failed(admLive) && u.BreakerOpenUntil > now.Unix():
+		openUntil := time.Unix(u.BreakerOpenUntil, 0).UTC()
+		return &bulkhead.Error{Code: bulkhead.CircuitOpen, Message: "Circuit breaker open for this tenant: executions are paused",
+			Fields: map[string]any{"open_until": openUntil.Format(time.RFC3339)}, RetryAfter: until(openUntil)}
+	case failed(admHour) && (q.MaxRequestsPerHour <= 0 || u.RequestsThisHour >= q.MaxRequestsPerHour):
+		return mk(bulkhead.RateLimited, "requests", fmt.Sprintf("Hourly request quota exceeded (%d requests)", q.MaxRequestsPerHour),
+			q.MaxRequestsPerHour, u.RequestsThisHour, nil, nextHour, until(nextHour))
+	case failed(admMonth) && u.CommittedTokens+r.Tokens > q.MaxTokensPerMonth:
+		return mk(bulkhead.QuotaExceeded, "tokens", fmt.Sprintf("Monthly token quota exceeded (%d tokens)", q.MaxTokensPerMonth),
+			q.MaxTokensPerMonth, u.TokensThisMonth, u.CommittedTokens, nextMonth, until(nextMonth))
+	case failed(admMonth) && u.CommittedSpend+r.Spend > q.MaxSpendPerMonth:
+		return mk(bulkhead.QuotaExceeded, "spend", fmt.Sprintf("Monthly spend budget exceeded ($%s)", q.MaxSpendPerMonth.Decimal()),
+			q.MaxSpendPerMonth.JSON(), u.SpendThisMonth.JSON(), u.CommittedSpend.JSON(), nextMonth, until(nextMonth))
+	case failed(admLive) && (q.MaxConcurrentAgents <= 0 || u.Running >= q.MaxConcurrentAgents):
+		return mk(bulkhead.ConcurrencyLimited, "concurrent_agents", fmt.Sprintf("Concurrent execution limit reached (%d)", q.MaxConcurrentAgents),
+			q.MaxConcurrentAgents, u.Running, nil, time.Time{}, 1)
+	case failed(admLive) && u.StorageCommitted+r.Bytes > q.MaxStorageMB*bytesPerMB:
+		return mk(bulkhead.QuotaExceeded, "storage", fmt.Sprintf("Storage quota exceeded (%d MB)", q.MaxStorageMB),
+			q.MaxStorageMB, u.StorageBytes, u.StorageCommitted, time.Time{}, 0)
+	case failed(admConv):
+		return bulkhead.Errorf(bulkhead.Conflict, "conversation is busy with another execution; retry when it finishes")
+	}
+	// The counters moved between the refusal and the read: say so plainly.
+	return &bulkhead.Error{Code: bulkhead.ConcurrencyLimited, Message: "Admission contended; retry", RetryAfter: 1}
+}
+
+// ReclaimExpired gives back the slot and reservation of every execution of
+// this tenant whose lease has expired (it died without settling), each in
+// its own transaction guarded by the lease, so two reclaimers cannot give
+// the same lease back twice. It returns how many it reclaimed.
+func (t *TenantStore) ReclaimExpired(ctx context.Context, now time.Time) (int, error) {
+	page, err := listPage(ctx, t.s, "list running executions", t.pk, prefixRun, "", bulkhead.MaxPageSize, nil, func(r runItem) runItem { return r })
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, run := range page.Items {
+		if run.LeaseUntil >= now.Unix() {
+			continue
+		}
+		_, err := t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+			{Delete: &types.Delete{TableName: aws.String(t.s.table), Key: key(t.pk, run.SK),
+				ConditionExpression:       aws.String("lease_until = :lease"),
+				ExpressionAttributeValues: map[string]types.AttributeValue{":lease": num(run.LeaseUntil)}}},
+			{Update: &types.Update{TableName: aws.String(t.s.table), Key: key(t.pk, monthSK(run.Month)),
+				UpdateExpression: aws.String("ADD committed_tokens :rt, committed_spend_micros :rs, abandoned :one"),
+				ExpressionAttributeValues: map[string]types.AttributeValue{":rt": num(-run.ReservedTokens),
+					":rs": num(-run.ReservedSpend), ":one": num(1)}}},
+			{Update: &types.Update{TableName: aws.String(t.s.table), Key: key(t.pk, skLive),
+				UpdateExpression:          aws.String("ADD running :neg, storage_committed :rb"),
+				ExpressionAttributeValues: map[string]types.AttributeValue{":neg": num(-1), ":rb": num(-run.ReservedBytes)}}},
+		}})
+		if err != nil {
+			if len(cancelReasons(err)) > 0 {
+				continue // someone else reclaimed or settled it
+			}
+			return n, translate("reclaim lease", err, bulkhead.Internal, "")
+		}
+		n++
+	}
+	return n, nil
+}

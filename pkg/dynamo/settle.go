@@ -1,0 +1,228 @@
+package dynamo
+
+import (
+	"context"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+)
+
+// Settlement is the outcome of an execution to record.
+type Settlement struct {
+	Execution bulkhead.Execution
+	// Reserved is what Admit reserved for it.
+	Reserved Reservation
+	// Turn is set when the execution wrote a turn to the transcript.
+	Turn *SettledTurn
+	// Claimed says whether Admit claimed an existing conversation (to release it).
+	Claimed bool
+}
+
+// SettledTurn is the transcript change of a settled execution.
+type SettledTurn struct {
+	// New is true when this turn starts the conversation.
+	New       bool
+	AgentID   string
+	Bytes     int64
+	CreatedAt time.Time
+}
+
+type execItem struct {
+	PK             string    `dynamodbav:"PK"`
+	SK             string    `dynamodbav:"SK"`
+	ExecutionID    string    `dynamodbav:"execution_id"`
+	AgentID        string    `dynamodbav:"agent_id"`
+	ConversationID string    `dynamodbav:"conversation_id"`
+	Model          string    `dynamodbav:"model"`
+	Status         string    `dynamodbav:"status"`
+	InputTokens    int64     `dynamodbav:"input_tokens"`
+	OutputTokens   int64     `dynamodbav:"output_tokens"`
+	CostMicros     int64     `dynamodbav:"cost_micros"`
+	Month          string    `dynamodbav:"month"`
+	StartedAt      time.Time `dynamodbav:"started_at"`
+	FinishedAt     time.Time `dynamodbav:"finished_at"`
+}
+
+func (r execItem) execution() bulkhead.Execution {
+	return bulkhead.Execution{ID: r.ExecutionID, AgentID: r.AgentID, ConversationID: r.ConversationID, Model: r.Model,
+		Status: r.Status, InputTokens: r.InputTokens, OutputTokens: r.OutputTokens, Cost: bulkhead.Micros(r.CostMicros),
+		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt}
+}
+
+// Indexes of the settlement transaction's items.
+const (
+	setRun = iota
+	setRecord
+	setMonth
+	setLive
+	setBucket
+	setConv
+)
+
+// breakerSlot is the width of one circuit-breaker bucket.
+const breakerSlot = 10 * time.Second
+
+// failedForBreaker says whether an execution counts as an error for the
+// circuit breaker: platform and model failures and wall-time overruns, not
+// refusals and not guards the tenant configured.
+func failedForBreaker(status string) bool {
+	return status == bulkhead.ExecFailed || status == bulkhead.ExecTimedOut
+}
+
+// Settle records an execution exactly once. In one transaction: its lease is
+// deleted, its usage record written, the month's counters move by what it
+// used (and its reservation is released), the running count, stored bytes,
+// the circuit breaker's bucket and the conversation head move with them. So
+// the counters always equal the sum of the records, and committed returns to
+// used. Settling again changes nothing. If the lease was already reclaimed
+// (the execution outlived it), what was used is still recorded, without a
+// reservation to release. If the conversation claim was lost, usage is
+// recorded and Conflict is returned.
+func (t *TenantStore) Settle(ctx context.Context, st Settlement) error {
+	writes, err := t.settleWrites(st, true)
+	if err != nil {
+		return err
+	}
+	_, err = t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes})
+	if err == nil {
+		return nil
+	}
+	reasons := cancelReasons(err)
+	if len(reasons) == 0 {
+		return translate("settle execution "+st.Execution.ID, err, bulkhead.Internal, "")
+	}
+	if fails(reasons, setRecord) || fails(reasons, setRun) {
+		// Either already settled (the record exists), or the lease was
+		// reclaimed while the execution still ran. Only the record tells.
+		if _, gerr := getItem[execItem](ctx, t.s, "settle execution", t.pk, execSK(st.Execution.ID), ""); gerr == nil {
+			return nil
+		} else if !bulkhead.IsCode(gerr, bulkhead.NotFound) {
+			return gerr
+		}
+		return t.settleLate(ctx, st)
+	}
+	if fails(reasons, setConv) {
+		st.Turn, st.Claimed = nil, false
+		if err := t.Settle(ctx, st); err != nil {
+			return err
+		}
+		return bulkhead.Errorf(bulkhead.Conflict, "conversation %s was taken over by another execution; this reply was metered but not saved", st.Execution.ConversationID)
+	}
+	return translate("settle execution "+st.Execution.ID, err, bulkhead.Internal, "")
+}
+
+// settleLate records an execution whose lease was reclaimed: its reservation
+// and slot were already given back, so only its use moves the counters.
+func (t *TenantStore) settleLate(ctx context.Context, st Settlement) error {
+	st.Turn, st.Claimed = nil, false
+	writes, err := t.settleWrites(st, false)
+	if err != nil {
+		return err
+	}
+	_, err = t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes})
+	if reasons := cancelReasons(err); fails(reasons, 0) {
+		return nil // the record exists: a concurrent late settle won
+	}
+	return translate("settle execution "+st.Execution.ID, err, bulkhead.Internal, "")
+}
+
+func fails(reasons []string, i int) bool {
+	return i < len(reasons) && reasons[i] == "ConditionalCheckFailed"
+}
+
+// settleWrites builds the settlement; withLease false leaves out the lease
+// and the reservation (already given back by a reclaim).
+func (t *TenantStore) settleWrites(st Settlement, withLease bool) ([]types.TransactWriteItem, error) {
+	e := st.Execution
+	rec := execItem{PK: t.pk, SK: execSK(e.ID), ExecutionID: e.ID, AgentID: e.AgentID, ConversationID: e.ConversationID,
+		Model: e.Model, Status: e.Status, InputTokens: e.InputTokens, OutputTokens: e.OutputTokens, CostMicros: int64(e.Cost),
+		Month: bulkhead.MonthKey(e.StartedAt), StartedAt: e.StartedAt, FinishedAt: e.FinishedAt}
+	recAV, err := attributevalue.MarshalMap(rec)
+	if err != nil {
+		return nil, err
+	}
+	var bytes int64
+	if st.Turn != nil {
+		bytes = st.Turn.Bytes
+	}
+	tokens := e.InputTokens + e.OutputTokens
+	res := st.Reserved
+	running := int64(-1)
+	if !withLease {
+		res, running = Reservation{}, 0
+	}
+	okCount, errCount := int64(1), int64(0)
+	if failedForBreaker(e.Status) {
+		okCount, errCount = 0, 1
+	}
+	slot := e.FinishedAt.UTC().Truncate(breakerSlot)
+	var writes []types.TransactWriteItem
+	if withLease {
+		writes = append(writes, types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String(t.s.table), Key: key(t.pk, runSK(e.ID)),
+			ConditionExpression: aws.String("attribute_exists(PK)")}})
+	}
+	writes = append(writes,
+		types.TransactWriteItem{Put: &types.Put{TableName: aws.String(t.s.table), Item: recAV, ConditionExpression: aws.String("attribute_not_exists(PK)")}},
+		types.TransactWriteItem{Update: &types.Update{
+			TableName: aws.String(t.s.table), Key: key(t.pk, monthSK(rec.Month)),
+			UpdateExpression: aws.String("ADD tokens :tok, input_tokens :in, output_tokens :out, spend_micros :cost, executions :one, " +
+				"committed_tokens :dt, committed_spend_micros :ds"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":tok": num(tokens), ":in": num(e.InputTokens), ":out": num(e.OutputTokens), ":cost": num(int64(e.Cost)), ":one": num(1),
+				":dt": num(tokens - res.Tokens), ":ds": num(int64(e.Cost - res.Spend))},
+		}},
+		types.TransactWriteItem{Update: &types.Update{
+			TableName: aws.String(t.s.table), Key: key(t.pk, skLive),
+			UpdateExpression: aws.String("ADD running :run, storage_bytes :bytes, storage_committed :db"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":run": num(running), ":bytes": num(bytes),
+				":db": num(bytes - res.Bytes)},
+		}},
+		types.TransactWriteItem{Update: &types.Update{
+			TableName: aws.String(t.s.table), Key: key(t.pk, bucketSK(slot.Unix()/int64(breakerSlot/time.Second))),
+			UpdateExpression: aws.String("ADD ok :ok, errors :err, spend_micros :cost SET expires_at = :exp"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":ok": num(okCount), ":err": num(errCount),
+				":cost": num(int64(e.Cost)), ":exp": num(slot.Add(time.Hour).Unix())},
+		}},
+	)
+	if conv := t.settleConversation(st, tokens, bytes); conv != nil {
+		writes = append(writes, *conv)
+	}
+	return writes, nil
+}
+
+// settleConversation is the conversation head's part of a settlement.
+func (t *TenantStore) settleConversation(st Settlement, tokens, bytes int64) *types.TransactWriteItem {
+	e := st.Execution
+	switch {
+	case st.Turn != nil && st.Turn.New:
+		av, err := attributevalue.MarshalMap(convItem{PK: t.pk, SK: convSK(e.ConversationID), ConversationID: e.ConversationID,
+			AgentID: st.Turn.AgentID, Turns: 1, Tokens: tokens, Bytes: bytes, CreatedAt: st.Turn.CreatedAt, UpdatedAt: e.FinishedAt})
+		if err != nil {
+			return nil
+		}
+		return &types.TransactWriteItem{Put: &types.Put{TableName: aws.String(t.s.table), Item: av,
+			ConditionExpression: aws.String("attribute_not_exists(PK)")}}
+	case st.Turn != nil:
+		updated, _ := attributevalue.Marshal(e.FinishedAt)
+		return &types.TransactWriteItem{Update: &types.Update{
+			TableName: aws.String(t.s.table), Key: key(t.pk, convSK(e.ConversationID)),
+			UpdateExpression:          aws.String("SET turns = turns + :one, updated_at = :upd, busy_until = :free ADD tokens :tok, #b :bytes"),
+			ConditionExpression:       aws.String("busy_exec = :eid"),
+			ExpressionAttributeNames:  map[string]string{"#b": "bytes"},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":upd": updated, ":free": num(0), ":tok": num(tokens), ":bytes": num(bytes), ":eid": str(e.ID)},
+		}}
+	case st.Claimed:
+		return &types.TransactWriteItem{Update: &types.Update{
+			TableName: aws.String(t.s.table), Key: key(t.pk, convSK(e.ConversationID)),
+			UpdateExpression:          aws.String("SET busy_until = :free"),
+			ConditionExpression:       aws.String("busy_exec = :eid"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":free": num(0), ":eid": str(e.ID)},
+		}}
+	}
+	return nil
+}

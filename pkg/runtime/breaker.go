@@ -1,0 +1,73 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/pkg/dynamo"
+)
+
+// watchBreaker updates the tenant's circuit breaker after an execution
+// settled. A half-open breaker closes on a success and opens again on a
+// failure. A closed one opens when, within the error window, at least
+// MinExecutions finished and ErrorRatePct of them failed, or when the spend
+// window's spend passes SpendPct of the monthly spend quota. Error rates are
+// read after each failure; spend at most every few seconds per tenant and
+// process. The breaker is advisory bookkeeping: a failure here is logged,
+// never returned.
+func (r *Runner) watchBreaker(ctx context.Context, ts *dynamo.TenantStore, tenant bulkhead.Tenant, cfg bulkhead.Breaker,
+	seen dynamo.BreakerState, exec bulkhead.Execution) {
+	now := r.now()
+	failed := exec.Status == bulkhead.ExecFailed || exec.Status == bulkhead.ExecTimedOut
+	log := r.logger().With("tenant_id", tenant.ID)
+	if seen.State(exec.StartedAt) == "half_open" {
+		var err error
+		if failed {
+			_, err = ts.TripBreaker(ctx, now, now.Add(cfg.CoolDown), "half-open probe failed", &seen)
+			log.Warn("circuit breaker re-opened", "reason", "half-open probe failed")
+		} else {
+			_, err = ts.ResetBreaker(ctx, now, &seen)
+		}
+		if err != nil {
+			log.Error("circuit breaker update", "error", err)
+		}
+		return
+	}
+	if !failed && !r.spendCheckDue(tenant.ID, now) {
+		return
+	}
+	errs, spend, err := ts.BreakerWindows(ctx, now, seen.Since, cfg.ErrorWindow, cfg.SpendWindow)
+	if err != nil {
+		log.Error("circuit breaker windows", "error", err)
+		return
+	}
+	reason := ""
+	total := errs.OK + errs.Errors
+	limit := tenant.Quota().MaxSpendPerMonth
+	switch {
+	case total >= cfg.MinExecutions && errs.Errors*100 >= cfg.ErrorRatePct*total:
+		reason = fmt.Sprintf("%d of the last %d executions within %s failed", errs.Errors, total, cfg.ErrorWindow)
+	case int64(spend.Spend)*100 > cfg.SpendPct*int64(limit):
+		reason = fmt.Sprintf("spend of the last %s ($%s) passed %d%% of the monthly budget ($%s)", cfg.SpendWindow, spend.Spend.Decimal(), cfg.SpendPct, limit.Decimal())
+	default:
+		return
+	}
+	if tripped, err := ts.TripBreaker(ctx, now, now.Add(cfg.CoolDown), reason, &seen); err != nil {
+		log.Error("circuit breaker trip", "error", err)
+	} else if tripped {
+		log.Warn("circuit breaker opened", "reason", reason)
+	}
+}
+
+// spendCheckDue rations spend-velocity reads: at most one per tenant per
+// spendCheckEvery in this process.
+func (r *Runner) spendCheckDue(tenantID string, now time.Time) bool {
+	last, ok := r.spendChecks.Load(tenantID)
+	if ok && now.Sub(last.(time.Time)) < spendCheckEvery {
+		return false
+	}
+	r.spendChecks.Store(tenantID, now)
+	return true
+}

@@ -170,7 +170,7 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request) (Result, e
 	settle := func(t *dynamo.SettledTurn) error {
 		exec.FinishedAt = r.now()
 		exec.Cost = price.Cost(exec.InputTokens, exec.OutputTokens)
-		err := st.ts.Settle(settleCtx, dynamo.Settlement{Execution: exec, Reserved: reserve, Turn: t, Claimed: claim != nil})
+		err := settleRetrying(settleCtx, st.ts, dynamo.Settlement{Execution: exec, Reserved: reserve, Turn: t, Claimed: claim != nil})
 		r.watchBreaker(settleCtx, st.ts, tenant, tier.Breaker, ec.Breaker, exec)
 		return err
 	}
@@ -215,6 +215,26 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request) (Result, e
 		return Result{}, err
 	}
 	return Result{Execution: exec, Reply: loop.reply, Steps: loop.steps}, nil
+}
+
+// settleRetrying settles, retrying while DynamoDB is unavailable until ctx
+// ends: settling is idempotent, and an execution that ran must be recorded.
+// If DynamoDB stays away longer, the lease expires and is reclaimed: the
+// reservation comes back and the execution is not charged.
+func settleRetrying(ctx context.Context, ts *dynamo.TenantStore, s dynamo.Settlement) error {
+	backoff := 20 * time.Millisecond
+	for {
+		err := ts.Settle(ctx, s)
+		if !bulkhead.IsCode(err, bulkhead.Unavailable) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
 }
 
 // reserveBytes bounds the transcript bytes one turn can add: the message,

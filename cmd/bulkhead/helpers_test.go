@@ -139,10 +139,17 @@ func (p *proc) exitCode() int { return p.cmd.ProcessState.ExitCode() }
 // between picking it and the process binding it is retried.
 func startDev(tb, cleanup testing.TB, dataDir, adminToken string) *proc {
 	tb.Helper()
+	return startDevEnv(tb, cleanup, dataDir, adminToken)
+}
+
+// startDevEnv is startDev with extra environment variables ("NAME=value"),
+// which take precedence over the defaults startDev sets.
+func startDevEnv(tb, cleanup testing.TB, dataDir, adminToken string, env ...string) *proc {
+	tb.Helper()
 	bin := mustBinary(tb)
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		p, err := tryStartDev(cleanup, bin, dataDir, adminToken)
+		p, err := tryStartDev(cleanup, bin, dataDir, adminToken, env)
 		if err == nil {
 			return p
 		}
@@ -155,7 +162,7 @@ func startDev(tb, cleanup testing.TB, dataDir, adminToken string) *proc {
 	return nil
 }
 
-func tryStartDev(cleanup testing.TB, bin, dataDir, adminToken string) (*proc, error) {
+func tryStartDev(cleanup testing.TB, bin, dataDir, adminToken string, env []string) (*proc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -170,6 +177,8 @@ func tryStartDev(cleanup testing.TB, bin, dataDir, adminToken string) (*proc, er
 		"AWS_ENDPOINT_URL=", "AWS_ENDPOINT_URL_DYNAMODB=", "AWS_ENDPOINT_URL_S3=",
 		"BULKHEAD_LOCAL_MODEL_DELAY=",
 	)
+	// exec.Cmd uses the last value of a duplicated name.
+	cmd.Env = append(cmd.Env, env...)
 	p := &proc{cmd: cmd, stdout: newOutput(), stderr: newOutput(), exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	if err := cmd.Start(); err != nil {

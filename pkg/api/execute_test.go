@@ -180,9 +180,9 @@ func TestStorageDownFailsClosed(t *testing.T) {
 	a := h.newTenant("acme", "starter")
 	agent := h.newAgent(a)
 
-	h.env.Dynamo.Server().EmulateFailure(server.FailureConditionInternalServerError)
+	h.env.Dynamo.EmulateFailure(server.FailureConditionInternalServerError)
 	r := h.do("POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": "hi"})
-	h.env.Dynamo.Server().EmulateFailure(server.FailureConditionNone)
+	h.env.Dynamo.EmulateFailure(server.FailureConditionNone)
 	if r.status != http.StatusServiceUnavailable || r.errCode() != "unavailable" {
 		t.Errorf("with DynamoDB down: status %d code %q, want 503 unavailable (%s)", r.status, r.errCode(), r.raw)
 	}

@@ -237,7 +237,7 @@ func TestFaultsLeaveNothingUnmeteredOrLeaked(t *testing.T) {
 		for {
 			select {
 			case <-stop:
-				h.env.Dynamo.Server().EmulateFailure(server.FailureConditionNone)
+				h.env.Dynamo.EmulateFailure(server.FailureConditionNone)
 				return
 			case <-ticker.C:
 				on = !on
@@ -245,7 +245,7 @@ func TestFaultsLeaveNothingUnmeteredOrLeaked(t *testing.T) {
 				if on {
 					cond = server.FailureConditionInternalServerError
 				}
-				h.env.Dynamo.Server().EmulateFailure(cond)
+				h.env.Dynamo.EmulateFailure(cond)
 				flips.Add(1)
 			}
 		}
@@ -271,7 +271,7 @@ func TestFaultsLeaveNothingUnmeteredOrLeaked(t *testing.T) {
 	wg.Wait()
 	close(stop)
 	time.Sleep(10 * time.Millisecond)
-	h.env.Dynamo.Server().EmulateFailure(server.FailureConditionNone)
+	h.env.Dynamo.EmulateFailure(server.FailureConditionNone)
 	t.Logf("%d ok, %d refused with 503, %d failure flips, %d model calls", ok.Load(), unavailable.Load(), flips.Load(), h.model.calls.Load())
 	if ok.Load() == 0 || unavailable.Load() == 0 {
 		t.Fatalf("the fault injection did not bite (ok %d, 503 %d): the test proves nothing", ok.Load(), unavailable.Load())

@@ -71,7 +71,7 @@ type Agent struct {
 	Status       AgentStatus
 	SystemPrompt string
 	// Tools is the agent's tools exactly as given: names or definitions.
-	Tools     []json.RawMessage
+	Tools []json.RawMessage
 	Model string
 	// Limits are the agent's own runaway guards; zero fields take the tier's
 	// defaults, and the tier's ceiling always bounds them.
@@ -120,17 +120,17 @@ const (
 
 // Message is one message of a conversation.
 type Message struct {
-	Role         Role      `json:"role"`
-	Content      string    `json:"content"`
-	CreatedAt    time.Time `json:"created_at"`
-	ExecutionID  string    `json:"execution_id,omitempty"`
+	Role        Role      `json:"role"`
+	Content     string    `json:"content"`
+	CreatedAt   time.Time `json:"created_at"`
+	ExecutionID string    `json:"execution_id,omitempty"`
 	// ToolCalls are what an assistant message asked to run.
 	ToolCalls []ToolCall `json:"tool_calls,omitempty"`
 	// ToolCallID and Name say which call a tool message answers.
-	ToolCallID string `json:"tool_call_id,omitempty"`
-	Name       string `json:"name,omitempty"`
-	InputTokens  int64     `json:"input_tokens,omitempty"`
-	OutputTokens int64     `json:"output_tokens,omitempty"`
+	ToolCallID   string `json:"tool_call_id,omitempty"`
+	Name         string `json:"name,omitempty"`
+	InputTokens  int64  `json:"input_tokens,omitempty"`
+	OutputTokens int64  `json:"output_tokens,omitempty"`
 }
 
 // Conversation is the head of a conversation; its messages live in object storage.

@@ -181,6 +181,15 @@ func (d *DynamoDB) Server() *server.Server {
 	return d.inner
 }
 
+// EmulateFailure sets minidyn's global failure condition while no request is
+// being served (it takes the same lock as a snapshot), so tests may switch
+// failures on and off under load without a data race.
+func (d *DynamoDB) EmulateFailure(cond server.FailureCondition) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.inner.EmulateFailure(cond)
+}
+
 // Close stops accepting connections, waits for in-flight requests until ctx is
 // done, writes a final snapshot and releases the snapshot file. Every request that
 // got a successful response before Close returned is in that snapshot. Close may be

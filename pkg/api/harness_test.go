@@ -94,6 +94,12 @@ func (r response) errCode() string {
 
 func (h *harness) do(method, path, key string, body any) response {
 	h.t.Helper()
+	return h.doWithHeader(method, path, key, body, "", "")
+}
+
+// doWithHeader is do with one extra request header (none when name is "").
+func (h *harness) doWithHeader(method, path, key string, body any, name, value string) response {
+	h.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -112,6 +118,9 @@ func (h *harness) do(method, path, key string, body any) response {
 	}
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if name != "" {
+		req.Header.Set(name, value)
 	}
 	resp, err := h.srv.Client().Do(req)
 	if err != nil {

@@ -28,7 +28,6 @@ package dynamo_test
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -100,10 +99,12 @@ func (c *ddbCounter) report(b *testing.B, ops int) {
 	b.ReportMetric(w/n, "ddb-write/op")
 }
 
-// benchDB is one embedded DynamoDB with the platform's table, and a client
-// whose calls are counted.
+// benchDB is one embedded DynamoDB with the platform's table, a client
+// whose calls are counted for the ops under test, and one for setup and
+// cleanup whose calls are not.
 type benchDB struct {
 	client *dynamodb.Client
+	setup  *dynamodb.Client
 	count  *ddbCounter
 }
 
@@ -118,37 +119,45 @@ func startBenchDB(b *testing.B) benchDB {
 	c := &ddbCounter{}
 	cfg := awsclients.Static("")
 	cfg.APIOptions = append(cfg.APIOptions, c.add)
-	client := awsclients.NewDynamoDB(cfg, d.URL())
-	if err := dynamo.CreateTable(ctx, client, "t"); err != nil {
+	setup := awsclients.NewDynamoDB(awsclients.Static(""), d.URL())
+	if err := dynamo.CreateTable(ctx, setup, "t"); err != nil {
 		b.Fatal(err)
 	}
-	return benchDB{client: client, count: c}
+	return benchDB{client: awsclients.NewDynamoDB(cfg, d.URL()), setup: setup, count: c}
 }
 
-// prefill writes n items that look like other tenants' usage records, with
-// BatchWriteItem (25 a call), so that the table holds n items more.
+// prefill writes n items that look like other tenants' usage records, so
+// that the table holds n items more.
 func prefill(b *testing.B, client *dynamodb.Client, n int) {
 	b.Helper()
-	ctx := context.Background()
 	s := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
 	num := func(v int) types.AttributeValue { return &types.AttributeValueMemberN{Value: strconv.Itoa(v)} }
-	for i := 0; i < n; i += 25 {
-		var reqs []types.WriteRequest
-		for j := i; j < min(i+25, n); j++ {
-			id := fmt.Sprintf("exec_fill%07d", j)
-			reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
-				"PK": s(fmt.Sprintf("TENANT#tn_fill%03d", j%50)), "SK": s("EXEC#" + id),
-				"execution_id": s(id), "agent_id": s("agt_fill"), "conversation_id": s(""), "model": s(bulkhead.DefaultModel),
-				"status": s(bulkhead.ExecCompleted), "input_tokens": num(120), "output_tokens": num(80), "cost_micros": num(1560),
-				"month": s("2026-11"), "started_at": s("2026-11-28T12:00:00Z"), "finished_at": s("2026-11-28T12:00:01Z"),
-			}}})
-		}
-		for len(reqs) > 0 {
-			out, err := client.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{"t": reqs}})
+	reqs := make([]types.WriteRequest, 0, n)
+	for i := range n {
+		id := fmt.Sprintf("exec_fill%07d", i)
+		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
+			"PK": s(fmt.Sprintf("TENANT#tn_fill%03d", i%50)), "SK": s("EXEC#" + id),
+			"execution_id": s(id), "agent_id": s("agt_fill"), "conversation_id": s(""), "model": s(bulkhead.DefaultModel),
+			"status": s(bulkhead.ExecCompleted), "input_tokens": num(120), "output_tokens": num(80), "cost_micros": num(1560),
+			"month": s("2026-11"), "started_at": s("2026-11-28T12:00:00Z"), "finished_at": s("2026-11-28T12:00:01Z"),
+		}}})
+	}
+	batchWrite(b, client, reqs)
+}
+
+// batchWrite applies the requests with BatchWriteItem, 25 a call, retrying
+// unprocessed ones.
+func batchWrite(b *testing.B, client *dynamodb.Client, reqs []types.WriteRequest) {
+	b.Helper()
+	for len(reqs) > 0 {
+		batch := reqs[:min(25, len(reqs))]
+		reqs = reqs[len(batch):]
+		for len(batch) > 0 {
+			out, err := client.BatchWriteItem(context.Background(), &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{"t": batch}})
 			if err != nil {
-				b.Fatalf("prefill: %v", err)
+				b.Fatalf("batch write: %v", err)
 			}
-			reqs = out.UnprocessedItems["t"]
+			batch = out.UnprocessedItems["t"]
 		}
 	}
 }
@@ -167,38 +176,44 @@ func admitSettle(ctx context.Context, ts *dynamo.TenantStore, id string) error {
 	return nil
 }
 
-// runTimed runs op b.N times from benchWorkers goroutines (op gets a unique
-// sequence number from 0) and reports ops/s under unit and the p50 and p99
-// latency of one op.
-func runTimed(b *testing.B, unit string, op func(n int64) error) {
+// benchChunk is how many ops run between two pauses of the timer, in which
+// benchAdmitSettle removes the usage records the ops left, so that the table
+// stays the size under test instead of growing by one item per op.
+const benchChunk = 256
+
+// runTimed runs op b.N times from benchWorkers goroutines, in chunks of
+// benchChunk ops (op gets a unique sequence number from 0), calls between
+// (if not nil) with the timer stopped after each chunk but the last, and
+// reports ops/s under unit and the p50 and p99 latency of one op.
+func runTimed(b *testing.B, unit string, op func(n int) error, between func(from, to int)) {
 	b.Helper()
-	var (
-		seq atomic.Int64
-		mu  sync.Mutex
-		lat []time.Duration
-	)
-	procs := runtime.GOMAXPROCS(0)
-	b.SetParallelism((benchWorkers + procs - 1) / procs)
+	lat := make([]time.Duration, b.N)
 	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		local := make([]time.Duration, 0, 256)
-		for pb.Next() {
-			n := seq.Add(1) - 1
-			start := time.Now()
-			if err := op(n); err != nil {
-				b.Error(err)
-				break
-			}
-			local = append(local, time.Since(start))
+	for from := 0; from < b.N; from += benchChunk {
+		to := min(from+benchChunk, b.N)
+		var next atomic.Int64
+		next.Store(int64(from))
+		var wg sync.WaitGroup
+		for range benchWorkers {
+			wg.Go(func() {
+				for n := int(next.Add(1) - 1); n < to; n = int(next.Add(1) - 1) {
+					start := time.Now()
+					if err := op(n); err != nil {
+						b.Error(err)
+						return
+					}
+					lat[n] = time.Since(start)
+				}
+			})
 		}
-		mu.Lock()
-		lat = append(lat, local...)
-		mu.Unlock()
-	})
-	b.StopTimer()
-	if len(lat) == 0 {
-		return
+		wg.Wait()
+		if between != nil && to < b.N {
+			b.StopTimer()
+			between(from, to)
+			b.StartTimer()
+		}
 	}
+	b.StopTimer()
 	slices.Sort(lat)
 	pct := func(q float64) float64 {
 		i := max(0, int(q*float64(len(lat))+0.999999)-1)
@@ -210,25 +225,39 @@ func runTimed(b *testing.B, unit string, op func(n int64) error) {
 }
 
 // benchAdmitSettle measures admit+settle spread round-robin over the given
-// number of tenants, on a table already holding fill unrelated items.
+// number of tenants, on a table holding fill unrelated items. The usage
+// records the ops leave are deleted between chunks (timer stopped), so every
+// op sees between fill and fill+benchChunk items (plus the counters):
+// without that, the run's own records would make later ops slower than
+// earlier ones and the figures would depend on b.N.
 func benchAdmitSettle(b *testing.B, tenants, fill int) {
 	db := startBenchDB(b)
-	prefill(b, db.client, fill)
+	prefill(b, db.setup, fill)
 	store := dynamo.New(db.client, "t", func() time.Time { return t0 })
 	ts := make([]*dynamo.TenantStore, tenants)
 	for i := range ts {
-		ts[i] = store.Tenant(fmt.Sprintf("tn_bench%03d", i))
+		ts[i] = store.Tenant(benchTenant(i))
 	}
 	ctx := context.Background()
+	execID := func(n int) string { return fmt.Sprintf("exec_%08d", n) }
+	// The store's keys are private to package dynamo; these spell its
+	// usage-record key (tenantPK, execSK) for the cleanup only.
+	cleanup := func(from, to int) {
+		var reqs []types.WriteRequest
+		for n := from; n < to; n++ {
+			reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: map[string]types.AttributeValue{
+				"PK": &types.AttributeValueMemberS{Value: "TENANT#" + benchTenant(n%tenants)},
+				"SK": &types.AttributeValueMemberS{Value: "EXEC#" + execID(n)},
+			}}})
+		}
+		batchWrite(b, db.setup, reqs)
+	}
 	db.count.reset()
-	runTimed(b, "admissions/s", func(n int64) error {
-		return admitSettle(ctx, ts[n%int64(tenants)], fmt.Sprintf("exec_%08d", n))
-	})
+	runTimed(b, "admissions/s", func(n int) error { return admitSettle(ctx, ts[n%tenants], execID(n)) }, cleanup)
 	db.count.report(b, b.N)
-	// Items at the end: the fill, one usage record per op, and each tenant's
-	// hour, month, live and breaker-bucket counters.
-	b.ReportMetric(float64(fill+b.N+4*tenants), "items-after")
 }
+
+func benchTenant(i int) string { return fmt.Sprintf("tn_bench%03d", i) }
 
 // BenchmarkAdmitSettle is the quota hot path of one execution (Admit, then
 // Settle with its reservation) from 8 goroutines on one embedded DynamoDB:
@@ -273,16 +302,16 @@ func BenchmarkCounterItemCeiling(b *testing.B) {
 				":max": &types.AttributeValueMemberN{Value: strconv.FormatInt(1<<50, 10)},
 			}
 			db.count.reset()
-			runTimed(b, "updates/s", func(n int64) error {
+			runTimed(b, "updates/s", func(n int) error {
 				_, err := db.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 					TableName:                 aws.String("t"),
-					Key:                       keyOf(int(n % int64(items))),
+					Key:                       keyOf(n % items),
 					UpdateExpression:          aws.String("ADD n :one"),
 					ConditionExpression:       aws.String("attribute_not_exists(n) OR n < :max"),
 					ExpressionAttributeValues: values,
 				})
 				return err
-			})
+			}, nil)
 			db.count.report(b, b.N)
 			// Every update must have counted exactly once.
 			total := 0

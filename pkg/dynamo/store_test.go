@@ -223,3 +223,63 @@ func TestFilteredListPagesAreFull(t *testing.T) {
 		}
 	}
 }
+
+// TestStorageQuotaCountsReservations admits writes only while stored bytes
+// plus the reservations of running executions fit the storage quota.
+func TestStorageQuotaCountsReservations(t *testing.T) {
+	ctx := context.Background()
+	ts := mustStore(t).Tenant("tn_a")
+	q := bigQuota
+	q.MaxStorageMB = 1
+	res := dynamo.Reservation{Tokens: 10, Spend: 10, Bytes: 400 * 1024}
+	admit := func(id string) error {
+		return ts.Admit(ctx, dynamo.Admission{ExecutionID: id, Now: t0, Lease: time.Minute, Quota: q, Reserve: res})
+	}
+	if err := admit("exec_1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := admit("exec_2"); err != nil {
+		t.Fatal(err)
+	}
+	err := admit("exec_3")
+	e := bulkhead.AsError(err)
+	if e == nil || e.Code != bulkhead.QuotaExceeded || e.Fields["quota_type"] != "storage" {
+		t.Fatalf("third reservation of 400 KB in 1 MB: %v, want quota_exceeded storage", err)
+	}
+	// Settling gives back what was not written.
+	st := dynamo.Settlement{Execution: exec("exec_1", "conv_1", 1, 1), Reserved: res, Turn: &dynamo.SettledTurn{New: true, AgentID: "agt_a", Bytes: 1000, CreatedAt: t0}}
+	if err := ts.Settle(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if err := admit("exec_3"); err != nil {
+		t.Errorf("after a settlement freed its reservation: %v", err)
+	}
+	u, err := ts.Counters(ctx, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.StorageBytes != 1000 || u.StorageCommitted != 1000+2*400*1024 {
+		t.Errorf("storage = %d stored, %d committed", u.StorageBytes, u.StorageCommitted)
+	}
+}
+
+// TestRefusalChangesNothing: a refused admission moves no counter.
+func TestRefusalChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	ts := mustStore(t).Tenant("tn_a")
+	q := bigQuota
+	q.MaxRequestsPerHour = 1
+	res := dynamo.Reservation{Tokens: 10, Spend: 10, Bytes: 10}
+	if err := ts.Admit(ctx, dynamo.Admission{ExecutionID: "exec_1", Now: t0, Lease: time.Minute, Quota: q, Reserve: res}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := ts.Counters(ctx, t0)
+	err := ts.Admit(ctx, dynamo.Admission{ExecutionID: "exec_2", Now: t0, Lease: time.Minute, Quota: q, Reserve: res})
+	if e := bulkhead.AsError(err); e == nil || e.Code != bulkhead.RateLimited || e.Fields["used"] != int64(1) || e.RetryAfter != 3600 {
+		t.Fatalf("second admission: %#v", err)
+	}
+	after, _ := ts.Counters(ctx, t0)
+	if before != after {
+		t.Errorf("a refused admission moved the counters: %+v -> %+v", before, after)
+	}
+}

@@ -201,8 +201,15 @@ func TestClientDisconnectStillSettles(t *testing.T) {
 	a := h.newTenant("acme", "starter")
 	agent := h.newAgent(a)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	// Cancel once the model is running (the execution is admitted by then).
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	go func() {
+		for h.model.calls.Load() == 0 {
+			time.Sleep(2 * time.Millisecond)
+		}
+		cancel()
+	}()
 	req, _ := http.NewRequestWithContext(ctx, "POST", h.srv.URL+"/v1/agents/"+agent+"/execute", strings.NewReader(`{"message":"slow"}`))
 	req.Header.Set("Authorization", "Bearer "+a.key)
 	if resp, err := h.srv.Client().Do(req); err == nil {
@@ -218,7 +225,7 @@ func TestClientDisconnectStillSettles(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("cancelled execution never settled: %v", u)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -36,6 +36,11 @@
 // query is shortened to fit, and if even an empty query cannot fit the model
 // answers with (truncated) text instead.
 //
+// "use tool" calls the tool once: when the request's last message is the
+// tool's result, the model answers in text quoting it. "loop tool <name>"
+// calls the tool at every step, for ever, like a runaway agent: it is how
+// tests exercise the runtime's step, token and wall-time guards.
+//
 // # Failures
 //
 // A last user message containing "[[fail]]" fails with an Unavailable error,

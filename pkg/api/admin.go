@@ -226,3 +226,38 @@ func (a *API) patchTenant(ctx context.Context, r *request) (any, error) {
 	r.log.Info("tenant updated", "target_tenant_id", id)
 	return a.operatorView(ctx, t)
 }
+
+// operatorAgentStatus is the operator's kill switch for one agent:
+// {"status": "disabled"} stops its running executions at their next step and
+// refuses new ones; {"status": "active"} lets it run again.
+func (a *API) operatorAgentStatus(ctx context.Context, r *request) (any, error) {
+	tid, err := tenantID(r)
+	if err != nil {
+		return nil, err
+	}
+	aid, err := agentID(r)
+	if err != nil {
+		return nil, err
+	}
+	var b struct {
+		Status *string `json:"status"`
+	}
+	if err := decode(r.APIGatewayProxyRequest, &b); err != nil {
+		return nil, err
+	}
+	if b.Status == nil || (*b.Status != string(bulkhead.AgentActive) && *b.Status != string(bulkhead.AgentDisabled)) {
+		return nil, bulkhead.Errorf(bulkhead.Invalid, "status must be \"active\" or \"disabled\"")
+	}
+	ts := a.store.Tenant(tid)
+	ag, err := ts.GetAgent(ctx, aid)
+	if err != nil {
+		return nil, err
+	}
+	prev := ag.Version
+	ag.Status, ag.Version, ag.UpdatedAt = bulkhead.AgentStatus(*b.Status), ag.Version+1, a.now().UTC()
+	if err := ts.PutAgent(ctx, ag, prev); err != nil {
+		return nil, err
+	}
+	r.log.Info("agent status set by the operator", "target_tenant_id", tid, "agent_id", aid, "status", *b.Status)
+	return viewAgent(ag), nil
+}

@@ -93,10 +93,11 @@ func (a *API) table() map[string]endpoint {
 		routeKey("GET", "/v1/keys"):             ep(FnKeys, AuthTenant, ok, a.listKeys),
 		routeKey("DELETE", "/v1/keys/{key_id}"): ep(FnKeys, AuthTenant, ok, a.revokeKey),
 
-		routeKey("POST", "/v1/admin/tenants"):              ep(FnAdmin, AuthAdmin, created, a.createTenant),
-		routeKey("GET", "/v1/admin/tenants"):               ep(FnAdmin, AuthAdmin, ok, a.listTenants),
-		routeKey("GET", "/v1/admin/tenants/{tenant_id}"):   ep(FnAdmin, AuthAdmin, ok, a.getTenant),
-		routeKey("PATCH", "/v1/admin/tenants/{tenant_id}"): ep(FnAdmin, AuthAdmin, ok, a.patchTenant),
+		routeKey("POST", "/v1/admin/tenants"):                                ep(FnAdmin, AuthAdmin, created, a.createTenant),
+		routeKey("GET", "/v1/admin/tenants"):                                 ep(FnAdmin, AuthAdmin, ok, a.listTenants),
+		routeKey("GET", "/v1/admin/tenants/{tenant_id}"):                     ep(FnAdmin, AuthAdmin, ok, a.getTenant),
+		routeKey("PATCH", "/v1/admin/tenants/{tenant_id}"):                   ep(FnAdmin, AuthAdmin, ok, a.patchTenant),
+		routeKey("PATCH", "/v1/admin/tenants/{tenant_id}/agents/{agent_id}"): ep(FnAdmin, AuthAdmin, ok, a.operatorAgentStatus),
 	}
 }
 

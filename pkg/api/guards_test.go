@@ -110,7 +110,7 @@ func TestDepthLimitStopsRecursiveAgents(t *testing.T) {
 // TestKillSwitchStopsRunningExecutions: disabling the agent or suspending
 // the tenant stops a running execution at its next step.
 func TestKillSwitchStopsRunningExecutions(t *testing.T) {
-	for _, kill := range []string{"agent", "tenant"} {
+	for _, kill := range []string{"agent", "operator-agent", "tenant"} {
 		t.Run(kill, func(t *testing.T) {
 			h := newHarness(t, 50*time.Millisecond)
 			a := h.newTenant("acme", "starter")
@@ -126,9 +126,12 @@ func TestKillSwitchStopsRunningExecutions(t *testing.T) {
 			for h.model.calls.Load() < 2 && time.Now().Before(deadline) {
 				time.Sleep(5 * time.Millisecond)
 			}
-			if kill == "agent" {
+			switch kill {
+			case "agent":
 				h.must(200, "PATCH", "/v1/agents/"+agent, a.key, map[string]any{"status": "disabled"})
-			} else {
+			case "operator-agent":
+				h.must(200, "PATCH", "/v1/admin/tenants/"+a.id+"/agents/"+agent, adminToken, map[string]any{"status": "disabled"})
+			default:
 				h.must(200, "PATCH", "/v1/admin/tenants/"+a.id, adminToken, map[string]any{"status": "suspended"})
 			}
 			wg.Wait()
@@ -139,7 +142,7 @@ func TestKillSwitchStopsRunningExecutions(t *testing.T) {
 				h.must(200, "PATCH", "/v1/admin/tenants/"+a.id, adminToken, map[string]any{"status": "active"})
 			}
 			h.assertBalanced(a)
-			if kill == "agent" {
+			if kill != "tenant" {
 				if r := h.execute(a, agent, "again"); r.status != 409 {
 					t.Errorf("disabled agent: %d %s", r.status, r.raw)
 				}

@@ -82,5 +82,6 @@ func Routes() []Route {
 		{"GET", "/v1/admin/tenants", FnAdmin, AuthAdmin},
 		{"GET", "/v1/admin/tenants/{tenant_id}", FnAdmin, AuthAdmin},
 		{"PATCH", "/v1/admin/tenants/{tenant_id}", FnAdmin, AuthAdmin},
+		{"PATCH", "/v1/admin/tenants/{tenant_id}/agents/{agent_id}", FnAdmin, AuthAdmin},
 	}
 }

@@ -284,12 +284,20 @@ func quotaError(a Admission, u bulkhead.Usage, reasons []string) error {
 // its own transaction guarded by the lease, so two reclaimers cannot give
 // the same lease back twice. It returns how many it reclaimed.
 func (t *TenantStore) ReclaimExpired(ctx context.Context, now time.Time) (int, error) {
-	page, err := listPage(ctx, t.s, "list running executions", t.pk, prefixRun, "", bulkhead.MaxPageSize, nil, func(r runItem) runItem { return r })
-	if err != nil {
-		return 0, err
+	var runs []runItem
+	cursor := ""
+	for {
+		page, err := listPage(ctx, t.s, "list running executions", t.pk, prefixRun, cursor, bulkhead.MaxPageSize, nil, func(r runItem) runItem { return r })
+		if err != nil {
+			return 0, err
+		}
+		runs = append(runs, page.Items...)
+		if cursor = page.NextCursor; cursor == "" {
+			break
+		}
 	}
 	n := 0
-	for _, run := range page.Items {
+	for _, run := range runs {
 		if run.LeaseUntil >= now.Unix() {
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"unicode/utf8"
 
@@ -226,10 +227,11 @@ func (a *API) createAgent(ctx context.Context, r *request) (any, error) {
 	if b.Model != nil {
 		ag.Model = *b.Model
 	}
-	if err := a.tenantStore(r).CreateAgent(ctx, ag); err != nil {
+	view := viewAgent(ag)
+	if err := a.tenantStore(r).CreateAgent(ctx, ag, r.completion(http.StatusCreated, view)); err != nil {
 		return nil, err
 	}
-	return viewAgent(ag), nil
+	return view, nil
 }
 
 // agentID reads and checks the path's agent id; a malformed id is simply not found.

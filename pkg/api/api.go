@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"time"
@@ -23,6 +24,9 @@ type Config struct {
 	// Now is the clock; time.Now when nil.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// IdempotencyWait is how long a retry waits for the first request with
+	// its Idempotency-Key before answering 409 (default 10 s).
+	IdempotencyWait time.Duration
 }
 
 // API serves every route of the route table.
@@ -33,6 +37,7 @@ type API struct {
 	now         func() time.Time
 	log         *slog.Logger
 	endpoints   map[string]endpoint
+	idemWait    time.Duration
 }
 
 // request is an API Gateway event with what the handler learnt from it.
@@ -41,11 +46,28 @@ type request struct {
 	log *slog.Logger
 	// tenant is set on tenant routes, from the authorizer's context only.
 	tenant string
+	// idem is the request's claimed Idempotency-Key, if it sent one.
+	idem *dynamo.IdemClaim
+}
+
+// completion is the idempotent result to store with a handler's write:
+// exactly the bytes the response will carry. Nil without a key.
+func (r *request) completion(status int, body any) *dynamo.IdemCompletion {
+	if r.idem == nil {
+		return nil
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil
+	}
+	return &dynamo.IdemCompletion{Claim: *r.idem, Status: status, Body: string(b)}
 }
 
 type endpoint struct {
 	fn   string
 	auth Auth
+	// idempotent endpoints honour Idempotency-Key.
+	idempotent bool
 	// status is the success status.
 	status int
 	serve  func(ctx context.Context, r *request) (any, error)
@@ -53,7 +75,10 @@ type endpoint struct {
 
 // New builds the API.
 func New(cfg Config) *API {
-	a := &API{store: cfg.Store, transcripts: cfg.Transcripts, runner: cfg.Runner, now: cfg.Now, log: cfg.Logger}
+	a := &API{store: cfg.Store, transcripts: cfg.Transcripts, runner: cfg.Runner, now: cfg.Now, log: cfg.Logger, idemWait: cfg.IdempotencyWait}
+	if a.idemWait <= 0 {
+		a.idemWait = defaultIdemWait
+	}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -66,6 +91,8 @@ func New(cfg Config) *API {
 
 func routeKey(method, resource string) string { return method + " " + resource }
 
+func idempotent(e endpoint) endpoint { e.idempotent = true; return e }
+
 // table binds each route of Routes to its code. A test checks that the two agree.
 func (a *API) table() map[string]endpoint {
 	ep := func(fn string, auth Auth, status int, serve func(context.Context, *request) (any, error)) endpoint {
@@ -75,7 +102,7 @@ func (a *API) table() map[string]endpoint {
 	return map[string]endpoint{
 		routeKey("GET", "/health"): ep(FnHealth, AuthNone, ok, a.health),
 
-		routeKey("POST", "/v1/agents"):                            ep(FnAgents, AuthTenant, created, a.createAgent),
+		routeKey("POST", "/v1/agents"):                            idempotent(ep(FnAgents, AuthTenant, created, a.createAgent)),
 		routeKey("GET", "/v1/agents"):                             ep(FnAgents, AuthTenant, ok, a.listAgents),
 		routeKey("GET", "/v1/agents/{agent_id}"):                  ep(FnAgents, AuthTenant, ok, a.getAgent),
 		routeKey("PATCH", "/v1/agents/{agent_id}"):                ep(FnAgents, AuthTenant, ok, a.patchAgent),
@@ -84,12 +111,12 @@ func (a *API) table() map[string]endpoint {
 		routeKey("GET", "/v1/conversations/{conversation_id}"):    ep(FnAgents, AuthTenant, ok, a.getConversation),
 		routeKey("DELETE", "/v1/conversations/{conversation_id}"): ep(FnAgents, AuthTenant, ok, a.deleteConversation),
 
-		routeKey("POST", "/v1/agents/{agent_id}/execute"): ep(FnExecute, AuthTenant, ok, a.execute),
+		routeKey("POST", "/v1/agents/{agent_id}/execute"): idempotent(ep(FnExecute, AuthTenant, ok, a.execute)),
 
 		routeKey("GET", "/v1/usage"):           ep(FnUsage, AuthTenant, ok, a.usage),
 		routeKey("GET", "/v1/billing/current"): ep(FnBilling, AuthTenant, ok, a.billingCurrent),
 
-		routeKey("POST", "/v1/keys"):            ep(FnKeys, AuthTenant, created, a.createKey),
+		routeKey("POST", "/v1/keys"):            idempotent(ep(FnKeys, AuthTenant, created, a.createKey)),
 		routeKey("GET", "/v1/keys"):             ep(FnKeys, AuthTenant, ok, a.listKeys),
 		routeKey("DELETE", "/v1/keys/{key_id}"): ep(FnKeys, AuthTenant, ok, a.revokeKey),
 
@@ -133,6 +160,9 @@ func (a *API) dispatch(ctx context.Context, name string, r *request) events.APIG
 		if r.RequestContext.Identity.UserArn == "" {
 			return respondError(r.log, bulkhead.Errorf(bulkhead.Forbidden, "operator routes need operator credentials"))
 		}
+	}
+	if ep.idempotent && header(r.APIGatewayProxyRequest, IdempotencyHeader) != "" {
+		return a.serveIdempotent(ctx, ep, r)
 	}
 	body, err := ep.serve(ctx, r)
 	if err != nil {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"net/http"
 	"strconv"
 	"strings"
 
@@ -49,12 +50,23 @@ func (a *API) execute(ctx context.Context, r *request) (any, error) {
 		}
 		req.ConversationID = *b.ConversationID
 	}
+	if r.idem != nil {
+		req.Idem = &runtime.Idempotency{Claim: *r.idem, Render: func(res runtime.Result, err error) (int, string) {
+			return render(r.log, http.StatusOK, executeView(res), err)
+		}}
+	}
 	res, err := a.runner.Execute(ctx, a.tenantStore(r), a.transcriptStore(r), req)
 	if err != nil {
 		return nil, err
 	}
 	e := res.Execution
-	r.log.Info("execution settled", "agent_id", e.AgentID, "execution_id", e.ID, "tokens", e.InputTokens+e.OutputTokens)
+	r.log.Info("execution settled", "agent_id", e.AgentID, "execution_id", e.ID, "status", e.Status, "tokens", e.InputTokens+e.OutputTokens)
+	return executeView(res), nil
+}
+
+// executeView is the response to an execution.
+func executeView(res runtime.Result) map[string]any {
+	e := res.Execution
 	return map[string]any{
 		"execution_id":    e.ID,
 		"conversation_id": e.ConversationID,
@@ -66,5 +78,5 @@ func (a *API) execute(ctx context.Context, r *request) (any, error) {
 		"tokens_used":     e.InputTokens + e.OutputTokens,
 		"cost":            e.Cost.JSON(),
 		"usage":           map[string]int64{"input_tokens": e.InputTokens, "output_tokens": e.OutputTokens},
-	}, nil
+	}
 }

@@ -55,11 +55,11 @@ type harness struct {
 	model *countingModel
 }
 
-func newHarness(tb testing.TB, delay time.Duration) *harness {
+func newHarness(tb testing.TB, delay time.Duration, opts ...platformtest.Option) *harness {
 	tb.Helper()
 	h := &harness{t: tb, clock: &clock{t: time.Date(2026, 11, 28, 10, 30, 0, 0, time.UTC)},
 		model: &countingModel{inner: offline.New(delay)}}
-	h.env = platformtest.Start(tb, platformtest.WithClock(h.clock.Now), platformtest.WithModel(h.model))
+	h.env = platformtest.Start(tb, append([]platformtest.Option{platformtest.WithClock(h.clock.Now), platformtest.WithModel(h.model)}, opts...)...)
 	functions := map[string]api.Handler{}
 	for _, r := range api.Routes() {
 		functions[r.Function] = h.env.API.Function(r.Function)

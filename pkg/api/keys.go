@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"net/http"
 	"strings"
 	"time"
 
@@ -84,13 +85,16 @@ func (a *API) createKey(ctx context.Context, r *request) (any, error) {
 		name = *b.Name
 	}
 	secret, k := newAPIKey(r.tenant, name, a.now())
-	if err := a.tenantStore(r).CreateKey(ctx, k); err != nil {
-		return nil, err
-	}
-	return struct {
+	view := struct {
 		keyView
 		APIKey string `json:"api_key"`
-	}{viewKey(k), secret}, nil
+	}{viewKey(k), secret}
+	// A replay returns the same key: the secret is kept with the
+	// idempotent result for the key's lifetime (24 h), as the response was.
+	if err := a.tenantStore(r).CreateKey(ctx, k, r.completion(http.StatusCreated, view)); err != nil {
+		return nil, err
+	}
+	return view, nil
 }
 
 func (a *API) listKeys(ctx context.Context, r *request) (any, error) {

@@ -27,6 +27,10 @@ const (
 	CircuitOpen Code = "circuit_open"
 	// DepthExceeded: agents invoking agents went deeper than allowed (403).
 	DepthExceeded Code = "depth_limit_exceeded"
+	// IdempotencyMismatch: an Idempotency-Key reused with a different request (422).
+	IdempotencyMismatch Code = "idempotency_mismatch"
+	// IdempotencyInProgress: the first request with this key is still running (409).
+	IdempotencyInProgress Code = "idempotency_in_progress"
 	// ModelError: the model provider failed or refused (502).
 	ModelError Code = "model_error"
 	// ModelTimeout: the model provider did not answer in time (504).
@@ -35,21 +39,23 @@ const (
 
 // statusByCode is the one table that maps error codes to HTTP statuses.
 var statusByCode = map[Code]int{
-	Invalid:            http.StatusBadRequest,
-	Unauthenticated:    http.StatusUnauthorized,
-	Forbidden:          http.StatusForbidden,
-	NotFound:           http.StatusNotFound,
-	Conflict:           http.StatusConflict,
-	TooLarge:           http.StatusRequestEntityTooLarge,
-	QuotaExceeded:      http.StatusTooManyRequests,
-	RateLimited:        http.StatusTooManyRequests,
-	Unavailable:        http.StatusServiceUnavailable,
-	Internal:           http.StatusInternalServerError,
-	ConcurrencyLimited: http.StatusTooManyRequests,
-	CircuitOpen:        http.StatusServiceUnavailable,
-	DepthExceeded:      http.StatusForbidden,
-	ModelError:         http.StatusBadGateway,
-	ModelTimeout:       http.StatusGatewayTimeout,
+	Invalid:               http.StatusBadRequest,
+	Unauthenticated:       http.StatusUnauthorized,
+	Forbidden:             http.StatusForbidden,
+	NotFound:              http.StatusNotFound,
+	Conflict:              http.StatusConflict,
+	TooLarge:              http.StatusRequestEntityTooLarge,
+	QuotaExceeded:         http.StatusTooManyRequests,
+	RateLimited:           http.StatusTooManyRequests,
+	Unavailable:           http.StatusServiceUnavailable,
+	Internal:              http.StatusInternalServerError,
+	ConcurrencyLimited:    http.StatusTooManyRequests,
+	CircuitOpen:           http.StatusServiceUnavailable,
+	DepthExceeded:         http.StatusForbidden,
+	IdempotencyMismatch:   http.StatusUnprocessableEntity,
+	IdempotencyInProgress: http.StatusConflict,
+	ModelError:            http.StatusBadGateway,
+	ModelTimeout:          http.StatusGatewayTimeout,
 }
 
 // HTTPStatus returns the HTTP status for a code (500 for unknown codes).

@@ -163,6 +163,16 @@ type Usage struct {
 	BreakerOpenUntil int64
 }
 
+// DayUsage is one day's settled usage.
+type DayUsage struct {
+	Day          string
+	Tokens       int64
+	InputTokens  int64
+	OutputTokens int64
+	Spend        Micros
+	Executions   int64
+}
+
 // Execution is one run of an agent, recorded when it settles.
 type Execution struct {
 	ID             string

@@ -57,16 +57,15 @@ func (it agentItem) agent() bulkhead.Agent {
 	return a
 }
 
-// CreateAgent stores a new agent. Errors: Conflict.
-func (t *TenantStore) CreateAgent(ctx context.Context, a bulkhead.Agent) error {
+// CreateAgent stores a new agent, and with idem its idempotent result in the
+// same transaction. Errors: Conflict.
+func (t *TenantStore) CreateAgent(ctx context.Context, a bulkhead.Agent, idem *IdemCompletion) error {
 	av, err := attributevalue.MarshalMap(newAgentItem(t.pk, a))
 	if err != nil {
 		return err
 	}
-	_, err = t.s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(t.s.table), Item: av, ConditionExpression: aws.String("attribute_not_exists(PK)"),
-	})
-	return translate("create agent", err, bulkhead.Conflict, "agent already exists")
+	put := &types.Put{TableName: aws.String(t.s.table), Item: av, ConditionExpression: aws.String("attribute_not_exists(PK)")}
+	return t.transact(ctx, "create agent", "agent already exists", idem, types.TransactWriteItem{Put: put})
 }
 
 // GetAgent reads one of this tenant's agents. Errors: NotFound.

@@ -48,7 +48,7 @@ import (
 )
 
 // benchWorkers is how many goroutines drive the server at once, whatever
-// GOMAXPROCS is (rounded up to a multiple of it by b.SetParallelism).
+// GOMAXPROCS is, so that runs on different machines offer the same load.
 const benchWorkers = 8
 
 // benchQuota never refuses: the limits are far above anything a run reaches,
@@ -179,7 +179,7 @@ func admitSettle(ctx context.Context, ts *dynamo.TenantStore, id string) error {
 // benchChunk is how many ops run between two pauses of the timer, in which
 // benchAdmitSettle removes the usage records the ops left, so that the table
 // stays the size under test instead of growing by one item per op.
-const benchChunk = 256
+const benchChunk = 100
 
 // runTimed runs op b.N times from benchWorkers goroutines, in chunks of
 // benchChunk ops (op gets a unique sequence number from 0), calls between

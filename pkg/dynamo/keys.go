@@ -3,6 +3,7 @@ package dynamo
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Keys are built here and nowhere else.
@@ -22,6 +23,9 @@ const (
 	prefixHour   = "HOUR#"
 	prefixExec   = "EXEC#"
 	prefixRun    = "RUN#"
+	prefixDay    = "DAY#"
+	prefixIdem   = "IDEM#"
+	prefixInv    = "INVOICE#"
 	prefixBucket = "BRK#"
 	prefixLookup = "APIKEY#"
 
@@ -29,14 +33,26 @@ const (
 	tenantIndexPK = "TENANTS"
 )
 
-func tenantPK(tid string) string        { return prefixTenant + tid }
-func tenantIndexSK(tid string) string   { return prefixTenant + tid }
-func keySK(kid string) string           { return prefixKey + kid }
-func agentSK(aid string) string         { return prefixAgent + aid }
-func convSK(cid string) string          { return prefixConv + cid }
-func monthSK(month string) string       { return prefixMonth + month }
-func hourSK(hour string) string         { return prefixHour + hour }
-func execSK(eid string) string          { return prefixExec + eid }
+func tenantPK(tid string) string      { return prefixTenant + tid }
+func tenantIndexSK(tid string) string { return prefixTenant + tid }
+func keySK(kid string) string         { return prefixKey + kid }
+func agentSK(aid string) string       { return prefixAgent + aid }
+func convSK(cid string) string        { return prefixConv + cid }
+func monthSK(month string) string     { return prefixMonth + month }
+func hourSK(hour string) string       { return prefixHour + hour }
+
+// execSK sorts usage records by the time their execution started, so a
+// time range is one key range; the start time is fixed at admission, so
+// every settlement attempt of one execution names the same record.
+func execSK(started time.Time, eid string) string {
+	return prefixExec + recordTime(started) + "#" + eid
+}
+
+// recordTime is a fixed-width UTC timestamp that sorts as it reads.
+func recordTime(t time.Time) string     { return t.UTC().Format("2006-01-02T15:04:05.000000000Z") }
+func daySK(day string) string           { return prefixDay + day }
+func idemSK(hash string) string         { return prefixIdem + hash }
+func invoiceSK(month string) string     { return prefixInv + month }
 func runSK(eid string) string           { return prefixRun + eid }
 func bucketSK(slot int64) string        { return fmt.Sprintf("%s%012d", prefixBucket, slot) }
 func apiKeyLookupPK(hash string) string { return prefixLookup + hash }

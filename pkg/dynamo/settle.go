@@ -21,6 +21,8 @@ type Settlement struct {
 	Turn *SettledTurn
 	// Claimed says whether Admit claimed an existing conversation (to release it).
 	Claimed bool
+	// Idem, when set, stores the request's idempotent result with the charge.
+	Idem *IdemCompletion
 }
 
 // SettledTurn is the transcript change of a settled execution.
@@ -61,6 +63,7 @@ const (
 	setMonth
 	setLive
 	setBucket
+	setDay
 	setConv
 )
 
@@ -99,12 +102,18 @@ func (t *TenantStore) Settle(ctx context.Context, st Settlement) error {
 	if fails(reasons, setRecord) || fails(reasons, setRun) {
 		// Either already settled (the record exists), or the lease was
 		// reclaimed while the execution still ran. Only the record tells.
-		if _, gerr := getItem[execItem](ctx, t.s, "settle execution", t.pk, execSK(st.Execution.ID), ""); gerr == nil {
+		if _, gerr := getItem[execItem](ctx, t.s, "settle execution", t.pk, execSK(st.Execution.StartedAt, st.Execution.ID), ""); gerr == nil {
 			return nil
 		} else if !bulkhead.IsCode(gerr, bulkhead.NotFound) {
 			return gerr
 		}
 		return t.settleLate(ctx, st)
+	}
+	if n := len(writes) - 1; st.Idem != nil && fails(reasons, n) {
+		// The key's claim was taken over (its lock passed): record the
+		// charge without the result.
+		st.Idem = nil
+		return t.Settle(ctx, st)
 	}
 	if fails(reasons, setConv) {
 		st.Turn, st.Claimed = nil, false
@@ -139,7 +148,7 @@ func fails(reasons []string, i int) bool {
 // and the reservation (already given back by a reclaim).
 func (t *TenantStore) settleWrites(st Settlement, withLease bool) ([]types.TransactWriteItem, error) {
 	e := st.Execution
-	rec := execItem{PK: t.pk, SK: execSK(e.ID), ExecutionID: e.ID, AgentID: e.AgentID, ConversationID: e.ConversationID,
+	rec := execItem{PK: t.pk, SK: execSK(e.StartedAt, e.ID), ExecutionID: e.ID, AgentID: e.AgentID, ConversationID: e.ConversationID,
 		Model: e.Model, Status: e.Status, InputTokens: e.InputTokens, OutputTokens: e.OutputTokens, CostMicros: int64(e.Cost),
 		Month: bulkhead.MonthKey(e.StartedAt), StartedAt: e.StartedAt, FinishedAt: e.FinishedAt}
 	recAV, err := attributevalue.MarshalMap(rec)
@@ -188,9 +197,18 @@ func (t *TenantStore) settleWrites(st Settlement, withLease bool) ([]types.Trans
 			ExpressionAttributeValues: map[string]types.AttributeValue{":ok": num(okCount), ":err": num(errCount),
 				":cost": num(int64(e.Cost)), ":exp": num(slot.Add(time.Hour).Unix())},
 		}},
+		types.TransactWriteItem{Update: &types.Update{
+			TableName: aws.String(t.s.table), Key: key(t.pk, daySK(bulkhead.DayKey(e.StartedAt))),
+			UpdateExpression: aws.String("ADD tokens :tok, input_tokens :in, output_tokens :out, spend_micros :cost, executions :one"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":tok": num(tokens), ":in": num(e.InputTokens), ":out": num(e.OutputTokens), ":cost": num(int64(e.Cost)), ":one": num(1)},
+		}},
 	)
 	if conv := t.settleConversation(st, tokens, bytes); conv != nil {
 		writes = append(writes, *conv)
+	}
+	if st.Idem != nil && withLease {
+		writes = append(writes, t.completionWrite(st.Idem))
 	}
 	return writes, nil
 }

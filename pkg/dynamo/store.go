@@ -195,7 +195,8 @@ func pageLimit(limit int) int32 {
 	return int32(limit)
 }
 
-// queryPage reads one page of items whose sort key starts with prefix.
+// queryPage reads one page of items whose sort key starts with prefix (and,
+// when filter.between is set, lies within it).
 func (s *Store) queryPage(ctx context.Context, op, pk, prefix, cursor string, limit int, filter *filterExpr) ([]map[string]types.AttributeValue, string, error) {
 	start, err := decodeCursor(pk, cursor, prefix)
 	if err != nil {
@@ -210,7 +211,12 @@ func (s *Store) queryPage(ctx context.Context, op, pk, prefix, cursor string, li
 		ExclusiveStartKey:      start,
 		ConsistentRead:         aws.Bool(true),
 	}
-	if filter != nil {
+	if filter != nil && filter.between != nil {
+		in.KeyConditionExpression = aws.String("#pk = :pk AND #sk BETWEEN :lo AND :hi")
+		delete(values, ":prefix")
+		values[":lo"], values[":hi"] = str(filter.between[0]), str(filter.between[1])
+	}
+	if filter != nil && filter.expr != "" {
 		in.FilterExpression = aws.String(filter.expr)
 		for k, v := range filter.names {
 			names[k] = v
@@ -244,9 +250,11 @@ func (s *Store) queryPage(ctx context.Context, op, pk, prefix, cursor string, li
 }
 
 type filterExpr struct {
-	expr   string
-	names  map[string]string
-	values map[string]types.AttributeValue
+	// between, when set, bounds the sort key (inclusive) instead of the prefix alone.
+	between *[2]string
+	expr    string
+	names   map[string]string
+	values  map[string]types.AttributeValue
 }
 
 // getItem reads one item into R (strongly consistent). A missing item is

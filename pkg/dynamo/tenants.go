@@ -192,15 +192,25 @@ func (t *TenantStore) Profile(ctx context.Context) (bulkhead.Tenant, error) {
 	return it.tenant(), err
 }
 
-// CreateKey stores a new key of this tenant. Errors: Conflict.
-func (t *TenantStore) CreateKey(ctx context.Context, k bulkhead.APIKey) error {
+// CreateKey stores a new key of this tenant, and with idem its idempotent
+// result in the same transaction. Errors: Conflict.
+func (t *TenantStore) CreateKey(ctx context.Context, k bulkhead.APIKey, idem *IdemCompletion) error {
 	k.TenantID = t.tid
 	writes, err := t.s.keyWrites(k)
 	if err != nil {
 		return err
 	}
-	_, err = t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes})
-	return translate("create key", err, bulkhead.Conflict, "key already exists")
+	return t.transact(ctx, "create key", "key already exists", idem, writes...)
+}
+
+// transact writes items in one transaction, with a claimed idempotency
+// key's result when idem is set.
+func (t *TenantStore) transact(ctx context.Context, op, conflict string, idem *IdemCompletion, writes ...types.TransactWriteItem) error {
+	if idem != nil {
+		writes = append(writes, t.completionWrite(idem))
+	}
+	_, err := t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes})
+	return translate(op, err, bulkhead.Conflict, conflict)
 }
 
 // ListKeys pages through this tenant's keys.

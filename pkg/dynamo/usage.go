@@ -44,7 +44,43 @@ func (t *TenantStore) Counters(ctx context.Context, now time.Time) (bulkhead.Usa
 	}, nil
 }
 
-// ListExecutions pages through this tenant's usage records.
+// ListExecutions pages through this tenant's usage records, oldest first.
 func (t *TenantStore) ListExecutions(ctx context.Context, cursor string, limit int) (bulkhead.Page[bulkhead.Execution], error) {
 	return listPage(ctx, t.s, "list executions", t.pk, prefixExec, cursor, limit, nil, execItem.execution)
+}
+
+// UsageRecords pages through the usage records of executions that started
+// in [from, to), oldest first, optionally of one agent only.
+func (t *TenantStore) UsageRecords(ctx context.Context, from, to time.Time, agentID, cursor string, limit int) (bulkhead.Page[bulkhead.Execution], error) {
+	f := &filterExpr{between: &[2]string{prefixExec + recordTime(from), prefixExec + recordTime(to.Add(-time.Nanosecond)) + "#~"}}
+	if agentID != "" {
+		f.expr, f.values = "agent_id = :aid", map[string]types.AttributeValue{":aid": str(agentID)}
+	}
+	return listPage(ctx, t.s, "list usage records", t.pk, prefixExec, cursor, limit, f, execItem.execution)
+}
+
+// DailyUsage returns the per-day counters of a month ("2026-11"), days
+// without executions left out.
+func (t *TenantStore) DailyUsage(ctx context.Context, month string) ([]bulkhead.DayUsage, error) {
+	f := &filterExpr{between: &[2]string{daySK(month + "-01"), daySK(month + "-31")}}
+	var out []bulkhead.DayUsage
+	cursor := ""
+	for {
+		page, err := listPage(ctx, t.s, "daily usage", t.pk, prefixDay, cursor, bulkhead.MaxPageSize, f, func(it map[string]types.AttributeValue) bulkhead.DayUsage {
+			sk, _ := it[attrSK].(*types.AttributeValueMemberS)
+			d := bulkhead.DayUsage{Tokens: intAttr(it, "tokens"), InputTokens: intAttr(it, "input_tokens"), OutputTokens: intAttr(it, "output_tokens"),
+				Spend: bulkhead.Micros(intAttr(it, "spend_micros")), Executions: intAttr(it, "executions")}
+			if sk != nil {
+				d.Day = idFromSK(sk.Value, prefixDay)
+			}
+			return d
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page.Items...)
+		if cursor = page.NextCursor; cursor == "" {
+			return out, nil
+		}
+	}
 }

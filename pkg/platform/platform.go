@@ -39,6 +39,8 @@ type Options struct {
 	Model          bulkhead.Model
 	Now            func() time.Time
 	Logger         *slog.Logger
+	// IdempotencyWait: see api.Config.
+	IdempotencyWait time.Duration
 }
 
 // New builds the API from options.
@@ -55,11 +57,12 @@ func New(o Options) *api.API {
 	ddb := awsclients.NewDynamoDB(o.AWS, o.DynamoEndpoint)
 	s3c := awsclients.NewS3(o.AWS, o.S3Endpoint)
 	return api.New(api.Config{
-		Store:       dynamo.New(ddb, o.Table, o.Now),
-		Transcripts: s3store.New(s3c, o.Bucket),
-		Runner:      &runtime.Runner{Model: o.Model, Now: o.Now, Logger: o.Logger},
-		Now:         o.Now,
-		Logger:      o.Logger,
+		Store:           dynamo.New(ddb, o.Table, o.Now),
+		Transcripts:     s3store.New(s3c, o.Bucket),
+		Runner:          &runtime.Runner{Model: o.Model, Now: o.Now, Logger: o.Logger},
+		Now:             o.Now,
+		Logger:          o.Logger,
+		IdempotencyWait: o.IdempotencyWait,
 	})
 }
 

@@ -52,6 +52,16 @@ type Request struct {
 	// Depth is how many agent invocations led to this one (0 for a call
 	// from outside).
 	Depth int64
+	// Idem, when set, is the request's claimed Idempotency-Key: the response
+	// it renders is stored in the settlement's transaction, with the charge.
+	Idem *Idempotency
+}
+
+// Idempotency ties an execution to its caller's Idempotency-Key.
+type Idempotency struct {
+	Claim dynamo.IdemClaim
+	// Render turns the execution's outcome into the response to replay.
+	Render func(Result, error) (status int, body string)
 }
 
 // Result is a finished execution.
@@ -167,19 +177,27 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request) (Result, e
 	// and it settles even if the caller has gone away.
 	settleCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
-	settle := func(t *dynamo.SettledTurn) error {
+	// settle records the execution; outcome is what the caller will be told
+	// (the reply and steps, or the error), stored with an idempotency key.
+	var loop loopResult
+	settle := func(t *dynamo.SettledTurn, outcome error) error {
 		exec.FinishedAt = r.now()
 		exec.Cost = price.Cost(exec.InputTokens, exec.OutputTokens)
-		err := settleRetrying(settleCtx, st.ts, dynamo.Settlement{Execution: exec, Reserved: reserve, Turn: t, Claimed: claim != nil})
+		s := dynamo.Settlement{Execution: exec, Reserved: reserve, Turn: t, Claimed: claim != nil}
+		if req.Idem != nil {
+			status, body := req.Idem.Render(Result{Execution: exec, Reply: loop.reply, Steps: loop.steps}, outcome)
+			s.Idem = &dynamo.IdemCompletion{Claim: req.Idem.Claim, Status: status, Body: body}
+		}
+		err := settleRetrying(settleCtx, st.ts, s)
 		r.watchBreaker(settleCtx, st.ts, tenant, tier.Breaker, ec.Breaker, exec)
 		return err
 	}
 
 	user.CreatedAt, user.ExecutionID = started, exec.ID
-	loop := r.run(ctx, st, &exec, agent, limits, reserve.Tokens, req.Depth, append(history, user))
+	loop = r.run(ctx, st, &exec, agent, limits, reserve.Tokens, req.Depth, append(history, user))
 	if loop.err != nil {
 		exec.Status = bulkhead.ExecFailed
-		if serr := settle(nil); serr != nil {
+		if serr := settle(nil, loop.err); serr != nil {
 			r.logger().ErrorContext(ctx, "settle failed execution", "execution_id", exec.ID, "error", serr)
 		}
 		return Result{}, loop.err
@@ -187,7 +205,7 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request) (Result, e
 	exec.Status = loop.status
 	if len(loop.added) == 0 {
 		// Nothing came back from the model: no turn to write.
-		if err := settle(nil); err != nil {
+		if err := settle(nil, nil); err != nil {
 			return Result{}, err
 		}
 		return Result{Execution: exec, Steps: loop.steps}, nil
@@ -197,21 +215,23 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request) (Result, e
 		// The claim has lapsed (a stalled process): another execution may own
 		// the conversation now, so the turn is not written; the tokens are.
 		exec.Status = bulkhead.ExecFailed
-		if serr := settle(nil); serr != nil {
+		lapsed := bulkhead.Errorf(bulkhead.Conflict, "execution outlived its claim on conversation %s; the reply was metered but not saved", convID)
+		if serr := settle(nil, lapsed); serr != nil {
 			r.logger().ErrorContext(ctx, "settle execution after lapsed claim", "execution_id", exec.ID, "error", serr)
 		}
-		return Result{}, bulkhead.Errorf(bulkhead.Conflict, "execution outlived its claim on conversation %s; the reply was metered but not saved", convID)
+		return Result{}, lapsed
 	}
 	written, err := st.tr.AppendTurn(settleCtx, convID, turn, append([]bulkhead.Message{user}, loop.added...))
 	if err != nil {
 		// The model ran: its tokens are charged even though the turn is lost.
 		exec.Status = bulkhead.ExecFailed
-		if serr := settle(nil); serr != nil {
+		failed := fmt.Errorf("write turn %d of %s: %w", turn, convID, err)
+		if serr := settle(nil, failed); serr != nil {
 			r.logger().ErrorContext(ctx, "settle execution after transcript failure", "execution_id", exec.ID, "error", serr)
 		}
-		return Result{}, fmt.Errorf("write turn %d of %s: %w", turn, convID, err)
+		return Result{}, failed
 	}
-	if err := settle(&dynamo.SettledTurn{New: claim == nil, AgentID: agent.ID, Bytes: written, CreatedAt: created}); err != nil {
+	if err := settle(&dynamo.SettledTurn{New: claim == nil, AgentID: agent.ID, Bytes: written, CreatedAt: created}, nil); err != nil {
 		return Result{}, err
 	}
 	return Result{Execution: exec, Reply: loop.reply, Steps: loop.steps}, nil

@@ -48,7 +48,7 @@ func mustTenant(t *testing.T, env *platformtest.Env, c *clock) (*dynamo.TenantSt
 	}
 	ag := bulkhead.Agent{ID: agentID, Name: "a", Status: bulkhead.AgentActive, SystemPrompt: "p", Model: bulkhead.DefaultModel,
 		Tools: []json.RawMessage{}, Version: 1}
-	if err := store.Tenant(tn.ID).CreateAgent(ctx, ag); err != nil {
+	if err := store.Tenant(tn.ID).CreateAgent(ctx, ag, nil); err != nil {
 		t.Fatal(err)
 	}
 	return store.Tenant(tn.ID), env.API.Transcripts().Tenant(tn.ID)

@@ -3,6 +3,7 @@ package api_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/api"
 )
@@ -13,13 +14,18 @@ import (
 func TestIsolationWalksEveryRoute(t *testing.T) {
 	h := newHarness(t, 0)
 	a := h.newTenant("acme", "starter")
+	h.clock.Set(time.Date(2026, 12, 1, 0, 0, 1, 0, time.UTC))
 	b := h.newTenant("globex", "starter")
+	h.clock.Set(time.Date(2026, 11, 28, 10, 30, 0, 0, time.UTC))
 	agentA := h.newAgent(a)
 	convA := h.must(200, "POST", "/v1/agents/"+agentA+"/execute", a.key, map[string]any{"message": "secret plans"}).str("conversation_id")
 	keyA := h.must(201, "POST", "/v1/keys", a.key, map[string]any{"name": "ci"}).str("key_id")
 	agentB := h.newAgent(b)
+	// A has a closed invoice for November; B did not exist then.
+	h.clock.Set(time.Date(2026, 12, 1, 0, 11, 0, 0, time.UTC))
+	h.must(200, "POST", "/v1/admin/billing/close", adminToken, map[string]any{"month": "2026-11"})
 
-	ids := map[string]string{"agent_id": agentA, "conversation_id": convA, "key_id": keyA}
+	ids := map[string]string{"agent_id": agentA, "conversation_id": convA, "key_id": keyA, "month": "2026-11"}
 	bodies := map[string]any{
 		"PATCH /v1/agents/{agent_id}":        map[string]any{"name": "stolen"},
 		"POST /v1/agents/{agent_id}/execute": map[string]any{"message": "hi"},
@@ -50,7 +56,8 @@ func TestIsolationWalksEveryRoute(t *testing.T) {
 	if r.status != 404 {
 		t.Errorf("B continuing A's conversation: %d %s, want 404", r.status, r.raw)
 	}
-	for _, path := range []string{"/v1/agents", "/v1/conversations", "/v1/keys", "/v1/usage", "/v1/billing/current"} {
+	for _, path := range []string{"/v1/agents", "/v1/conversations", "/v1/keys", "/v1/usage", "/v1/billing/current",
+		"/v1/billing/invoices", "/v1/usage/records?from=2026-11-01", "/v1/usage/daily?month=2026-11"} {
 		resp := h.must(200, "GET", path, b.key, nil)
 		for _, id := range []string{a.id, agentA, convA, keyA} {
 			if strings.Contains(resp.raw, id) {

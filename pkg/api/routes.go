@@ -72,7 +72,11 @@ func Routes() []Route {
 		{"POST", "/v1/agents/{agent_id}/execute", FnExecute, AuthTenant},
 
 		{"GET", "/v1/usage", FnUsage, AuthTenant},
+		{"GET", "/v1/usage/records", FnUsage, AuthTenant},
+		{"GET", "/v1/usage/daily", FnUsage, AuthTenant},
 		{"GET", "/v1/billing/current", FnBilling, AuthTenant},
+		{"GET", "/v1/billing/invoices", FnBilling, AuthTenant},
+		{"GET", "/v1/billing/invoices/{month}", FnBilling, AuthTenant},
 
 		{"POST", "/v1/keys", FnKeys, AuthTenant},
 		{"GET", "/v1/keys", FnKeys, AuthTenant},
@@ -83,5 +87,7 @@ func Routes() []Route {
 		{"GET", "/v1/admin/tenants/{tenant_id}", FnAdmin, AuthAdmin},
 		{"PATCH", "/v1/admin/tenants/{tenant_id}", FnAdmin, AuthAdmin},
 		{"PATCH", "/v1/admin/tenants/{tenant_id}/agents/{agent_id}", FnAdmin, AuthAdmin},
+		{"GET", "/v1/admin/invoices", FnAdmin, AuthAdmin},
+		{"POST", "/v1/admin/billing/close", FnAdmin, AuthAdmin},
 	}
 }

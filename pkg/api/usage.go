@@ -95,8 +95,11 @@ func (a *API) billingCurrent(ctx context.Context, r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	tier, _ := bulkhead.LookupTier(t.Tier)
-	view := billView(t.ID, bulkhead.ComputeBill(tier, bulkhead.MonthKey(now), u.TokensThisMonth))
+	held, err := ts.MonthTiers(ctx, bulkhead.MonthKey(now))
+	if err != nil {
+		return nil, err
+	}
+	view := billView(t.ID, bulkhead.ComputeBill(bulkhead.BilledTier(held, t.Tier), bulkhead.MonthKey(now), u.TokensThisMonth))
 	view["estimate"] = true
 	view["model_cost"] = u.SpendThisMonth.JSON()
 	return view, nil

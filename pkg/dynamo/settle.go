@@ -23,6 +23,9 @@ type Settlement struct {
 	Claimed bool
 	// Idem, when set, stores the request's idempotent result with the charge.
 	Idem *IdemCompletion
+	// Tier is the tenant's tier when the execution ran; the month keeps the
+	// set of tiers it saw, for billing.
+	Tier bulkhead.TierName
 }
 
 // SettledTurn is the transcript change of a settled execution.
@@ -180,10 +183,10 @@ func (t *TenantStore) settleWrites(st Settlement, withLease bool) ([]types.Trans
 		types.TransactWriteItem{Update: &types.Update{
 			TableName: aws.String(t.s.table), Key: key(t.pk, monthSK(rec.Month)),
 			UpdateExpression: aws.String("ADD tokens :tok, input_tokens :in, output_tokens :out, spend_micros :cost, executions :one, " +
-				"committed_tokens :dt, committed_spend_micros :ds"),
+				"committed_tokens :dt, committed_spend_micros :ds, tiers :tier"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{
 				":tok": num(tokens), ":in": num(e.InputTokens), ":out": num(e.OutputTokens), ":cost": num(int64(e.Cost)), ":one": num(1),
-				":dt": num(tokens - res.Tokens), ":ds": num(int64(e.Cost - res.Spend))},
+				":dt": num(tokens - res.Tokens), ":ds": num(int64(e.Cost - res.Spend)), ":tier": tierSet(st.Tier)},
 		}},
 		types.TransactWriteItem{Update: &types.Update{
 			TableName: aws.String(t.s.table), Key: key(t.pk, skLive),
@@ -211,6 +214,15 @@ func (t *TenantStore) settleWrites(st Settlement, withLease bool) ([]types.Trans
 		writes = append(writes, t.completionWrite(st.Idem))
 	}
 	return writes, nil
+}
+
+// tierSet is a one-element string set (never empty: the embedded server does
+// not keep empty collections); an unknown tier is recorded as such.
+func tierSet(t bulkhead.TierName) types.AttributeValue {
+	if t == "" {
+		t = "unknown"
+	}
+	return &types.AttributeValueMemberSS{Value: []string{string(t)}}
 }
 
 // settleConversation is the conversation head's part of a settlement.

@@ -179,6 +179,15 @@ func (s *Store) UpdateTenant(ctx context.Context, tid string, p TenantPatch) (bu
 		}
 		writes = append(writes, types.TransactWriteItem{Put: put})
 	}
+	if next.Tier != cur.Tier {
+		// The month remembers every tier held in it, for billing.
+		writes = append(writes, types.TransactWriteItem{Update: &types.Update{
+			TableName: aws.String(s.table), Key: key(tenantPK(tid), monthSK(bulkhead.MonthKey(next.UpdatedAt))),
+			UpdateExpression: aws.String("ADD tiers :tiers"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":tiers": &types.AttributeValueMemberSS{Value: []string{string(cur.Tier), string(next.Tier)}}},
+		}})
+	}
 	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes})
 	if err != nil {
 		return bulkhead.Tenant{}, translate("update tenant", err, bulkhead.Conflict, "tenant was changed concurrently; retry")

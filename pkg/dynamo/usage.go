@@ -66,20 +66,19 @@ func (t *TenantStore) DailyUsage(ctx context.Context, month string) ([]bulkhead.
 	var out []bulkhead.DayUsage
 	cursor := ""
 	for {
-		page, err := listPage(ctx, t.s, "daily usage", t.pk, prefixDay, cursor, bulkhead.MaxPageSize, f, func(it map[string]types.AttributeValue) bulkhead.DayUsage {
-			sk, _ := it[attrSK].(*types.AttributeValueMemberS)
-			d := bulkhead.DayUsage{Tokens: intAttr(it, "tokens"), InputTokens: intAttr(it, "input_tokens"), OutputTokens: intAttr(it, "output_tokens"),
-				Spend: bulkhead.Micros(intAttr(it, "spend_micros")), Executions: intAttr(it, "executions")}
-			if sk != nil {
-				d.Day = idFromSK(sk.Value, prefixDay)
-			}
-			return d
-		})
+		items, next, err := t.s.queryPage(ctx, "daily usage", t.pk, prefixDay, cursor, bulkhead.MaxPageSize, f)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, page.Items...)
-		if cursor = page.NextCursor; cursor == "" {
+		for _, it := range items {
+			d := bulkhead.DayUsage{Tokens: intAttr(it, "tokens"), InputTokens: intAttr(it, "input_tokens"), OutputTokens: intAttr(it, "output_tokens"),
+				Spend: bulkhead.Micros(intAttr(it, "spend_micros")), Executions: intAttr(it, "executions")}
+			if sk, ok := it[attrSK].(*types.AttributeValueMemberS); ok {
+				d.Day = idFromSK(sk.Value, prefixDay)
+			}
+			out = append(out, d)
+		}
+		if cursor = next; cursor == "" {
 			return out, nil
 		}
 	}

@@ -183,7 +183,7 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request) (Result, e
 	settle := func(t *dynamo.SettledTurn, outcome error) error {
 		exec.FinishedAt = r.now()
 		exec.Cost = price.Cost(exec.InputTokens, exec.OutputTokens)
-		s := dynamo.Settlement{Execution: exec, Reserved: reserve, Turn: t, Claimed: claim != nil}
+		s := dynamo.Settlement{Execution: exec, Reserved: reserve, Turn: t, Claimed: claim != nil, Tier: tenant.Tier}
 		if req.Idem != nil {
 			status, body := req.Idem.Render(Result{Execution: exec, Reply: loop.reply, Steps: loop.steps}, outcome)
 			s.Idem = &dynamo.IdemCompletion{Claim: req.Idem.Claim, Status: status, Body: body}

@@ -16,7 +16,9 @@ import (
 const usage = `usage: bulkhead <command>
 
 commands:
-  dev     run the local platform (embedded DynamoDB and S3, API Gateway emulation)
+  dev                          run the local platform (embedded DynamoDB and S3, API Gateway emulation)
+  bill close --month YYYY-MM   close a month: one immutable invoice per tenant (needs a running platform;
+                               --url, default BULKHEAD_URL or http://BULKHEAD_ADDR; --admin-token)
 
 environment for dev:
   BULKHEAD_ADDR               listen address (default 127.0.0.1:8080)
@@ -35,6 +37,15 @@ func main() {
 	case "dev":
 		if err := dev(); err != nil {
 			fmt.Fprintln(os.Stderr, "bulkhead dev:", err)
+			os.Exit(1)
+		}
+	case "bill":
+		if len(os.Args) < 3 || os.Args[2] != "close" {
+			fmt.Fprintf(os.Stderr, "usage: bulkhead bill close --month YYYY-MM\n")
+			os.Exit(2)
+		}
+		if err := billClose(os.Args[3:]); err != nil {
+			fmt.Fprintln(os.Stderr, "bulkhead bill close:", err)
 			os.Exit(1)
 		}
 	case "help", "-h", "--help":

@@ -1,9 +1,7 @@
-// Command billing is the billing Lambda function: wiring only.
+// Command billing is the billing Lambda function (its routes and the monthly
+// close on a schedule): wiring only.
 package main
 
-import (
-	"github.com/bulkhead-dev/bulkhead/pkg/api"
-	"github.com/bulkhead-dev/bulkhead/pkg/platform"
-)
+import "github.com/bulkhead-dev/bulkhead/pkg/platform"
 
-func main() { platform.ServeFunction(api.FnBilling) }
+func main() { platform.ServeBilling() }

@@ -78,6 +78,9 @@ type Platform struct {
 
 	srv    *http.Server
 	served chan error
+	// stopBilling ends the monthly-close loop.
+	stopBilling context.CancelFunc
+	billingDone chan struct{}
 }
 
 // Start starts the local platform and prints its banner.
@@ -170,6 +173,14 @@ func Start(ctx context.Context, c Config) (*Platform, error) {
 		_ = p.srv.Close()
 		return nil, err
 	}
+	// The local stand-in for the monthly schedule: close the previous month
+	// now if it is due, then at every month boundary.
+	billingCtx, stop := context.WithCancel(context.Background())
+	p.stopBilling, p.billingDone = stop, make(chan struct{})
+	go func() {
+		defer close(p.billingDone)
+		p.API.CloseMonthsDue(billingCtx, sleep)
+	}()
 	ok = true
 	return p, nil
 }
@@ -271,6 +282,10 @@ func (p *Platform) Wait(ctx context.Context) error {
 // stores (the embedded DynamoDB writes its final snapshot): nothing is lost.
 func (p *Platform) Close(ctx context.Context) error {
 	var errs []error
+	if p.stopBilling != nil {
+		p.stopBilling()
+		<-p.billingDone
+	}
 	if p.srv != nil {
 		if err := p.srv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop HTTP server: %w", err))
@@ -291,4 +306,16 @@ func (p *Platform) closeStores(ctx context.Context) error {
 		p.S3 = nil
 	}
 	return errors.Join(errs...)
+}
+
+// sleep waits for d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }

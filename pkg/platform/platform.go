@@ -136,3 +136,13 @@ func ServeAuthorizer() {
 	}
 	lambda.Start(a.Authorizer)
 }
+
+// ServeBilling is the main of the billing function: its routes and the
+// monthly close on a schedule.
+func ServeBilling() {
+	a, err := FromLambdaEnv(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	lambda.Start(a.BillingHandler())
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/pkg/dynamo"
 )
 
 const bytesPerMB = 1024 * 1024
@@ -27,14 +28,19 @@ func megabytes(b int64) json.Number {
 	return json.Number(strconv.FormatFloat(float64(b)/bytesPerMB, 'f', 3, 64))
 }
 
-func (a *API) usage(ctx context.Context, r *request) (any, error) {
-	ts := a.tenantStore(r)
+// profileAndCounters reads a tenant and its current counters at now.
+func (a *API) profileAndCounters(ctx context.Context, ts *dynamo.TenantStore, now time.Time) (bulkhead.Tenant, bulkhead.Usage, error) {
 	t, err := ts.Profile(ctx)
 	if err != nil {
-		return nil, err
+		return t, bulkhead.Usage{}, err
 	}
-	now := a.now().UTC()
 	u, err := ts.Counters(ctx, now)
+	return t, u, err
+}
+
+func (a *API) usage(ctx context.Context, r *request) (any, error) {
+	now := a.now().UTC()
+	t, u, err := a.profileAndCounters(ctx, a.tenantStore(r), now)
 	if err != nil {
 		return nil, err
 	}
@@ -86,12 +92,8 @@ func billView(tenantID string, b bulkhead.Bill) map[string]any {
 
 func (a *API) billingCurrent(ctx context.Context, r *request) (any, error) {
 	ts := a.tenantStore(r)
-	t, err := ts.Profile(ctx)
-	if err != nil {
-		return nil, err
-	}
 	now := a.now().UTC()
-	u, err := ts.Counters(ctx, now)
+	t, u, err := a.profileAndCounters(ctx, ts, now)
 	if err != nil {
 		return nil, err
 	}

@@ -105,13 +105,13 @@ func (a *API) operatorView(ctx context.Context, t bulkhead.Tenant) (any, error) 
 		return nil, err
 	}
 	v := viewTenant(t)
-	tier, _ := bulkhead.LookupTier(t.Tier)
+	cfg := t.Breaker()
 	breaker := map[string]any{
 		"state": b.State(now), "reason": nil, "open_until": nil, "opened_at": nil,
 		"config": map[string]any{
-			"min_executions": tier.Breaker.MinExecutions, "error_rate_pct": tier.Breaker.ErrorRatePct,
-			"error_window_seconds": int64(tier.Breaker.ErrorWindow.Seconds()), "spend_pct": tier.Breaker.SpendPct,
-			"spend_window_seconds": int64(tier.Breaker.SpendWindow.Seconds()), "cooldown_seconds": int64(tier.Breaker.CoolDown.Seconds()),
+			"min_executions": cfg.MinExecutions, "error_rate_pct": cfg.ErrorRatePct,
+			"error_window_seconds": int64(cfg.ErrorWindow.Seconds()), "spend_pct": cfg.SpendPct,
+			"spend_window_seconds": int64(cfg.SpendWindow.Seconds()), "cooldown_seconds": int64(cfg.CoolDown.Seconds()),
 		},
 	}
 	if !b.OpenUntil.IsZero() {
@@ -179,6 +179,8 @@ func (a *API) patchTenant(ctx context.Context, r *request) (any, error) {
 		Status  *string    `json:"status"`
 		Quota   *quotaBody `json:"quota"`
 		Breaker *string    `json:"circuit_breaker"`
+		// BreakerConfig overrides the tier's breaker settings for this tenant.
+		BreakerConfig *bulkhead.BreakerOverrides `json:"circuit_breaker_config"`
 	}
 	if err := decode(r.APIGatewayProxyRequest, &b); err != nil {
 		return nil, err
@@ -204,6 +206,12 @@ func (a *API) patchTenant(ctx context.Context, r *request) (any, error) {
 			return nil, err
 		}
 		p.Overrides = &o
+	}
+	if b.BreakerConfig != nil {
+		if err := checkBreakerConfig(*b.BreakerConfig); err != nil {
+			return nil, err
+		}
+		p.Breaker = b.BreakerConfig
 	}
 	if b.Breaker != nil && *b.Breaker != "open" && *b.Breaker != "closed" {
 		return nil, bulkhead.Errorf(bulkhead.Invalid, "circuit_breaker must be \"open\" or \"closed\"")
@@ -260,4 +268,28 @@ func (a *API) operatorAgentStatus(ctx context.Context, r *request) (any, error) 
 	}
 	r.log.Info("agent status set by the operator", "target_tenant_id", tid, "agent_id", aid, "status", *b.Status)
 	return viewAgent(ag), nil
+}
+
+// checkBreakerConfig validates breaker overrides. Windows are whole 10-second
+// buckets, at most 15 minutes (one batch read of buckets).
+func checkBreakerConfig(o bulkhead.BreakerOverrides) error {
+	checks := []struct {
+		name     string
+		v        *int64
+		min, max int64
+		step     int64
+	}{
+		{"min_executions", o.MinExecutions, 1, 100_000, 1},
+		{"error_rate_pct", o.ErrorRatePct, 1, 100, 1},
+		{"error_window_seconds", o.ErrorWindowSeconds, 10, 900, 10},
+		{"spend_pct", o.SpendPct, 1, 100, 1},
+		{"spend_window_seconds", o.SpendWindowSeconds, 10, 900, 10},
+		{"cooldown_seconds", o.CoolDownSeconds, 1, 86_400, 1},
+	}
+	for _, c := range checks {
+		if c.v != nil && (*c.v < c.min || *c.v > c.max || *c.v%c.step != 0) {
+			return bulkhead.Errorf(bulkhead.Invalid, "circuit_breaker_config.%s must be from %d to %d (in steps of %d)", c.name, c.min, c.max, c.step)
+		}
+	}
+	return nil
 }

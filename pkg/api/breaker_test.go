@@ -117,3 +117,28 @@ func TestOperatorTripsAndResetsBreaker(t *testing.T) {
 		t.Errorf("bad breaker value: %d", r.status)
 	}
 }
+
+// TestBreakerSettingsPerTenant overrides the tier's thresholds for one tenant.
+func TestBreakerSettingsPerTenant(t *testing.T) {
+	h := newHarness(t, 0)
+	a := h.newTenant("acme", "starter")
+	agent := h.agentWith(a, nil, map[string]any{"max_tokens": 1000})
+	r := h.must(200, "PATCH", "/v1/admin/tenants/"+a.id, adminToken,
+		map[string]any{"circuit_breaker_config": map[string]any{"min_executions": 4, "cooldown_seconds": 5}})
+	cfg := r.body["circuit_breaker"].(map[string]any)["config"].(map[string]any)
+	if num(t, cfg["min_executions"]) != 4 || num(t, cfg["cooldown_seconds"]) != 5 || num(t, cfg["error_rate_pct"]) != 50 {
+		t.Errorf("config %v", cfg)
+	}
+	for range 4 {
+		h.must(502, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": "[[fail]]"})
+	}
+	r = h.execute(a, agent, "x")
+	if r.status != 503 || r.header.Get("Retry-After") != "5" {
+		t.Errorf("after 4 failures with min_executions 4: %d Retry-After %q", r.status, r.header.Get("Retry-After"))
+	}
+	for _, bad := range []map[string]any{{"error_rate_pct": 0}, {"error_rate_pct": 101}, {"spend_window_seconds": 15}, {"error_window_seconds": 3600}, {"surprise": 1}} {
+		if r := h.do("PATCH", "/v1/admin/tenants/"+a.id, adminToken, map[string]any{"circuit_breaker_config": bad}); r.status != 400 {
+			t.Errorf("config %v: %d", bad, r.status)
+		}
+	}
+}

@@ -185,3 +185,48 @@ func HourKey(t time.Time) string { return t.UTC().Format("2006-01-02T15") }
 
 // DayKey is the UTC day of t: "2026-11-28".
 func DayKey(t time.Time) string { return t.UTC().Format("2006-01-02") }
+
+// BreakerOverrides replaces single values of a tier's circuit breaker; nil
+// fields keep the tier's value. Windows and the cool-down are in seconds.
+type BreakerOverrides struct {
+	MinExecutions      *int64 `json:"min_executions,omitempty" dynamodbav:"min_executions,omitempty"`
+	ErrorRatePct       *int64 `json:"error_rate_pct,omitempty" dynamodbav:"error_rate_pct,omitempty"`
+	ErrorWindowSeconds *int64 `json:"error_window_seconds,omitempty" dynamodbav:"error_window_seconds,omitempty"`
+	SpendPct           *int64 `json:"spend_pct,omitempty" dynamodbav:"spend_pct,omitempty"`
+	SpendWindowSeconds *int64 `json:"spend_window_seconds,omitempty" dynamodbav:"spend_window_seconds,omitempty"`
+	CoolDownSeconds    *int64 `json:"cooldown_seconds,omitempty" dynamodbav:"cooldown_seconds,omitempty"`
+}
+
+// Apply returns b with the overrides applied.
+func (o BreakerOverrides) Apply(b Breaker) Breaker {
+	set := func(dst *int64, v *int64) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	secs := func(dst *time.Duration, v *int64) {
+		if v != nil {
+			*dst = time.Duration(*v) * time.Second
+		}
+	}
+	set(&b.MinExecutions, o.MinExecutions)
+	set(&b.ErrorRatePct, o.ErrorRatePct)
+	set(&b.SpendPct, o.SpendPct)
+	secs(&b.ErrorWindow, o.ErrorWindowSeconds)
+	secs(&b.SpendWindow, o.SpendWindowSeconds)
+	secs(&b.CoolDown, o.CoolDownSeconds)
+	return b
+}
+
+// Merge returns o with every field set in n replacing o's.
+func (o BreakerOverrides) Merge(n BreakerOverrides) BreakerOverrides {
+	for _, f := range []struct{ dst, src **int64 }{
+		{&o.MinExecutions, &n.MinExecutions}, {&o.ErrorRatePct, &n.ErrorRatePct}, {&o.ErrorWindowSeconds, &n.ErrorWindowSeconds},
+		{&o.SpendPct, &n.SpendPct}, {&o.SpendWindowSeconds, &n.SpendWindowSeconds}, {&o.CoolDownSeconds, &n.CoolDownSeconds},
+	} {
+		if *f.src != nil {
+			*f.dst = *f.src
+		}
+	}
+	return o
+}

@@ -24,14 +24,23 @@ type Tenant struct {
 	Tier      TierName
 	Status    TenantStatus
 	Overrides QuotaOverrides
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	// BreakerOverrides replace single values of the tier's circuit breaker.
+	BreakerOverrides BreakerOverrides
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
 }
 
 // Quota returns the tenant's effective quota: its tier's defaults with its overrides.
 func (t Tenant) Quota() Quota {
 	tier, _ := LookupTier(t.Tier)
 	return t.Overrides.Apply(tier.Quota)
+}
+
+// Breaker returns the tenant's circuit breaker settings: its tier's with
+// its overrides.
+func (t Tenant) Breaker() Breaker {
+	tier, _ := LookupTier(t.Tier)
+	return t.BreakerOverrides.Apply(tier.Breaker)
 }
 
 // KeyStatus is whether an API key is usable.

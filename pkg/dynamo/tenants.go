@@ -21,9 +21,10 @@ type tenantItem struct {
 	Status   string `dynamodbav:"status"`
 	// Overrides is omitted when empty: an empty map does not survive the
 	// embedded server's round trip.
-	Overrides *bulkhead.QuotaOverrides `dynamodbav:"overrides,omitempty"`
-	CreatedAt time.Time                `dynamodbav:"created_at"`
-	UpdatedAt time.Time                `dynamodbav:"updated_at"`
+	Overrides *bulkhead.QuotaOverrides   `dynamodbav:"overrides,omitempty"`
+	Breaker   *bulkhead.BreakerOverrides `dynamodbav:"breaker,omitempty"`
+	CreatedAt time.Time                  `dynamodbav:"created_at"`
+	UpdatedAt time.Time                  `dynamodbav:"updated_at"`
 }
 
 func (it tenantItem) tenant() bulkhead.Tenant {
@@ -33,6 +34,9 @@ func (it tenantItem) tenant() bulkhead.Tenant {
 	}
 	if it.Overrides != nil {
 		t.Overrides = *it.Overrides
+	}
+	if it.Breaker != nil {
+		t.BreakerOverrides = *it.Breaker
 	}
 	return t
 }
@@ -45,6 +49,10 @@ func tenantItems(t bulkhead.Tenant) (profile, index tenantItem) {
 	if t.Overrides != (bulkhead.QuotaOverrides{}) {
 		o := t.Overrides
 		profile.Overrides = &o
+	}
+	if t.BreakerOverrides != (bulkhead.BreakerOverrides{}) {
+		b := t.BreakerOverrides
+		profile.Breaker = &b
 	}
 	index = profile
 	index.PK, index.SK = tenantIndexPK, tenantIndexSK(t.ID)
@@ -137,6 +145,7 @@ type TenantPatch struct {
 	Tier      *bulkhead.TierName
 	Status    *bulkhead.TenantStatus
 	Overrides *bulkhead.QuotaOverrides
+	Breaker   *bulkhead.BreakerOverrides
 }
 
 // UpdateTenant applies a patch to the profile and the operator index in one
@@ -156,6 +165,9 @@ func (s *Store) UpdateTenant(ctx context.Context, tid string, p TenantPatch) (bu
 	}
 	if p.Overrides != nil {
 		next.Overrides = cur.Overrides.Merge(*p.Overrides)
+	}
+	if p.Breaker != nil {
+		next.BreakerOverrides = cur.BreakerOverrides.Merge(*p.Breaker)
 	}
 	next.UpdatedAt = s.now().UTC()
 	if !next.UpdatedAt.After(cur.UpdatedAt) {

@@ -189,7 +189,7 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request) (Result, e
 			s.Idem = &dynamo.IdemCompletion{Claim: req.Idem.Claim, Status: status, Body: body}
 		}
 		err := settleRetrying(settleCtx, st.ts, s)
-		r.watchBreaker(settleCtx, st.ts, tenant, tier.Breaker, ec.Breaker, exec)
+		r.watchBreaker(settleCtx, st.ts, tenant, tenant.Breaker(), ec.Breaker, exec)
 		return err
 	}
 

@@ -13,6 +13,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/pkg/dynamo"
 	"github.com/bulkhead-dev/bulkhead/pkg/runtime"
 	"github.com/bulkhead-dev/bulkhead/pkg/s3store"
+	"github.com/bulkhead-dev/bulkhead/pkg/tracing"
 )
 
 // Config is what the handlers are built from; both the Lambda functions and
@@ -162,6 +163,7 @@ func (a *API) dispatch(ctx context.Context, name string, r *request) events.APIG
 		}
 		r.tenant = tid
 		r.log = r.log.With("tenant_id", tid)
+		tracing.Annotate(ctx, "tenant_id", tid)
 	case AuthAdmin:
 		if r.RequestContext.Identity.UserArn == "" {
 			return respondError(r.log, bulkhead.Errorf(bulkhead.Forbidden, "operator routes need operator credentials"))

@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/pkg/tracing"
 )
 
 // ErrUnauthorized is what the authorizer returns for a missing, malformed or
@@ -20,7 +21,19 @@ var ErrUnauthorized = errors.New("Unauthorized")
 // it returns allows every method of the stage, because API Gateway caches the
 // answer per token for all routes. Revoked keys and suspended tenants get a
 // Deny whose context explains why (the gateway response puts it in the 403).
-func (a *API) Authorizer(ctx context.Context, req events.APIGatewayCustomAuthorizerRequest) (events.APIGatewayCustomAuthorizerResponse, error) {
+func (a *API) Authorizer(ctx context.Context, req events.APIGatewayCustomAuthorizerRequest) (resp events.APIGatewayCustomAuthorizerResponse, err error) {
+	err = tracing.Span(ctx, "authorize", func(ctx context.Context) error {
+		var aerr error
+		resp, aerr = a.authorize(ctx, req)
+		if aerr == nil {
+			tracing.Annotate(ctx, "tenant_id", resp.PrincipalID)
+		}
+		return aerr
+	})
+	return resp, err
+}
+
+func (a *API) authorize(ctx context.Context, req events.APIGatewayCustomAuthorizerRequest) (events.APIGatewayCustomAuthorizerResponse, error) {
 	token, ok := bearer(req.AuthorizationToken)
 	if !ok || !wellFormedKey(token) {
 		return events.APIGatewayCustomAuthorizerResponse{}, ErrUnauthorized

@@ -21,6 +21,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/pkg/offline"
 	"github.com/bulkhead-dev/bulkhead/pkg/runtime"
 	"github.com/bulkhead-dev/bulkhead/pkg/s3store"
+	"github.com/bulkhead-dev/bulkhead/pkg/tracing"
 )
 
 // Default resource names.
@@ -108,6 +109,7 @@ func FromLambdaEnv(ctx context.Context) (*api.API, error) {
 	if err != nil {
 		return nil, err
 	}
+	tracing.InstrumentAWS(&cfg)
 	model, err := ModelFromEnv()
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
 	"github.com/bulkhead-dev/bulkhead/pkg/dynamo"
 	"github.com/bulkhead-dev/bulkhead/pkg/s3store"
+	"github.com/bulkhead-dev/bulkhead/pkg/tracing"
 )
 
 // Defaults for a Runner's zero fields.
@@ -165,8 +166,10 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request) (Result, e
 		Bytes:  reserveBytes(req.Message, limits),
 	}
 	lease := limits.MaxWallTime + r.leaseMargin()
-	if err := st.ts.Admit(ctx, dynamo.Admission{ExecutionID: exec.ID, AgentID: agent.ID, Conversation: claim, Now: started,
-		Lease: lease, Quota: tenant.Quota(), Reserve: reserve}); err != nil {
+	if err := tracing.Span(ctx, "admit", func(ctx context.Context) error {
+		return st.ts.Admit(ctx, dynamo.Admission{ExecutionID: exec.ID, AgentID: agent.ID, Conversation: claim, Now: started,
+			Lease: lease, Quota: tenant.Quota(), Reserve: reserve})
+	}); err != nil {
 		return Result{}, err
 	}
 	if created.IsZero() {
@@ -188,7 +191,7 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request) (Result, e
 			status, body := req.Idem.Render(Result{Execution: exec, Reply: loop.reply, Steps: loop.steps}, outcome)
 			s.Idem = &dynamo.IdemCompletion{Claim: req.Idem.Claim, Status: status, Body: body}
 		}
-		err := settleRetrying(settleCtx, st.ts, s)
+		err := tracing.Span(settleCtx, "persist", func(ctx context.Context) error { return settleRetrying(ctx, st.ts, s) })
 		r.watchBreaker(settleCtx, st.ts, tenant, tenant.Breaker(), ec.Breaker, exec)
 		return err
 	}
@@ -301,7 +304,12 @@ func (r *Runner) run(ctx context.Context, st stores, exec *bulkhead.Execution, a
 		}
 		mreq.MaxOutputTokens = min(r.maxOutput(), budget-used-in)
 		res.steps++
-		resp, err := r.Model.Generate(wallCtx, mreq)
+		var resp bulkhead.ModelResponse
+		err := tracing.Span(wallCtx, "model", func(ctx context.Context) error {
+			var gerr error
+			resp, gerr = r.Model.Generate(ctx, mreq)
+			return gerr
+		})
 		exec.InputTokens += resp.InputTokens
 		exec.OutputTokens += resp.OutputTokens
 		if err != nil {
@@ -329,7 +337,11 @@ func (r *Runner) run(ctx context.Context, st stores, exec *bulkhead.Execution, a
 			return res
 		}
 		for _, call := range resp.ToolCalls {
-			out := r.runTool(wallCtx, st, call, depth)
+			var out string
+			_ = tracing.Span(wallCtx, "tools", func(ctx context.Context) error {
+				out = r.runTool(ctx, st, call, depth)
+				return nil
+			})
 			tool := bulkhead.Message{Role: bulkhead.RoleTool, Content: out, ToolCallID: call.ID, Name: call.Name, CreatedAt: r.now(), ExecutionID: exec.ID}
 			msgs = append(msgs, tool)
 			res.added = append(res.added, tool)

@@ -1,14 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,44 +11,28 @@ import (
 )
 
 // billClose asks a running platform's operator API to close a month:
-// bulkhead bill close --month YYYY-MM.
-func billClose(args []string) error {
-	fs := flag.NewFlagSet("bill close", flag.ContinueOnError)
-	month := fs.String("month", "", "the month to close, YYYY-MM (required)")
-	url := fs.String("url", defaultURL(), "the platform's API base URL (BULKHEAD_URL)")
-	token := fs.String("admin-token", "", "the operator token (default BULKHEAD_ADMIN_TOKEN, or the one in the data dir)")
-	if err := fs.Parse(args); err != nil {
+// bulkhead bill close --month YYYY-MM. It prints the API's answer as it came.
+func billClose(cl *cmdLine, args []string) error {
+	month := cl.fs.String("month", "", "the month to close, YYYY-MM (required)")
+	conn := cl.operatorFlags()
+	if _, err := cl.parse(args, 0, ""); err != nil {
 		return err
 	}
 	if *month == "" {
-		return errors.New("--month is required (YYYY-MM)")
+		return usagef("--month is required (YYYY-MM)")
 	}
-	if *token == "" {
-		t, err := adminTokenFromEnv()
-		if err != nil {
-			return err
-		}
-		*token = t
-	}
-	body, _ := json.Marshal(map[string]string{"month": *month})
+	// Closing a month visits every tenant.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "POST", strings.TrimRight(*url, "/")+"/v1/admin/billing/close", bytes.NewReader(body))
+	c, err := conn.client(ctx)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+*token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	out, err := c.call(ctx, "POST", "/v1/admin/billing/close", nil, map[string]string{"month": *month})
 	if err != nil {
-		return fmt.Errorf("is the platform running at %s? %w", *url, err)
+		return err
 	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
 	fmt.Println(string(out))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("close %s: HTTP %d", *month, resp.StatusCode)
-	}
 	var rep struct {
 		Failed []string `json:"failed"`
 	}

@@ -13,12 +13,43 @@ import (
 	"github.com/bulkhead-dev/bulkhead/pkg/platform"
 )
 
-const usage = `usage: bulkhead <command>
+const usage = `usage: bulkhead <command> [arguments] [flags]
 
 commands:
   dev                          run the local platform (embedded DynamoDB and S3, API Gateway emulation)
-  bill close --month YYYY-MM   close a month: one immutable invoice per tenant (needs a running platform;
-                               --url, default BULKHEAD_URL or http://BULKHEAD_ADDR; --admin-token)
+
+operator commands (the operator API of a running platform; <command> -h lists the flags):
+  tenant create --name NAME [--tier TIER]   create a tenant; prints it with its api_key, shown only this once
+  tenant list [--limit N]                   tenants, all of them or the first N: id, name, tier, status
+  tenant get ID                             one tenant: effective quota, circuit breaker, live counters
+  tenant set-tier ID TIER                   starter, professional or enterprise
+  tenant suspend ID                         refuse every request made with the tenant's keys (403)
+  tenant resume ID                          accept them again
+  tenant set-quota ID --max-tokens-per-month N ...
+                                            override quota fields (--max-requests-per-hour,
+                                            --max-spend-per-month USD, --max-concurrent-agents,
+                                            --max-storage-mb); the others keep their value
+  bill close --month YYYY-MM                close a month: one immutable invoice per tenant
+
+  --url URL            the API (default BULKHEAD_URL, else http://BULKHEAD_ADDR, else http://127.0.0.1:8080)
+  --admin-token TOKEN  the operator token (default BULKHEAD_ADMIN_TOKEN,
+                       else <BULKHEAD_DATA_DIR or .bulkhead>/admin-token)
+  --sigv4              sign with AWS SigV4 (service execute-api) instead of the token, as the IAM-authorised
+                       operator routes in AWS want; credentials and region from the AWS SDK's default chain
+                       (environment, shared config, SSO, instance role). BULKHEAD_SIGV4=1 sets it.
+  --output json|table  for tenant list (default table) and the commands printing one tenant (default json)
+
+tenant key commands (the tenant API, authenticated with one of the tenant's own keys):
+  key create --tenant-key KEY [--name N]    a new key of KEY's tenant; prints it with its api_key, shown only this once
+  key list --tenant-key KEY                 the tenant's keys, without secrets (--output json|table)
+  key revoke --tenant-key KEY KEY_ID        revoke one of the tenant's keys
+
+  --url as above; --tenant-key defaults to BULKHEAD_TENANT_KEY (which keeps the key out of the process list).
+  The operator API has no key routes: to revoke a key, an operator needs one of the tenant's keys (such as the
+  api_key tenant create printed); without one, tenant suspend refuses all of the tenant's keys until tenant resume.
+
+errors: an API error prints "bulkhead: <code>: <message>" ("bulkhead: HTTP <status>: <message>" when API
+Gateway itself refuses, e.g. a SigV4 signature IAM denies) and exits 1; a usage error exits 2.
 
 environment for dev:
   BULKHEAD_ADDR               listen address (default 127.0.0.1:8080)
@@ -39,15 +70,8 @@ func main() {
 			fmt.Fprintln(os.Stderr, "bulkhead dev:", err)
 			os.Exit(1)
 		}
-	case "bill":
-		if len(os.Args) < 3 || os.Args[2] != "close" {
-			fmt.Fprintf(os.Stderr, "usage: bulkhead bill close --month YYYY-MM\n")
-			os.Exit(2)
-		}
-		if err := billClose(os.Args[3:]); err != nil {
-			fmt.Fprintln(os.Stderr, "bulkhead bill close:", err)
-			os.Exit(1)
-		}
+	case "tenant", "key", "bill":
+		os.Exit(runAPICommand(os.Args[1], os.Args[2:]))
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	default:

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
@@ -34,7 +35,19 @@ func (a *API) CreateTenant(ctx context.Context, name string, tier bulkhead.TierN
 	now := a.now().UTC()
 	t := bulkhead.Tenant{ID: bulkhead.NewID("tn"), Name: name, Tier: tier, Status: bulkhead.TenantActive, CreatedAt: now, UpdatedAt: now}
 	secret, k := newAPIKey(t.ID, "default", now)
+	if a.edge != nil {
+		ek, err := a.edge.Onboard(ctx, t.ID, tier)
+		if err != nil {
+			return bulkhead.Tenant{}, "", bulkhead.APIKey{}, fmt.Errorf("onboard tenant %s at the edge: %w", t.ID, err)
+		}
+		t.Edge = ek
+	}
 	if err := a.store.CreateTenant(ctx, t, k); err != nil {
+		if a.edge != nil {
+			if oerr := a.edge.Offboard(context.WithoutCancel(ctx), t.Edge); oerr != nil {
+				a.log.Error("remove the edge key of a tenant that was not created", "tenant_id", t.ID, "error", oerr)
+			}
+		}
 		return bulkhead.Tenant{}, "", bulkhead.APIKey{}, err
 	}
 	return t, secret, k, nil
@@ -216,6 +229,9 @@ func (a *API) patchTenant(ctx context.Context, r *request) (any, error) {
 	if b.Breaker != nil && *b.Breaker != "open" && *b.Breaker != "closed" {
 		return nil, bulkhead.Errorf(bulkhead.Invalid, "circuit_breaker must be \"open\" or \"closed\"")
 	}
+	if err := a.applyEdge(ctx, id, &p); err != nil {
+		return nil, err
+	}
 	t, err := a.store.UpdateTenant(ctx, id, p)
 	if err != nil {
 		return nil, err
@@ -289,6 +305,43 @@ func checkBreakerConfig(o bulkhead.BreakerOverrides) error {
 	for _, c := range checks {
 		if c.v != nil && (*c.v < c.min || *c.v > c.max || *c.v%c.step != 0) {
 			return bulkhead.Errorf(bulkhead.Invalid, "circuit_breaker_config.%s must be from %d to %d (in steps of %d)", c.name, c.min, c.max, c.step)
+		}
+	}
+	return nil
+}
+
+// applyEdge moves the tenant's API Gateway key before the store records a
+// tier or status change: if the store then fails, a retried PATCH moves it
+// again, which the edge treats as done. Suspension is enforced by the
+// authorizer in any case; disabling the key also stops the tenant at the
+// edge, before any Lambda runs.
+func (a *API) applyEdge(ctx context.Context, id string, p *dynamo.TenantPatch) error {
+	if a.edge == nil || (p.Tier == nil && p.Status == nil) {
+		return nil
+	}
+	cur, err := a.store.GetTenant(ctx, id)
+	if err != nil {
+		return err
+	}
+	key := cur.Edge
+	if key == (bulkhead.EdgeKey{}) {
+		return nil // created before the edge was configured
+	}
+	if p.Tier != nil && *p.Tier != cur.Tier {
+		moved, err := a.edge.ChangeTier(ctx, key, cur.Tier, *p.Tier)
+		if err != nil {
+			return fmt.Errorf("move tenant %s's edge key to %s: %w", id, *p.Tier, err)
+		}
+		p.Edge = &moved
+	}
+	if p.Status != nil && *p.Status != cur.Status {
+		if *p.Status == bulkhead.TenantSuspended {
+			err = a.edge.Suspend(ctx, key)
+		} else {
+			err = a.edge.Resume(ctx, key)
+		}
+		if err != nil {
+			return fmt.Errorf("set tenant %s's edge key to %s: %w", id, *p.Status, err)
 		}
 	}
 	return nil

@@ -28,6 +28,19 @@ type Config struct {
 	// IdempotencyWait is how long a retry waits for the first request with
 	// its Idempotency-Key before answering 409 (default 10 s).
 	IdempotencyWait time.Duration
+	// Edge manages tenants' API Gateway keys in AWS; nil locally, where the
+	// local gateway throttles by tenant id.
+	Edge Edge
+}
+
+// Edge is the tenants' API Gateway keys on their tiers' usage plans.
+// Errors: NotFound, Conflict, Invalid, Unavailable.
+type Edge interface {
+	Onboard(ctx context.Context, tenantID string, tier bulkhead.TierName) (bulkhead.EdgeKey, error)
+	ChangeTier(ctx context.Context, key bulkhead.EdgeKey, from, to bulkhead.TierName) (bulkhead.EdgeKey, error)
+	Suspend(ctx context.Context, key bulkhead.EdgeKey) error
+	Resume(ctx context.Context, key bulkhead.EdgeKey) error
+	Offboard(ctx context.Context, key bulkhead.EdgeKey) error
 }
 
 // API serves every route of the route table.
@@ -39,6 +52,7 @@ type API struct {
 	log         *slog.Logger
 	endpoints   map[string]endpoint
 	idemWait    time.Duration
+	edge        Edge
 }
 
 // request is an API Gateway event with what the handler learnt from it.
@@ -76,7 +90,7 @@ type endpoint struct {
 
 // New builds the API.
 func New(cfg Config) *API {
-	a := &API{store: cfg.Store, transcripts: cfg.Transcripts, runner: cfg.Runner, now: cfg.Now, log: cfg.Logger, idemWait: cfg.IdempotencyWait}
+	a := &API{store: cfg.Store, transcripts: cfg.Transcripts, runner: cfg.Runner, now: cfg.Now, log: cfg.Logger, idemWait: cfg.IdempotencyWait, edge: cfg.Edge}
 	if a.idemWait <= 0 {
 		a.idemWait = defaultIdemWait
 	}

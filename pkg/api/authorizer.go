@@ -69,9 +69,9 @@ func (a *API) authorize(ctx context.Context, req events.APIGatewayCustomAuthoriz
 			CtxTier:     string(t.Tier),
 			CtxKeyID:    k.ID,
 		},
-		// The tenant's usage-plan identity; API Gateway keys arrive with the
-		// infrastructure, until then the tenant id keys the local throttle.
-		UsageIdentifierKey: k.TenantID,
+		// The tenant's usage-plan identity: its API Gateway key in AWS; the
+		// tenant id keys the local gateway's throttle.
+		UsageIdentifierKey: usageKey(t),
 	}, nil
 }
 
@@ -109,4 +109,12 @@ func bearer(h string) (string, bool) {
 	}
 	token = strings.TrimSpace(token)
 	return token, token != ""
+}
+
+// usageKey is the API Gateway key value that selects the tenant's usage plan.
+func usageKey(t bulkhead.Tenant) string {
+	if t.Edge.Value != "" {
+		return t.Edge.Value
+	}
+	return t.ID
 }

@@ -101,18 +101,7 @@ type Config struct {
 // EdgeKey is what the platform stores on the tenant: the API Gateway key id,
 // its value (the usageIdentifierKey the authorizer returns), whether it is
 // shared, and the tier's plan it is attached to.
-type EdgeKey struct {
-	// ID is the API Gateway API key id.
-	ID string `json:"id"`
-	// Value is the API key's value, returned by the authorizer as
-	// usageIdentifierKey.
-	Value string `json:"value"`
-	// Shared is true for a tier's shared key, which Suspend, Resume and
-	// Offboard leave alone and ChangeTier does not move.
-	Shared bool `json:"shared,omitempty"`
-	// UsagePlanID is the usage plan the key is attached to.
-	UsagePlanID string `json:"usage_plan_id"`
-}
+type EdgeKey = bulkhead.EdgeKey
 
 // Names and tags of the keys this package creates.
 const (

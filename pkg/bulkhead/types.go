@@ -26,8 +26,10 @@ type Tenant struct {
 	Overrides QuotaOverrides
 	// BreakerOverrides replace single values of the tier's circuit breaker.
 	BreakerOverrides BreakerOverrides
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	// Edge is its API Gateway key in AWS (empty locally).
+	Edge      EdgeKey
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Quota returns the tenant's effective quota: its tier's defaults with its overrides.
@@ -41,6 +43,20 @@ func (t Tenant) Quota() Quota {
 func (t Tenant) Breaker() Breaker {
 	tier, _ := LookupTier(t.Tier)
 	return t.BreakerOverrides.Apply(tier.Breaker)
+}
+
+// EdgeKey is a tenant's API Gateway API key on the deployed API: its usage
+// plan identity (the authorizer returns Value as usageIdentifierKey).
+type EdgeKey struct {
+	// ID is the API Gateway API key id.
+	ID string `json:"id" dynamodbav:"id"`
+	// Value is the API key's value, returned by the authorizer as
+	// usageIdentifierKey.
+	Value string `json:"value" dynamodbav:"value"`
+	// Shared is true for a tier's shared key (past the account's key limit).
+	Shared bool `json:"shared,omitempty" dynamodbav:"shared,omitempty"`
+	// UsagePlanID is the usage plan the key is attached to.
+	UsagePlanID string `json:"usage_plan_id,omitempty" dynamodbav:"usage_plan_id,omitempty"`
 }
 
 // KeyStatus is whether an API key is usable.

@@ -64,6 +64,7 @@ type Store struct {
 	db    Client
 	table string
 	now   func() time.Time
+	creds TenantCredentials
 }
 
 // New returns a store over the table. now is the clock (time.Now when nil).
@@ -84,7 +85,7 @@ type TenantStore struct {
 
 // Tenant returns the store bound to tenant tid.
 func (s *Store) Tenant(tid string) *TenantStore {
-	return &TenantStore{s: s, tid: tid, pk: tenantPK(tid)}
+	return &TenantStore{s: s.scoped(tid), tid: tid, pk: tenantPK(tid)}
 }
 
 // TenantID is the tenant this store is bound to.

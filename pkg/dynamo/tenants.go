@@ -23,6 +23,7 @@ type tenantItem struct {
 	// embedded server's round trip.
 	Overrides *bulkhead.QuotaOverrides   `dynamodbav:"overrides,omitempty"`
 	Breaker   *bulkhead.BreakerOverrides `dynamodbav:"breaker,omitempty"`
+	Edge      *bulkhead.EdgeKey          `dynamodbav:"edge,omitempty"`
 	CreatedAt time.Time                  `dynamodbav:"created_at"`
 	UpdatedAt time.Time                  `dynamodbav:"updated_at"`
 }
@@ -37,6 +38,9 @@ func (it tenantItem) tenant() bulkhead.Tenant {
 	}
 	if it.Breaker != nil {
 		t.BreakerOverrides = *it.Breaker
+	}
+	if it.Edge != nil {
+		t.Edge = *it.Edge
 	}
 	return t
 }
@@ -53,6 +57,10 @@ func tenantItems(t bulkhead.Tenant) (profile, index tenantItem) {
 	if t.BreakerOverrides != (bulkhead.BreakerOverrides{}) {
 		b := t.BreakerOverrides
 		profile.Breaker = &b
+	}
+	if t.Edge != (bulkhead.EdgeKey{}) {
+		e := t.Edge
+		profile.Edge = &e
 	}
 	index = profile
 	index.PK, index.SK = tenantIndexPK, tenantIndexSK(t.ID)
@@ -146,6 +154,7 @@ type TenantPatch struct {
 	Status    *bulkhead.TenantStatus
 	Overrides *bulkhead.QuotaOverrides
 	Breaker   *bulkhead.BreakerOverrides
+	Edge      *bulkhead.EdgeKey
 }
 
 // UpdateTenant applies a patch to the profile and the operator index in one
@@ -168,6 +177,9 @@ func (s *Store) UpdateTenant(ctx context.Context, tid string, p TenantPatch) (bu
 	}
 	if p.Breaker != nil {
 		next.BreakerOverrides = cur.BreakerOverrides.Merge(*p.Breaker)
+	}
+	if p.Edge != nil {
+		next.Edge = *p.Edge
 	}
 	next.UpdatedAt = s.now().UTC()
 	if !next.UpdatedAt.After(cur.UpdatedAt) {

@@ -14,13 +14,18 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/aws/aws-sdk-go-v2/service/apigateway"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
 	"github.com/bulkhead-dev/bulkhead/pkg/api"
+	"github.com/bulkhead-dev/bulkhead/pkg/apigw"
 	"github.com/bulkhead-dev/bulkhead/pkg/awsclients"
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
 	"github.com/bulkhead-dev/bulkhead/pkg/dynamo"
 	"github.com/bulkhead-dev/bulkhead/pkg/offline"
 	"github.com/bulkhead-dev/bulkhead/pkg/runtime"
 	"github.com/bulkhead-dev/bulkhead/pkg/s3store"
+	"github.com/bulkhead-dev/bulkhead/pkg/tenantcreds"
 	"github.com/bulkhead-dev/bulkhead/pkg/tracing"
 )
 
@@ -42,6 +47,11 @@ type Options struct {
 	Logger         *slog.Logger
 	// IdempotencyWait: see api.Config.
 	IdempotencyWait time.Duration
+	// TenantCreds, when scoped, gives data-plane calls tenant-scoped
+	// credentials; nil keeps the process's own (locally).
+	TenantCreds *tenantcreds.Provider
+	// Edge manages tenants' API Gateway keys (nil locally).
+	Edge api.Edge
 }
 
 // New builds the API from options.
@@ -57,9 +67,14 @@ func New(o Options) *api.API {
 	}
 	ddb := awsclients.NewDynamoDB(o.AWS, o.DynamoEndpoint)
 	s3c := awsclients.NewS3(o.AWS, o.S3Endpoint)
+	store, transcripts := dynamo.New(ddb, o.Table, o.Now), s3store.New(s3c, o.Bucket)
+	if o.TenantCreds.Scoped() {
+		store, transcripts = store.WithTenantCredentials(o.TenantCreds), transcripts.WithTenantCredentials(o.TenantCreds)
+	}
 	return api.New(api.Config{
-		Store:           dynamo.New(ddb, o.Table, o.Now),
-		Transcripts:     s3store.New(s3c, o.Bucket),
+		Edge:            o.Edge,
+		Store:           store,
+		Transcripts:     transcripts,
 		Runner:          &runtime.Runner{Model: o.Model, Now: o.Now, Logger: o.Logger},
 		Now:             o.Now,
 		Logger:          o.Logger,
@@ -114,10 +129,26 @@ func FromLambdaEnv(ctx context.Context) (*api.API, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(Options{
-		AWS: cfg, Table: os.Getenv("BULKHEAD_TABLE"), Bucket: os.Getenv("BULKHEAD_BUCKET"),
-		Model: model, Logger: Logger(),
-	}), nil
+	o := Options{AWS: cfg, Table: os.Getenv("BULKHEAD_TABLE"), Bucket: os.Getenv("BULKHEAD_BUCKET"), Model: model, Logger: Logger()}
+	// Data-plane functions assume the tenant-access role per tenant; the
+	// stack sets BULKHEAD_TENANT_ROLE_ARN on those only.
+	if role := os.Getenv("BULKHEAD_TENANT_ROLE_ARN"); role != "" {
+		o.TenantCreds = tenantcreds.NewProvider(sts.NewFromConfig(cfg), role,
+			tenantcreds.Params{TableARN: os.Getenv("BULKHEAD_TABLE_ARN"), Bucket: o.Bucket}, nil)
+		if err := o.TenantCreds.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	// The admin function manages API Gateway keys when the stack gives it
+	// the usage plans.
+	if os.Getenv("BULKHEAD_USAGE_PLAN_STARTER") != "" {
+		ec, err := apigw.ConfigFromEnv(os.Getenv)
+		if err != nil {
+			return nil, err
+		}
+		o.Edge = apigw.New(apigateway.NewFromConfig(cfg), ec, dynamo.New(awsclients.NewDynamoDB(cfg, ""), o.Table, nil).EdgeKeyCounter())
+	}
+	return New(o), nil
 }
 
 // ServeFunction is the whole main of a Lambda function: it builds the API

@@ -39,6 +39,7 @@ const maxParallelGets = 8
 type Store struct {
 	client S3API
 	bucket string
+	creds  TenantCredentials
 }
 
 // New returns a store over bucket. It makes no request.
@@ -73,7 +74,7 @@ func CreateBucket(ctx context.Context, client S3API, bucket string) error {
 // Tenant returns the store scoped to one tenant: every key it builds is under
 // that tenant's prefix, and no method takes a key from outside.
 func (s *Store) Tenant(tenantID string) *TenantStore {
-	return &TenantStore{store: s, tenantID: tenantID}
+	return &TenantStore{store: s.scoped(tenantID), tenantID: tenantID}
 }
 
 // TenantStore is one tenant's view of the transcripts. It is safe for

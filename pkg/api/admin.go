@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
@@ -17,6 +18,7 @@ func viewTenant(t bulkhead.Tenant) map[string]any {
 		"tier":       t.Tier,
 		"status":     t.Status,
 		"quota":      quotaView(t.Quota()),
+		"endpoint":   nilIfEmpty(t.Endpoint),
 		"created_at": timestamp(t.CreatedAt),
 		"updated_at": timestamp(t.UpdatedAt),
 	}
@@ -194,6 +196,8 @@ func (a *API) patchTenant(ctx context.Context, r *request) (any, error) {
 		Breaker *string    `json:"circuit_breaker"`
 		// BreakerConfig overrides the tier's breaker settings for this tenant.
 		BreakerConfig *bulkhead.BreakerOverrides `json:"circuit_breaker_config"`
+		// Endpoint is the API base URL of the tenant's silo stack ("" clears it).
+		Endpoint *string `json:"endpoint"`
 	}
 	if err := decode(r.APIGatewayProxyRequest, &b); err != nil {
 		return nil, err
@@ -219,6 +223,15 @@ func (a *API) patchTenant(ctx context.Context, r *request) (any, error) {
 			return nil, err
 		}
 		p.Overrides = &o
+	}
+	if b.Endpoint != nil {
+		if *b.Endpoint != "" {
+			u, err := url.Parse(*b.Endpoint)
+			if err != nil || u.Scheme != "https" || u.Host == "" || len(*b.Endpoint) > 512 {
+				return nil, bulkhead.Errorf(bulkhead.Invalid, "endpoint must be an https URL (the silo stack's API)")
+			}
+		}
+		p.Endpoint = b.Endpoint
 	}
 	if b.BreakerConfig != nil {
 		if err := checkBreakerConfig(*b.BreakerConfig); err != nil {
@@ -345,4 +358,11 @@ func (a *API) applyEdge(ctx context.Context, id string, p *dynamo.TenantPatch) e
 		}
 	}
 	return nil
+}
+
+func nilIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }

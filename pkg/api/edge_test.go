@@ -93,3 +93,24 @@ func TestEdgeKeysFollowTheTenant(t *testing.T) {
 		t.Errorf("%d tenants after a failed onboarding, want 1", got)
 	}
 }
+
+// TestSiloEndpointOnThePoolRecord: the operator records where a silo
+// tenant's own stack answers.
+func TestSiloEndpointOnThePoolRecord(t *testing.T) {
+	h := newHarness(t, 0)
+	a := h.newTenant("acme", "enterprise")
+	r := h.must(200, "PATCH", "/v1/admin/tenants/"+a.id, adminToken, map[string]any{"endpoint": "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"})
+	if r.str("endpoint") != "https://abc123.execute-api.eu-west-1.amazonaws.com/prod" {
+		t.Errorf("endpoint %v", r.body["endpoint"])
+	}
+	if got := h.must(200, "GET", "/v1/admin/tenants/"+a.id, adminToken, nil).str("endpoint"); got == "" {
+		t.Error("endpoint not kept")
+	}
+	if r := h.do("PATCH", "/v1/admin/tenants/"+a.id, adminToken, map[string]any{"endpoint": "http://insecure"}); r.status != 400 {
+		t.Errorf("plain http endpoint: %d", r.status)
+	}
+	r = h.must(200, "PATCH", "/v1/admin/tenants/"+a.id, adminToken, map[string]any{"endpoint": ""})
+	if r.body["endpoint"] != nil {
+		t.Errorf("cleared endpoint: %v", r.body["endpoint"])
+	}
+}

@@ -27,7 +27,10 @@ type Tenant struct {
 	// BreakerOverrides replace single values of the tier's circuit breaker.
 	BreakerOverrides BreakerOverrides
 	// Edge is its API Gateway key in AWS (empty locally).
-	Edge      EdgeKey
+	Edge EdgeKey
+	// Endpoint is the API base URL of the tenant's silo stack, for a tenant
+	// served by its own stack (empty: the pool serves it).
+	Endpoint  string
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }

@@ -24,6 +24,7 @@ type tenantItem struct {
 	Overrides *bulkhead.QuotaOverrides   `dynamodbav:"overrides,omitempty"`
 	Breaker   *bulkhead.BreakerOverrides `dynamodbav:"breaker,omitempty"`
 	Edge      *bulkhead.EdgeKey          `dynamodbav:"edge,omitempty"`
+	Endpoint  string                     `dynamodbav:"endpoint,omitempty"`
 	CreatedAt time.Time                  `dynamodbav:"created_at"`
 	UpdatedAt time.Time                  `dynamodbav:"updated_at"`
 }
@@ -31,7 +32,7 @@ type tenantItem struct {
 func (it tenantItem) tenant() bulkhead.Tenant {
 	t := bulkhead.Tenant{
 		ID: it.TenantID, Name: it.Name, Tier: bulkhead.TierName(it.Tier), Status: bulkhead.TenantStatus(it.Status),
-		CreatedAt: it.CreatedAt, UpdatedAt: it.UpdatedAt,
+		Endpoint: it.Endpoint, CreatedAt: it.CreatedAt, UpdatedAt: it.UpdatedAt,
 	}
 	if it.Overrides != nil {
 		t.Overrides = *it.Overrides
@@ -48,7 +49,7 @@ func (it tenantItem) tenant() bulkhead.Tenant {
 func tenantItems(t bulkhead.Tenant) (profile, index tenantItem) {
 	profile = tenantItem{
 		PK: tenantPK(t.ID), SK: skProfile, TenantID: t.ID, Name: t.Name, Tier: string(t.Tier),
-		Status: string(t.Status), CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
+		Status: string(t.Status), Endpoint: t.Endpoint, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
 	}
 	if t.Overrides != (bulkhead.QuotaOverrides{}) {
 		o := t.Overrides
@@ -155,6 +156,8 @@ type TenantPatch struct {
 	Overrides *bulkhead.QuotaOverrides
 	Breaker   *bulkhead.BreakerOverrides
 	Edge      *bulkhead.EdgeKey
+	// Endpoint, when set, replaces the silo endpoint ("" clears it).
+	Endpoint *string
 }
 
 // UpdateTenant applies a patch to the profile and the operator index in one
@@ -180,6 +183,9 @@ func (s *Store) UpdateTenant(ctx context.Context, tid string, p TenantPatch) (bu
 	}
 	if p.Edge != nil {
 		next.Edge = *p.Edge
+	}
+	if p.Endpoint != nil {
+		next.Endpoint = *p.Endpoint
 	}
 	next.UpdatedAt = s.now().UTC()
 	if !next.UpdatedAt.After(cur.UpdatedAt) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
 	"github.com/bulkhead-dev/bulkhead/pkg/dynamo"
+	"github.com/bulkhead-dev/bulkhead/pkg/metrics"
 	"github.com/bulkhead-dev/bulkhead/pkg/runtime"
 	"github.com/bulkhead-dev/bulkhead/pkg/s3store"
 	"github.com/bulkhead-dev/bulkhead/pkg/tracing"
@@ -31,6 +32,8 @@ type Config struct {
 	// Edge manages tenants' API Gateway keys in AWS; nil locally, where the
 	// local gateway throttles by tenant id.
 	Edge Edge
+	// Metrics receives CloudWatch EMF lines in Lambda; nil writes none.
+	Metrics *metrics.Emitter
 }
 
 // Edge is the tenants' API Gateway keys on their tiers' usage plans.
@@ -53,6 +56,7 @@ type API struct {
 	endpoints   map[string]endpoint
 	idemWait    time.Duration
 	edge        Edge
+	metrics     *metrics.Emitter
 }
 
 // request is an API Gateway event with what the handler learnt from it.
@@ -90,7 +94,7 @@ type endpoint struct {
 
 // New builds the API.
 func New(cfg Config) *API {
-	a := &API{store: cfg.Store, transcripts: cfg.Transcripts, runner: cfg.Runner, now: cfg.Now, log: cfg.Logger, idemWait: cfg.IdempotencyWait, edge: cfg.Edge}
+	a := &API{store: cfg.Store, transcripts: cfg.Transcripts, runner: cfg.Runner, now: cfg.Now, log: cfg.Logger, idemWait: cfg.IdempotencyWait, edge: cfg.Edge, metrics: cfg.Metrics}
 	if a.idemWait <= 0 {
 		a.idemWait = defaultIdemWait
 	}
@@ -188,9 +192,21 @@ func (a *API) dispatch(ctx context.Context, name string, r *request) events.APIG
 	}
 	body, err := ep.serve(ctx, r)
 	if err != nil {
+		a.countRefusal(r, err)
 		return respondError(r.log, err)
 	}
 	return respond(ep.status, body)
+}
+
+// countRefusal emits a quota violation metric for a refused execution.
+func (a *API) countRefusal(r *request, err error) {
+	e := bulkhead.AsError(err)
+	if e == nil || (e.Code != bulkhead.QuotaExceeded && e.Code != bulkhead.RateLimited && e.Code != bulkhead.ConcurrencyLimited) {
+		return
+	}
+	qt, _ := e.Fields["quota_type"].(string)
+	a.metrics.Emit(map[string]float64{metrics.QuotaViolations: 1}, [][]string{{}, {"quota_type"}},
+		map[string]any{"quota_type": qt, "tenant_id": r.tenant, "route": routeKey(r.HTTPMethod, r.Resource)})
 }
 
 func (a *API) health(context.Context, *request) (any, error) {

@@ -22,6 +22,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/pkg/awsclients"
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
 	"github.com/bulkhead-dev/bulkhead/pkg/dynamo"
+	"github.com/bulkhead-dev/bulkhead/pkg/metrics"
 	"github.com/bulkhead-dev/bulkhead/pkg/offline"
 	"github.com/bulkhead-dev/bulkhead/pkg/runtime"
 	"github.com/bulkhead-dev/bulkhead/pkg/s3store"
@@ -52,6 +53,8 @@ type Options struct {
 	TenantCreds *tenantcreds.Provider
 	// Edge manages tenants' API Gateway keys (nil locally).
 	Edge api.Edge
+	// Metrics receives CloudWatch EMF lines (Lambda); nil writes none.
+	Metrics *metrics.Emitter
 }
 
 // New builds the API from options.
@@ -73,6 +76,7 @@ func New(o Options) *api.API {
 	}
 	return api.New(api.Config{
 		Edge:            o.Edge,
+		Metrics:         o.Metrics,
 		Store:           store,
 		Transcripts:     transcripts,
 		Runner:          &runtime.Runner{Model: o.Model, Now: o.Now, Logger: o.Logger},
@@ -129,7 +133,8 @@ func FromLambdaEnv(ctx context.Context) (*api.API, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := Options{AWS: cfg, Table: os.Getenv("BULKHEAD_TABLE"), Bucket: os.Getenv("BULKHEAD_BUCKET"), Model: model, Logger: Logger()}
+	o := Options{AWS: cfg, Table: os.Getenv("BULKHEAD_TABLE"), Bucket: os.Getenv("BULKHEAD_BUCKET"), Model: model, Logger: Logger(),
+		Metrics: metrics.New(os.Stdout, nil)}
 	// Data-plane functions assume the tenant-access role per tenant; the
 	// stack sets BULKHEAD_TENANT_ROLE_ARN on those only.
 	if role := os.Getenv("BULKHEAD_TENANT_ROLE_ARN"); role != "" {

@@ -531,7 +531,7 @@ func TestFunctionCrossCompiles(t *testing.T) {
 	t.Parallel()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		t.Skipf("no go command on PATH: %v", err)
+		t.Fatalf("no go command on PATH: %v", err)
 	}
 	out := filepath.Join(t.TempDir(), "bootstrap")
 	cmd := exec.Command(goTool, "build", "-tags", "lambda.norpc", "-trimpath", "-buildvcs=false", "-ldflags=-s -w",

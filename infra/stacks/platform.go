@@ -23,6 +23,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/pkg/api"
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/pkg/tenantcreds"
 )
 
 // Environment variables the functions read (pkg/platform, pkg/apigw and
@@ -98,22 +99,12 @@ func DataPlaneFunctions() []string {
 	return names
 }
 
-// itemActions are the DynamoDB item-level actions the platform uses (the
-// same list as pkg/tenantcreds: transactions are authorised per item as these
-// actions). Scan and PartiQL are left out: nothing uses them.
-var itemActions = []string{
-	"dynamodb:BatchGetItem",
-	"dynamodb:BatchWriteItem",
-	"dynamodb:ConditionCheckItem",
-	"dynamodb:DeleteItem",
-	"dynamodb:GetItem",
-	"dynamodb:PutItem",
-	"dynamodb:Query",
-	"dynamodb:UpdateItem",
-}
-
-// objectActions are the S3 object actions a tenant session may use.
-var objectActions = []string{"s3:DeleteObject", "s3:GetObject", "s3:PutObject"}
+// itemActions and objectActions are the platform's data actions, from the
+// one list the tenant session policy uses too.
+var (
+	itemActions   = tenantcreds.ItemActions()
+	objectActions = tenantcreds.ObjectActions()
+)
 
 // PlatformProps configure a Platform.
 type PlatformProps struct {

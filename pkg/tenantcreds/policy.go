@@ -78,6 +78,14 @@ type statement struct {
 	Condition map[string]map[string][]string `json:"Condition,omitempty"`
 }
 
+// ItemActions and ObjectActions are the one list of data actions: the
+// session policy grants them per tenant, and the infrastructure grants them
+// to the tenant-access role and the functions that touch the table directly.
+func ItemActions() []string { return append([]string(nil), itemActions...) }
+
+// ObjectActions are the S3 object actions a tenant session may use.
+func ObjectActions() []string { return append([]string(nil), objectActions...) }
+
 // itemActions are the DynamoDB actions a tenant session may use. There is no
 // IAM action for TransactWriteItems or TransactGetItems: each item of a
 // transaction is authorised as the underlying PutItem, UpdateItem, DeleteItem
@@ -126,7 +134,7 @@ func SessionPolicy(p Params) (string, error) {
 
 	doc := policyDocument{Version: "2012-10-17"}
 	doc.Statement = append(doc.Statement, statement{
-		Sid: "TenantItems", Effect: "Allow", Action: itemActions,
+		Sid: "TenantItems", Effect: "Allow", Action: ItemActions(),
 		Resource: []string{p.TableARN}, Condition: leadingKeys,
 	})
 	if len(p.IndexARNs) > 0 {
@@ -139,7 +147,7 @@ func SessionPolicy(p Params) (string, error) {
 	}
 	doc.Statement = append(doc.Statement,
 		statement{
-			Sid: "TenantObjects", Effect: "Allow", Action: objectActions,
+			Sid: "TenantObjects", Effect: "Allow", Action: ObjectActions(),
 			Resource: []string{bucketARN + "/" + prefix + "*"},
 		},
 		statement{

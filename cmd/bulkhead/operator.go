@@ -534,11 +534,7 @@ func tenantCreate(cl *cmdLine, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := printJSON(raw); err != nil {
-		return err
-	}
-	fmt.Fprintln(os.Stderr, "The api_key is shown only this once: keep it now.")
-	return nil
+	return printSecretOnce(raw)
 }
 
 func tenantList(cl *cmdLine, args []string) error {
@@ -719,11 +715,7 @@ func keyCreate(cl *cmdLine, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := printJSON(raw); err != nil {
-		return err
-	}
-	fmt.Fprintln(os.Stderr, "The api_key is shown only this once: keep it now.")
-	return nil
+	return printSecretOnce(raw)
 }
 
 func keyList(cl *cmdLine, args []string) error {
@@ -776,4 +768,14 @@ func keyRevoke(cl *cmdLine, args []string) error {
 		return err
 	}
 	return printJSON(raw)
+}
+
+// printSecretOnce prints a response that carries a new key's secret, and
+// says it will not be shown again.
+func printSecretOnce(raw []byte) error {
+	if err := printJSON(raw); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "The api_key is shown only this once: keep it now.")
+	return nil
 }

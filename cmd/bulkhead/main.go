@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/local"
 	"github.com/bulkhead-dev/bulkhead/pkg/platform"
@@ -56,6 +55,8 @@ environment for dev:
   BULKHEAD_ADMIN_TOKEN        operator token (default: generated once, kept in the data dir)
   BULKHEAD_DATA_DIR           state directory (default .bulkhead)
   BULKHEAD_LOCAL_MODEL_DELAY  offline model latency, a Go duration (default 0)
+  BULKHEAD_SHUTDOWN_GRACE     how long a stop waits for running executions before it stops them
+                              (default: the longest wall time any tier allows, plus 30s)
   AWS_ENDPOINT_URL[_DYNAMODB|_S3]  use these endpoints instead of the embedded servers
 `
 
@@ -95,7 +96,9 @@ func dev() error {
 	fmt.Println("Ready. Ctrl-C stops the platform.")
 	waitErr := p.Wait(ctx)
 	stop()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// A graceful stop waits for running executions (up to the shutdown
+	// grace); a second signal stops them at once (they still settle).
+	shutdownCtx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	if err := p.Close(shutdownCtx); err != nil {
 		return err

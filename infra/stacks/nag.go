@@ -62,6 +62,12 @@ func (p *Platform) suppressions() {
 			"and only under the invoices folder of each tenant prefix.",
 		AppliesTo: []string{"Resource::" + bucket + "/tenants/*/invoices/*"},
 	})
+	suppress(p.Roles[api.FnBilling], true, Suppression{
+		Rule: "AwsSolutions-IAM5",
+		Reason: "Reclaiming a dead execution's lease removes the transcript turn it may have written, in any tenant: " +
+			"DeleteObject only, and only on turn objects (tenants/<tenant>/conversations/<conversation>/turns/<turn>.json).",
+		AppliesTo: []string{"Resource::" + bucket + "/tenants/*/conversations/*/turns/*"},
+	})
 	suppress(p.TenantRole, true, Suppression{
 		Rule: "AwsSolutions-IAM5",
 		Reason: "The wildcard is inside one tenant's prefix: tenants/${aws:PrincipalTag/tenant_id}/*, the tenant being the " +

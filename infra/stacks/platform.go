@@ -166,6 +166,8 @@ type Platform struct {
 	Methods map[string]awsapigateway.Method
 	// BillingSchedule runs the monthly close.
 	BillingSchedule awsevents.Rule
+	// ReclaimSchedule reclaims the leases of executions that died, every minute.
+	ReclaimSchedule awsevents.Rule
 	// Dashboard, Alarms and AlarmTopic are the observability.
 	Dashboard  awscloudwatch.Dashboard
 	Alarms     map[string]awscloudwatch.Alarm
@@ -431,6 +433,25 @@ func (p *Platform) billingSchedule() {
 	p.BillingSchedule.AddTarget(awseventstargets.NewLambdaFunction(p.Functions[api.FnBilling], &awseventstargets.LambdaFunctionProps{
 		RetryAttempts: jsii.Number(4),
 		MaxEventAge:   awscdk.Duration_Hours(jsii.Number(6)),
+	}))
+	// Every minute the billing function gives back what executions that died
+	// without settling still hold (their leases expired): slots, reserved
+	// tokens and spend, and their orphaned transcript turns. An execution
+	// whose Lambda timed out or crashed is thus reclaimed promptly, not only
+	// when a later admission finds it in the way.
+	p.ReclaimSchedule = awsevents.NewRule(p.Construct, jsii.String("ReclaimLeases"), &awsevents.RuleProps{
+		Description: jsii.String("Reclaim the leases of executions that died without settling (billing function)"),
+		Schedule:    awsevents.Schedule_Rate(awscdk.Duration_Minutes(jsii.Number(1))),
+	})
+	p.ReclaimSchedule.AddTarget(awseventstargets.NewLambdaFunction(p.Functions[api.FnBilling], &awseventstargets.LambdaFunctionProps{
+		Event:         awsevents.RuleTargetInput_FromObject(map[string]any{"action": api.ReclaimAction}),
+		RetryAttempts: jsii.Number(0), // the next minute's run retries
+	}))
+	// The reclaim removes orphaned turns: tenants/<id>/conversations/<cid>/turns/<n>.json.
+	p.Roles[api.FnBilling].AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("OrphanedTurns"),
+		Actions:   jsii.Strings("s3:DeleteObject"),
+		Resources: &[]*string{p.Bucket.ArnForObjects(jsii.String(tenantObjectsRoot + "*/conversations/*/turns/*"))},
 	}))
 }
 

@@ -867,12 +867,26 @@ func TestControlPlaneGrants(t *testing.T) {
 
 func TestBillingSchedule(t *testing.T) {
 	both(t, func(t *testing.T, s *synthesized) {
-		_, rule := s.only(t, "AWS::Events::Rule")
-		if rule.Properties["ScheduleExpression"] != "cron(15 0 1 * ? *)" {
-			t.Errorf("schedule %v", rule.Properties["ScheduleExpression"])
+		rules := map[string]string{} // schedule -> targets
+		for _, id := range s.ofType("AWS::Events::Rule") {
+			p := s.res[id].Properties
+			rules[fmt.Sprint(p["ScheduleExpression"])] = render(p["Targets"])
 		}
-		if targets := render(rule.Properties["Targets"]); !strings.Contains(targets, "<"+s.functionID(t, api.FnBilling)+".Arn>") {
-			t.Errorf("targets %s, want the billing function", targets)
+		if len(rules) != 2 {
+			t.Fatalf("rules %v, want the monthly close and the lease reclaim", rules)
+		}
+		billing := "<" + s.functionID(t, api.FnBilling) + ".Arn>"
+		for schedule, targets := range rules {
+			if !strings.Contains(targets, billing) {
+				t.Errorf("rule %s targets %s, want the billing function", schedule, targets)
+			}
+		}
+		if _, ok := rules["cron(15 0 1 * ? *)"]; !ok {
+			t.Errorf("no monthly close: %v", rules)
+		}
+		reclaim, ok := rules["rate(1 minute)"]
+		if !ok || !strings.Contains(reclaim, api.ReclaimAction) {
+			t.Errorf("no lease reclaim every minute with {\"action\": %q}: %v", api.ReclaimAction, rules)
 		}
 	})
 }

@@ -26,9 +26,6 @@ type Config struct {
 	// Now is the clock; time.Now when nil.
 	Now    func() time.Time
 	Logger *slog.Logger
-	// IdempotencyWait is how long a retry waits for the first request with
-	// its Idempotency-Key before answering 409 (default 10 s).
-	IdempotencyWait time.Duration
 	// Edge manages tenants' API Gateway keys in AWS; nil locally, where the
 	// local gateway throttles by tenant id.
 	Edge Edge
@@ -54,7 +51,6 @@ type API struct {
 	now         func() time.Time
 	log         *slog.Logger
 	endpoints   map[string]endpoint
-	idemWait    time.Duration
 	edge        Edge
 	metrics     *metrics.Emitter
 }
@@ -94,10 +90,7 @@ type endpoint struct {
 
 // New builds the API.
 func New(cfg Config) *API {
-	a := &API{store: cfg.Store, transcripts: cfg.Transcripts, runner: cfg.Runner, now: cfg.Now, log: cfg.Logger, idemWait: cfg.IdempotencyWait, edge: cfg.Edge, metrics: cfg.Metrics}
-	if a.idemWait <= 0 {
-		a.idemWait = defaultIdemWait
-	}
+	a := &API{store: cfg.Store, transcripts: cfg.Transcripts, runner: cfg.Runner, now: cfg.Now, log: cfg.Logger, edge: cfg.Edge, metrics: cfg.Metrics}
 	if a.now == nil {
 		a.now = time.Now
 	}

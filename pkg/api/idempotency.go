@@ -16,7 +16,10 @@ import (
 // Idempotency-Key handling, with Stripe's semantics: a retry with the same
 // key and the same request gets the first response again, without doing the
 // work or charging again; the same key with a different request is 422; a
-// retry while the first is still running waits for it, then gets 409.
+// retry while the first is still running is answered 409 at once, with
+// Retry-After. It does not wait: a waiting retry would hold a request (in
+// AWS, a Lambda invocation billed by the second) for as long as the first
+// runs, and a tenant retrying in a loop could keep any number of them busy.
 const (
 	IdempotencyHeader = "Idempotency-Key"
 	// ReplayedHeader marks a response replayed from an earlier request.
@@ -26,9 +29,8 @@ const (
 	// ceiling plus its lease margin): a claim is only taken over from a
 	// request that died.
 	idemLock = 7 * time.Minute
-	// defaultIdemWait is how long a retry waits for the first request to finish.
-	defaultIdemWait = 10 * time.Second
-	idemPoll        = 50 * time.Millisecond
+	// idemRetryAfter is the Retry-After of a 409 idempotency_in_progress.
+	idemRetryAfter = 1
 )
 
 func (a *API) serveIdempotent(ctx context.Context, ep endpoint, r *request) events.APIGatewayProxyResponse {
@@ -45,33 +47,22 @@ func (a *API) serveIdempotent(ctx context.Context, ep endpoint, r *request) even
 	hash := digest(key)
 	fingerprint := digest(r.HTTPMethod + " " + r.Path + "\n" + string(body))
 	ts := a.tenantStore(r)
-	deadline := time.Now().Add(a.idemWait)
-	for {
-		claim, rec, err := ts.ClaimIdempotency(ctx, hash, fingerprint, a.now().UTC(), idemLock)
-		if err != nil {
-			return respondError(r.log, err)
-		}
-		if claim != nil {
-			return a.runClaimed(ctx, ep, r, ts, claim)
-		}
-		switch {
-		case rec.Fingerprint != fingerprint:
-			return respondError(r.log, bulkhead.Errorf(bulkhead.IdempotencyMismatch,
-				"%s was already used with a different request", IdempotencyHeader))
-		case rec.State == dynamo.IdemDone:
-			resp := events.APIGatewayProxyResponse{StatusCode: rec.Status, Body: rec.Body,
-				Headers: map[string]string{"Content-Type": "application/json", ReplayedHeader: "true"}}
-			return resp
-		case time.Now().After(deadline):
-			e := bulkhead.Errorf(bulkhead.IdempotencyInProgress, "a request with this %s is still in progress; retry later", IdempotencyHeader)
-			e.RetryAfter = 1
-			return respondError(r.log, e)
-		}
-		select {
-		case <-ctx.Done():
-			return respondError(r.log, bulkhead.Errorf(bulkhead.Unavailable, "request cancelled"))
-		case <-time.After(idemPoll):
-		}
+	claim, rec, err := ts.ClaimIdempotency(ctx, hash, fingerprint, a.now().UTC(), idemLock)
+	switch {
+	case err != nil:
+		return respondError(r.log, err)
+	case claim != nil:
+		return a.runClaimed(ctx, ep, r, ts, claim)
+	case rec.Fingerprint != fingerprint:
+		return respondError(r.log, bulkhead.Errorf(bulkhead.IdempotencyMismatch,
+			"%s was already used with a different request", IdempotencyHeader))
+	case rec.State == dynamo.IdemDone:
+		return events.APIGatewayProxyResponse{StatusCode: rec.Status, Body: rec.Body,
+			Headers: map[string]string{"Content-Type": "application/json", ReplayedHeader: "true"}}
+	default:
+		e := bulkhead.Errorf(bulkhead.IdempotencyInProgress, "a request with this %s is still in progress; retry later", IdempotencyHeader)
+		e.RetryAfter = idemRetryAfter
+		return respondError(r.log, e)
 	}
 }
 

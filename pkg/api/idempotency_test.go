@@ -3,30 +3,45 @@ package api_test
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/bulkhead-dev/bulkhead/pkg/platform/platformtest"
 )
 
 // TestIdempotentExecuteChargesOnce sends 20 concurrent requests with one
 // Idempotency-Key while the first is still running: the execution runs once,
-// is charged once, and every request gets its response.
+// is charged once; the others are told 409 at once and, retrying as told
+// (Retry-After), every request gets its response.
 func TestIdempotentExecuteChargesOnce(t *testing.T) {
 	h := newHarness(t, 200*time.Millisecond)
 	a := h.newTenant("acme", "enterprise")
 	agent := h.newAgent(a)
 	body := map[string]any{"message": "charge me once"}
 	var wg sync.WaitGroup
+	var conflicts atomic.Int64
 	results := make([]response, 20)
 	for i := range results {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = h.doWithHeader("POST", "/v1/agents/"+agent+"/execute", a.key, body, "Idempotency-Key", "order-1234")
+			for range 400 {
+				results[i] = h.doWithHeader("POST", "/v1/agents/"+agent+"/execute", a.key, body, "Idempotency-Key", "order-1234")
+				if results[i].status != 409 {
+					return
+				}
+				if results[i].errCode() != "idempotency_in_progress" || results[i].header.Get("Retry-After") == "" {
+					t.Errorf("request %d: %d %s", i, results[i].status, results[i].raw)
+					return
+				}
+				conflicts.Add(1)
+				time.Sleep(25 * time.Millisecond) // a client honouring Retry-After, shortened
+			}
 		}()
 	}
 	wg.Wait()
+	if conflicts.Load() == 0 {
+		t.Errorf("no request saw the first in progress: the test proves nothing")
+	}
 	first := ""
 	replays := 0
 	for i, r := range results {
@@ -81,10 +96,11 @@ func TestIdempotentExecuteChargesOnce(t *testing.T) {
 	}
 }
 
-// TestIdempotencyInProgressAndRefusals: a retry that outwaits the first
-// gets 409; a refused request (quota) stores no result, so its retry runs.
+// TestIdempotencyInProgressAndRefusals: a retry while the first runs gets
+// 409 at once (it does not wait, so it holds no invocation); a refused
+// request (quota) stores no result, so its retry runs.
 func TestIdempotencyInProgressAndRefusals(t *testing.T) {
-	h := newHarness(t, 500*time.Millisecond, platformtest.WithIdempotencyWait(50*time.Millisecond))
+	h := newHarness(t, 500*time.Millisecond)
 	a := h.newTenant("acme", "starter")
 	agent := h.agentWith(a, nil, map[string]any{"max_tokens": 1000})
 	body := map[string]any{"message": "slow"}
@@ -100,8 +116,11 @@ func TestIdempotencyInProgressAndRefusals(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	r := h.doWithHeader("POST", "/v1/agents/"+agent+"/execute", a.key, body, "Idempotency-Key", "k1")
-	if r.status != 409 || r.errCode() != "idempotency_in_progress" || r.header.Get("Retry-After") == "" {
+	if r.status != 409 || r.errCode() != "idempotency_in_progress" || r.header.Get("Retry-After") != "1" {
 		t.Errorf("retry during the first: %d %s", r.status, r.raw)
+	}
+	if h.model.calls.Load() != 1 {
+		t.Errorf("the retry reached the model: %d calls", h.model.calls.Load())
 	}
 	wg.Wait()
 	if first.status != 200 {

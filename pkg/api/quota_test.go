@@ -279,7 +279,7 @@ func TestFaultsLeaveNothingUnmeteredOrLeaked(t *testing.T) {
 	// Executions that were admitted but could not settle hold leases until
 	// they expire; move past them and let an admission reclaim them.
 	h.clock.Set(h.clock.Now().Add(10 * time.Minute))
-	if _, err := h.env.API.Store().Tenant(a.id).ReclaimExpired(context.Background(), h.clock.Now()); err != nil {
+	if _, err := h.env.API.ReclaimTenantLeases(context.Background(), a.id); err != nil {
 		t.Fatal(err)
 	}
 	h.clock.Set(h.clock.Now().Add(-10 * time.Minute))

@@ -12,8 +12,10 @@ import (
 )
 
 // BillingHandler is the billing function's Lambda handler. It serves the
-// billing routes (API Gateway proxy events) and the monthly schedule: an
-// EventBridge "Scheduled Event" closes the month before the event's time. A
+// billing routes (API Gateway proxy events), the frequent schedule whose
+// event is {"action": ReclaimAction} (reclaim the leases of executions that
+// died), and the monthly schedule: an EventBridge "Scheduled Event" closes
+// the month before the event's time. A
 // close that left any tenant unclosed fails the invocation, so EventBridge
 // retries it; closing is idempotent.
 func (a *API) BillingHandler() func(ctx context.Context, raw json.RawMessage) (any, error) {
@@ -22,11 +24,23 @@ func (a *API) BillingHandler() func(ctx context.Context, raw json.RawMessage) (a
 		var probe struct {
 			HTTPMethod string `json:"httpMethod"`
 			DetailType string `json:"detail-type"`
+			Action     string `json:"action"`
 		}
 		if err := json.Unmarshal(raw, &probe); err != nil {
 			return nil, fmt.Errorf("billing: undecodable event: %w", err)
 		}
 		switch {
+		case probe.Action == ReclaimAction:
+			// The stack's frequent schedule: give back what executions that
+			// died without settling still hold.
+			rep, err := a.ReclaimLeases(ctx, false)
+			if err != nil {
+				return rep, err
+			}
+			if rep.Reclaimed > 0 || len(rep.Failed) > 0 {
+				a.log.Info("reclaimed leases", "tenants", rep.Tenants, "reclaimed", rep.Reclaimed, "failed", len(rep.Failed))
+			}
+			return rep, nil
 		case probe.HTTPMethod != "":
 			var ev events.APIGatewayProxyRequest
 			if err := json.Unmarshal(raw, &ev); err != nil {

@@ -40,9 +40,22 @@ func (a *API) profileAndCounters(ctx context.Context, ts *dynamo.TenantStore, no
 
 func (a *API) usage(ctx context.Context, r *request) (any, error) {
 	now := a.now().UTC()
-	t, u, err := a.profileAndCounters(ctx, a.tenantStore(r), now)
+	ts := a.tenantStore(r)
+	t, u, err := a.profileAndCounters(ctx, ts, now)
 	if err != nil {
 		return nil, err
+	}
+	if u.Running > 0 {
+		// Never show an execution that died (its lease expired) as running:
+		// reclaim it first (one Query of the running executions), then read
+		// the counters again.
+		if n, err := a.runner.Reclaim(ctx, ts, a.transcriptStore(r), now, false); err != nil {
+			r.log.Warn("reclaim expired leases", "error", err)
+		} else if n > 0 {
+			if u, err = ts.Counters(ctx, now); err != nil {
+				return nil, err
+			}
+		}
 	}
 	q := t.Quota()
 	hour := now.Truncate(time.Hour)

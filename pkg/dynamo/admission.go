@@ -33,7 +33,15 @@ type Admission struct {
 	ExecutionID  string
 	AgentID      string
 	Conversation *ConversationClaim // nil when the execution starts a new conversation
-	Now          time.Time
+	// ConversationID and Turn name the transcript turn the execution will
+	// write (ConversationID is the new conversation's id when Conversation
+	// is nil), so that a reclaim can remove it if the execution dies.
+	ConversationID string
+	Turn           int64
+	// Attempt numbers the admission transactions of one execution (0, 1, ...):
+	// each attempt is a distinct transaction with its own ClientRequestToken.
+	Attempt int
+	Now     time.Time
 	// Lease bounds how long the execution's slot, reservation and
 	// conversation claim survive if it dies; it must exceed its wall time.
 	Lease   time.Duration
@@ -56,6 +64,17 @@ type runItem struct {
 	ReservedBytes  int64  `dynamodbav:"reserved_bytes"`
 	LeaseUntil     int64  `dynamodbav:"lease_until"`
 	StartedAt      string `dynamodbav:"started_at"`
+	// Turn is the transcript turn the execution will write, and
+	// NewConversation whether that turn starts the conversation: what a
+	// reclaim must remove if the execution died between writing it and
+	// settling.
+	Turn            int64 `dynamodbav:"turn,omitempty"`
+	NewConversation bool  `dynamodbav:"new_conversation,omitempty"`
+	// Abandoned is set when the lease was reclaimed: its slot, tokens and
+	// spend went back, its reserved bytes stay counted until CleanupTurn (if
+	// any) is removed from the transcript and the lease is forgotten.
+	Abandoned   bool  `dynamodbav:"abandoned,omitempty"`
+	CleanupTurn int64 `dynamodbav:"cleanup_turn,omitempty"`
 }
 
 // Indexes of the admission transaction's items.
@@ -77,24 +96,25 @@ const (
 //     and the circuit breaker is not open;
 //   - the conversation, if any, is not held by another execution.
 //
-// A refused admission changes nothing. When a slot or the budget is held by
-// executions whose leases expired, those are reclaimed and the admission is
-// tried once more. Errors: RateLimited, QuotaExceeded, ConcurrencyLimited,
+// A refused admission changes nothing. Expired leases in the way are not
+// reclaimed here: the caller reclaims them (removing their orphaned turns,
+// which this store cannot reach) and admits again with the next Attempt.
+// The transaction carries a ClientRequestToken, so an SDK retry of an
+// admission that committed is recognised instead of failing its own
+// conditions. Errors: RateLimited, QuotaExceeded, ConcurrencyLimited,
 // CircuitOpen, Conflict (conversation busy), Unavailable (fail closed).
 func (t *TenantStore) Admit(ctx context.Context, a Admission) error {
 	if err := t.refuseUpfront(ctx, a); err != nil {
 		return err
 	}
-	err := t.admitOnce(ctx, a)
-	qe := bulkhead.AsError(err)
-	if qe == nil || !reclaimable(qe.Code) {
-		return err
-	}
-	n, rerr := t.ReclaimExpired(ctx, a.Now)
-	if rerr != nil || n == 0 {
-		return err
-	}
 	return t.admitOnce(ctx, a)
+}
+
+// Reclaimable reports whether an admission refused with err might pass once
+// expired leases are reclaimed.
+func Reclaimable(err error) bool {
+	e := bulkhead.AsError(err)
+	return e != nil && reclaimable(e.Code)
 }
 
 func reclaimable(c bulkhead.Code) bool {
@@ -130,6 +150,7 @@ func (t *TenantStore) admitOnce(ctx context.Context, a Admission) error {
 	run := runItem{PK: t.pk, SK: runSK(a.ExecutionID), ExecutionID: a.ExecutionID, AgentID: a.AgentID, Month: month,
 		ReservedTokens: r.Tokens, ReservedSpend: int64(r.Spend), ReservedBytes: r.Bytes,
 		LeaseUntil: now.Add(a.Lease).Unix(), StartedAt: now.Format(time.RFC3339Nano)}
+	run.ConversationID, run.Turn, run.NewConversation = a.ConversationID, a.Turn, a.Conversation == nil && a.ConversationID != ""
 	if a.Conversation != nil {
 		run.ConversationID = a.Conversation.ID
 	}
@@ -175,7 +196,8 @@ func (t *TenantStore) admitOnce(ctx context.Context, a Admission) error {
 			ExpressionAttributeValues: map[string]types.AttributeValue{":eid": str(a.ExecutionID), ":until": num(now.Add(a.Lease).Unix()), ":turns": num(c.Turns), ":now": num(now.Unix())},
 		}})
 	}
-	_, err = t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes})
+	_, err = t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes,
+		ClientRequestToken: requestToken(a.ExecutionID, "admit", strconv.Itoa(a.Attempt))})
 	if err == nil {
 		return nil
 	}
@@ -277,49 +299,4 @@ func quotaError(a Admission, u bulkhead.Usage, reasons []string) error {
 	}
 	// The counters moved between the refusal and the read: say so plainly.
 	return &bulkhead.Error{Code: bulkhead.ConcurrencyLimited, Message: "Admission contended; retry", RetryAfter: 1}
-}
-
-// ReclaimExpired gives back the slot and reservation of every execution of
-// this tenant whose lease has expired (it died without settling), each in
-// its own transaction guarded by the lease, so two reclaimers cannot give
-// the same lease back twice. It returns how many it reclaimed.
-func (t *TenantStore) ReclaimExpired(ctx context.Context, now time.Time) (int, error) {
-	var runs []runItem
-	cursor := ""
-	for {
-		page, err := listPage(ctx, t.s, "list running executions", t.pk, prefixRun, cursor, bulkhead.MaxPageSize, nil, func(r runItem) runItem { return r })
-		if err != nil {
-			return 0, err
-		}
-		runs = append(runs, page.Items...)
-		if cursor = page.NextCursor; cursor == "" {
-			break
-		}
-	}
-	n := 0
-	for _, run := range runs {
-		if run.LeaseUntil >= now.Unix() {
-			continue
-		}
-		_, err := t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-			{Delete: &types.Delete{TableName: aws.String(t.s.table), Key: key(t.pk, run.SK),
-				ConditionExpression:       aws.String("lease_until = :lease"),
-				ExpressionAttributeValues: map[string]types.AttributeValue{":lease": num(run.LeaseUntil)}}},
-			{Update: &types.Update{TableName: aws.String(t.s.table), Key: key(t.pk, monthSK(run.Month)),
-				UpdateExpression: aws.String("ADD committed_tokens :rt, committed_spend_micros :rs, abandoned :one"),
-				ExpressionAttributeValues: map[string]types.AttributeValue{":rt": num(-run.ReservedTokens),
-					":rs": num(-run.ReservedSpend), ":one": num(1)}}},
-			{Update: &types.Update{TableName: aws.String(t.s.table), Key: key(t.pk, skLive),
-				UpdateExpression:          aws.String("ADD running :neg, storage_committed :rb"),
-				ExpressionAttributeValues: map[string]types.AttributeValue{":neg": num(-1), ":rb": num(-run.ReservedBytes)}}},
-		}})
-		if err != nil {
-			if len(cancelReasons(err)) > 0 {
-				continue // someone else reclaimed or settled it
-			}
-			return n, translate("reclaim lease", err, bulkhead.Internal, "")
-		}
-		n++
-	}
-	return n, nil
 }

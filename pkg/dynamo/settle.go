@@ -94,7 +94,8 @@ func (t *TenantStore) Settle(ctx context.Context, st Settlement) error {
 	if err != nil {
 		return err
 	}
-	_, err = t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes})
+	_, err = t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes,
+		ClientRequestToken: st.token(true)})
 	if err == nil {
 		return nil
 	}
@@ -136,11 +137,25 @@ func (t *TenantStore) settleLate(ctx context.Context, st Settlement) error {
 	if err != nil {
 		return err
 	}
-	_, err = t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes})
-	if reasons := cancelReasons(err); fails(reasons, 0) {
+	_, err = t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes,
+		ClientRequestToken: st.token(false)})
+	reasons := cancelReasons(err)
+	switch {
+	case fails(reasons, 0):
 		return nil // the record exists: a concurrent late settle won
+	case st.Idem != nil && fails(reasons, len(writes)-1):
+		st.Idem = nil // the key's claim was taken over
+		return t.settleLate(ctx, st)
 	}
 	return translate("settle execution "+st.Execution.ID, err, bulkhead.Internal, "")
+}
+
+// token is the settlement transaction's ClientRequestToken. Each variant of
+// the settlement (with or without the lease, the turn, the claim, the
+// idempotent result) is a different transaction and gets its own token; a
+// retry of the same variant gets the same one.
+func (st Settlement) token(withLease bool) *string {
+	return requestToken(st.Execution.ID, "settle", boolTag(withLease), boolTag(st.Turn != nil), boolTag(st.Claimed), boolTag(st.Idem != nil))
 }
 
 func fails(reasons []string, i int) bool {
@@ -175,8 +190,9 @@ func (t *TenantStore) settleWrites(st Settlement, withLease bool) ([]types.Trans
 	slot := e.FinishedAt.UTC().Truncate(breakerSlot)
 	var writes []types.TransactWriteItem
 	if withLease {
+		// An abandoned lease was reclaimed: its reservation is already back.
 		writes = append(writes, types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String(t.s.table), Key: key(t.pk, runSK(e.ID)),
-			ConditionExpression: aws.String("attribute_exists(PK)")}})
+			ConditionExpression: aws.String("attribute_exists(PK) AND attribute_not_exists(abandoned)")}})
 	}
 	writes = append(writes,
 		types.TransactWriteItem{Put: &types.Put{TableName: aws.String(t.s.table), Item: recAV, ConditionExpression: aws.String("attribute_not_exists(PK)")}},
@@ -210,7 +226,7 @@ func (t *TenantStore) settleWrites(st Settlement, withLease bool) ([]types.Trans
 	if conv := t.settleConversation(st, tokens, bytes); conv != nil {
 		writes = append(writes, *conv)
 	}
-	if st.Idem != nil && withLease {
+	if st.Idem != nil {
 		writes = append(writes, t.completionWrite(st.Idem))
 	}
 	return writes, nil

@@ -207,7 +207,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	event := g.buildEvent(r, res, params, body, requestID, now, identity, authorizer)
-	resp, err := g.invoke(r.Context(), rt.Function, event)
+	// In AWS a Lambda invocation is not cancelled when the API client goes
+	// away: the function runs to its end (or its timeout) and its response is
+	// dropped. The local gateway behaves the same, so that leases, the
+	// circuit breaker and Idempotency-Key results behave here as there.
+	resp, err := g.invoke(context.WithoutCancel(r.Context()), rt.Function, event)
 	if err != nil {
 		// The handler's error is a failed invocation, which API Gateway
 		// reports as a bare 502; the detail stays in the log.

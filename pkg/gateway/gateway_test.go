@@ -581,20 +581,27 @@ func TestBodyLimit(t *testing.T) {
 	mustError(t, rec, 413, "too_large")
 }
 
-func TestRequestContextReachesFunction(t *testing.T) {
-	var sawCancel bool
+// TestClientDisconnectDoesNotCancelFunction: as in AWS, where a Lambda
+// invocation runs on when the API client goes away, the function's context
+// is not cancelled by the client's; the request's values still reach it.
+func TestClientDisconnectDoesNotCancelFunction(t *testing.T) {
+	type key struct{}
+	var sawCancel, sawValue bool
 	f := newFixture(t, func(c *gateway.Config) {
 		c.Functions["health"] = func(ctx context.Context, _ events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
-			sawCancel = ctx.Err() != nil
-			return events.APIGatewayProxyResponse{}, ctx.Err()
+			sawCancel, sawValue = ctx.Err() != nil, ctx.Value(key{}) == "v"
+			return events.APIGatewayProxyResponse{StatusCode: 200, Body: "{}"}, nil
 		}
 	})
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
 	cancel() // the client went away
 	req := httptest.NewRequest("GET", "/health", nil).WithContext(ctx)
 	f.gw.ServeHTTP(httptest.NewRecorder(), req)
-	if !sawCancel {
-		t.Errorf("function context: got not cancelled, want the client's cancellation")
+	if sawCancel {
+		t.Errorf("function context: cancelled with the client's; want it to run on, as a Lambda invocation does")
+	}
+	if !sawValue {
+		t.Errorf("function context: the request's values did not reach it")
 	}
 }
 

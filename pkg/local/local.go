@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -41,6 +42,10 @@ type Config struct {
 	Model          bulkhead.Model
 	// SnapshotEvery is how often the embedded DynamoDB state is written to disk.
 	SnapshotEvery time.Duration
+	// ShutdownGrace is how long a graceful stop waits for running executions
+	// before it stops them (they are then settled with status "stopped");
+	// BULKHEAD_SHUTDOWN_GRACE, default DefaultShutdownGrace.
+	ShutdownGrace time.Duration
 	Out           io.Writer // the banner; os.Stdout when nil
 	Logger        *slog.Logger
 }
@@ -52,14 +57,27 @@ func ConfigFromEnv() (Config, error) {
 		return Config{}, err
 	}
 	c := Config{
-		Addr:       envOr("BULKHEAD_ADDR", "127.0.0.1:8080"),
-		AdminToken: os.Getenv("BULKHEAD_ADMIN_TOKEN"),
-		DataDir:    envOr("BULKHEAD_DATA_DIR", ".bulkhead"),
-		Model:      model,
+		Addr:          envOr("BULKHEAD_ADDR", "127.0.0.1:8080"),
+		AdminToken:    os.Getenv("BULKHEAD_ADMIN_TOKEN"),
+		DataDir:       envOr("BULKHEAD_DATA_DIR", ".bulkhead"),
+		Model:         model,
+		ShutdownGrace: DefaultShutdownGrace,
+	}
+	if v := os.Getenv("BULKHEAD_SHUTDOWN_GRACE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return Config{}, fmt.Errorf("BULKHEAD_SHUTDOWN_GRACE=%q is not a non-negative Go duration (e.g. 30s)", v)
+		}
+		c.ShutdownGrace = d
 	}
 	c.DynamoEndpoint, c.S3Endpoint = awsclients.EndpointsFromEnv()
 	return c, nil
 }
+
+// DefaultShutdownGrace is the longest wall time any tier allows an
+// execution, plus time to settle: a graceful stop lets every running
+// execution finish.
+var DefaultShutdownGrace = bulkhead.MaxWallTimeCeiling() + 30*time.Second
 
 func envOr(name, def string) string {
 	if v := os.Getenv(name); v != "" {
@@ -78,9 +96,11 @@ type Platform struct {
 
 	srv    *http.Server
 	served chan error
-	// stopBilling ends the monthly-close loop.
-	stopBilling context.CancelFunc
-	billingDone chan struct{}
+	grace  time.Duration
+	out    io.Writer
+	// stopLoops ends the monthly-close and lease-reclaim loops.
+	stopLoops context.CancelFunc
+	loopsDone sync.WaitGroup
 }
 
 // Start starts the local platform and prints its banner.
@@ -96,7 +116,7 @@ func Start(ctx context.Context, c Config) (*Platform, error) {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	p := &Platform{served: make(chan error, 1)}
+	p := &Platform{served: make(chan error, 1), grace: c.ShutdownGrace, out: out}
 	ok := false
 	defer func() {
 		if !ok {
@@ -142,6 +162,18 @@ func Start(ctx context.Context, c Config) (*Platform, error) {
 		return nil, fmt.Errorf("provision table and bucket: %w", err)
 	}
 	p.API = platform.New(opts)
+	if p.Dynamo != nil {
+		// This process alone uses the embedded store (its data dir is
+		// locked), so no execution recorded as running is running: a crash
+		// or a kill left them. Give back what they hold before serving.
+		rep, err := p.API.ReclaimLeases(ctx, true)
+		if err != nil {
+			return nil, fmt.Errorf("reclaim the leases a previous run left: %w", err)
+		}
+		if rep.Reclaimed > 0 {
+			fmt.Fprintf(out, "Reclaimed %d executions a previous run left unsettled\n", rep.Reclaimed)
+		}
+	}
 
 	token, err := adminToken(c)
 	if err != nil {
@@ -173,13 +205,19 @@ func Start(ctx context.Context, c Config) (*Platform, error) {
 		_ = p.srv.Close()
 		return nil, err
 	}
-	// The local stand-in for the monthly schedule: close the previous month
-	// now if it is due, then at every month boundary.
-	billingCtx, stop := context.WithCancel(context.Background())
-	p.stopBilling, p.billingDone = stop, make(chan struct{})
+	// The local stand-ins for the stack's schedules: close the previous month
+	// now if it is due, then at every month boundary; reclaim the leases of
+	// executions that died, every minute.
+	loopsCtx, stop := context.WithCancel(context.Background())
+	p.stopLoops = stop
+	p.loopsDone.Add(2)
 	go func() {
-		defer close(p.billingDone)
-		p.API.CloseMonthsDue(billingCtx, sleep)
+		defer p.loopsDone.Done()
+		p.API.CloseMonthsDue(loopsCtx, sleep)
+	}()
+	go func() {
+		defer p.loopsDone.Done()
+		p.API.ReclaimLoop(loopsCtx, sleep)
 	}()
 	ok = true
 	return p, nil
@@ -278,22 +316,52 @@ func (p *Platform) Wait(ctx context.Context) error {
 	}
 }
 
-// Close stops accepting requests, lets running ones finish, then closes the
-// stores (the embedded DynamoDB writes its final snapshot): nothing is lost.
+// Close stops the platform gracefully: it stops accepting requests and lets
+// running executions finish, up to the shutdown grace (the longest wall time
+// any tier allows, by default) or until ctx ends, whichever comes first.
+// Executions still running then are stopped at once: each ends with status
+// "stopped", is charged for what the model reported, settles, and its client
+// (if still connected) gets that answer. Then the stores close (the embedded
+// DynamoDB writes its final snapshot). So a stop never leaves a slot, a
+// reservation or an unbilled execution behind.
 func (p *Platform) Close(ctx context.Context) error {
 	var errs []error
-	if p.stopBilling != nil {
-		p.stopBilling()
-		<-p.billingDone
+	if p.stopLoops != nil {
+		p.stopLoops()
+		p.loopsDone.Wait()
 	}
 	if p.srv != nil {
-		if err := p.srv.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop HTTP server: %w", err))
+		if n := p.API.Runner().Running(); n > 0 {
+			fmt.Fprintf(p.out, "Stopping: waiting up to %s for %d running executions (a second Ctrl-C stops them now)\n", p.grace, n)
+		}
+		graceCtx, cancel := context.WithTimeout(ctx, p.grace)
+		err := p.srv.Shutdown(graceCtx)
+		cancel()
+		if err != nil {
+			// The grace is over: stop what still runs, let it settle and
+			// answer, then close the connections.
+			if n := p.API.Runner().Running(); n > 0 {
+				fmt.Fprintf(p.out, "Stopping %d running executions now; they are settled and billed for what they used\n", n)
+			}
+			p.API.Runner().Abandon()
+			settleCtx, cancel := context.WithTimeout(context.Background(), settleWait)
+			if err := p.API.Runner().Wait(settleCtx); err != nil {
+				errs = append(errs, fmt.Errorf("executions did not settle in %s: %w", settleWait, err))
+			}
+			// Let the handlers write the settled answers before closing.
+			if err := p.srv.Shutdown(settleCtx); err != nil {
+				_ = p.srv.Close()
+			}
+			cancel()
 		}
 	}
-	errs = append(errs, p.closeStores(ctx))
+	errs = append(errs, p.closeStores(context.Background()))
 	return errors.Join(errs...)
 }
+
+// settleWait bounds how long stopped executions take to settle: a settlement
+// retries while DynamoDB is unavailable for up to 30 s.
+const settleWait = 40 * time.Second
 
 func (p *Platform) closeStores(ctx context.Context) error {
 	var errs []error

@@ -46,8 +46,6 @@ type Options struct {
 	Model          bulkhead.Model
 	Now            func() time.Time
 	Logger         *slog.Logger
-	// IdempotencyWait: see api.Config.
-	IdempotencyWait time.Duration
 	// TenantCreds, when scoped, gives data-plane calls tenant-scoped
 	// credentials; nil keeps the process's own (locally).
 	TenantCreds *tenantcreds.Provider
@@ -75,14 +73,13 @@ func New(o Options) *api.API {
 		store, transcripts = store.WithTenantCredentials(o.TenantCreds), transcripts.WithTenantCredentials(o.TenantCreds)
 	}
 	return api.New(api.Config{
-		Edge:            o.Edge,
-		Metrics:         o.Metrics,
-		Store:           store,
-		Transcripts:     transcripts,
-		Runner:          &runtime.Runner{Model: o.Model, Now: o.Now, Logger: o.Logger},
-		Now:             o.Now,
-		Logger:          o.Logger,
-		IdempotencyWait: o.IdempotencyWait,
+		Edge:        o.Edge,
+		Metrics:     o.Metrics,
+		Store:       store,
+		Transcripts: transcripts,
+		Runner:      &runtime.Runner{Model: o.Model, Now: o.Now, Logger: o.Logger},
+		Now:         o.Now,
+		Logger:      o.Logger,
 	})
 }
 

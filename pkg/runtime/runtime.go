@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
@@ -22,6 +23,12 @@ const (
 	// execution's lease lasts, so a live execution never outlasts it.
 	DefaultLeaseMargin = time.Minute
 	settleTimeout      = 30 * time.Second
+	// settleAttemptTimeout bounds one settlement transaction (the SDK's own
+	// retries included).
+	settleAttemptTimeout = time.Minute
+	// settleReserve is the time kept, under a host deadline, to write the
+	// transcript turn and settle after the model loop.
+	settleReserve = 5 * time.Second
 	// maxToolResultBytes bounds what one tool result adds to the transcript.
 	maxToolResultBytes = 4096
 	// spendCheckEvery bounds how often one process reads a tenant's spend
@@ -43,6 +50,46 @@ type Runner struct {
 	Logger          *slog.Logger
 
 	spendChecks sync.Map // tenant id -> time.Time of the last spend check
+
+	// life ends when the platform abandons its running executions (Abandon);
+	// inflight counts the admitted executions not yet settled.
+	lifeOnce sync.Once
+	life     context.Context
+	abandon  context.CancelFunc
+	inflight sync.WaitGroup
+	running  atomic.Int64
+}
+
+// errAbandoned is the cause of a model loop cut short by Abandon.
+var errAbandoned = errors.New("execution abandoned: the platform is stopping")
+
+func (r *Runner) lifetime() context.Context {
+	r.lifeOnce.Do(func() { r.life, r.abandon = context.WithCancel(context.Background()) })
+	return r.life
+}
+
+// Abandon stops every running execution at once, as a platform that must stop
+// now does: each ends with status "stopped", is charged for what the model
+// reported, and settles as usual (Wait waits for that). New executions are
+// still admitted; stop accepting requests first.
+func (r *Runner) Abandon() {
+	r.lifetime()
+	r.abandon()
+}
+
+// Running is how many admitted executions have not settled yet.
+func (r *Runner) Running() int { return int(r.running.Load()) }
+
+// Wait blocks until every admitted execution has settled, or ctx ends.
+func (r *Runner) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { r.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Request is one execution asked for by a tenant.
@@ -101,11 +148,18 @@ type stores struct {
 // (agent, conversation), Invalid, Conflict (agent disabled, conversation
 // busy), Forbidden (tenant suspended), DepthExceeded, RateLimited,
 // QuotaExceeded, ConcurrencyLimited, CircuitOpen, ModelError, Unavailable.
+//
+// An execution belongs to the platform, not to the caller's connection: ctx's
+// cancellation is ignored (in AWS a Lambda invocation is not cancelled when
+// the API client disconnects, and locally it must not be either), while its
+// deadline, if any (a Lambda function's timeout), ends the model loop early
+// enough to settle.
 func (r *Runner) Execute(ctx context.Context, ts *dynamo.TenantStore, tr *s3store.TenantStore, req Request) (Result, error) {
-	return r.execute(ctx, stores{ts, tr}, req)
+	deadline, _ := ctx.Deadline()
+	return r.execute(context.WithoutCancel(ctx), stores{ts, tr}, req, deadline)
 }
 
-func (r *Runner) execute(ctx context.Context, st stores, req Request) (Result, error) {
+func (r *Runner) execute(ctx context.Context, st stores, req Request, deadline time.Time) (Result, error) {
 	ec, err := st.ts.LoadExecution(ctx, req.AgentID, req.ConversationID)
 	if err != nil {
 		return Result{}, err
@@ -166,19 +220,20 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request) (Result, e
 		Bytes:  reserveBytes(req.Message, limits),
 	}
 	lease := limits.MaxWallTime + r.leaseMargin()
-	if err := tracing.Span(ctx, "admit", func(ctx context.Context) error {
-		return st.ts.Admit(ctx, dynamo.Admission{ExecutionID: exec.ID, AgentID: agent.ID, Conversation: claim, Now: started,
-			Lease: lease, Quota: tenant.Quota(), Reserve: reserve})
-	}); err != nil {
+	adm := dynamo.Admission{ExecutionID: exec.ID, AgentID: agent.ID, Conversation: claim, ConversationID: convID, Turn: turn,
+		Now: started, Lease: lease, Quota: tenant.Quota(), Reserve: reserve}
+	if err := tracing.Span(ctx, "admit", func(ctx context.Context) error { return r.admit(ctx, st, adm) }); err != nil {
 		return Result{}, err
 	}
+	r.inflight.Add(1)
+	r.running.Add(1)
+	defer func() { r.running.Add(-1); r.inflight.Done() }()
 	if created.IsZero() {
 		created = started
 	}
 
-	// From here on the execution is admitted: whatever happens, it settles,
-	// and it settles even if the caller has gone away.
-	settleCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	// From here on the execution is admitted: whatever happens, it settles.
+	settleCtx, cancel := context.WithTimeout(ctx, settleTimeout)
 	defer cancel()
 	// settle records the execution; outcome is what the caller will be told
 	// (the reply and steps, or the error), stored with an idempotency key.
@@ -197,7 +252,7 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request) (Result, e
 	}
 
 	user.CreatedAt, user.ExecutionID = started, exec.ID
-	loop = r.run(ctx, st, &exec, agent, limits, reserve.Tokens, req.Depth, append(history, user))
+	loop = r.run(ctx, st, &exec, agent, limits, reserve.Tokens, req.Depth, append(history, user), deadline)
 	if loop.err != nil {
 		exec.Status = bulkhead.ExecFailed
 		if serr := settle(nil, loop.err); serr != nil {
@@ -240,14 +295,82 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request) (Result, e
 	return Result{Execution: exec, Reply: loop.reply, Steps: loop.steps}, nil
 }
 
-// settleRetrying settles, retrying while DynamoDB is unavailable until ctx
-// ends: settling is idempotent, and an execution that ran must be recorded.
-// If DynamoDB stays away longer, the lease expires and is reclaimed: the
+// admit admits the execution; when a slot or the budget is held by
+// executions whose leases expired, it reclaims them (their orphaned turns
+// included) and tries once more.
+func (r *Runner) admit(ctx context.Context, st stores, a dynamo.Admission) error {
+	err := st.ts.Admit(ctx, a)
+	if !dynamo.Reclaimable(err) {
+		return err
+	}
+	if n, rerr := r.Reclaim(ctx, st.ts, st.tr, a.Now, false); rerr != nil || n == 0 {
+		return err
+	}
+	a.Attempt++
+	return st.ts.Admit(ctx, a)
+}
+
+// Reclaim gives back what executions of one tenant that died without
+// settling still hold: with all false, those whose lease expired; with all
+// true, every one (the caller knows that no process is running any of them,
+// as the local platform does when it starts on a store it alone uses). For
+// each, the slot, tokens and spend go back at once; the transcript turn it
+// may have written before dying (which no conversation head counts) is then
+// removed, and only then do its reserved bytes leave the storage count, so
+// an orphaned object is never uncounted. A reclaim that could not remove the
+// object leaves the lease for the next one. It returns how many executions
+// it reclaimed now.
+func (r *Runner) Reclaim(ctx context.Context, ts *dynamo.TenantStore, tr *s3store.TenantStore, now time.Time, all bool) (int, error) {
+	leases, err := ts.Leases(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for _, l := range leases {
+		if !l.Abandoned {
+			if !all && !now.After(l.Until) {
+				continue
+			}
+			var ok bool
+			if l, ok, err = ts.AbandonLease(ctx, l, now); err != nil {
+				errs = append(errs, err)
+				continue
+			} else if !ok {
+				continue
+			}
+			n++
+			r.logger().WarnContext(ctx, "reclaimed the lease of an execution that did not settle", "tenant_id", ts.TenantID(),
+				"execution_id", l.ExecutionID, "conversation_id", l.ConversationID, "lease_until", l.Until)
+		}
+		if l.CleanupTurn > 0 {
+			if err := tr.DeleteTurn(ctx, l.ConversationID, l.CleanupTurn); err != nil {
+				errs = append(errs, fmt.Errorf("remove orphaned turn %d of %s: %w", l.CleanupTurn, l.ConversationID, err))
+				continue
+			}
+		}
+		if err := ts.ForgetLease(ctx, l); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// settleRetrying settles, retrying while DynamoDB is unavailable: settling
+// is idempotent (the record's conditional put, and the transaction's
+// ClientRequestToken, which makes DynamoDB recognise a retry of a settlement
+// that committed), and an execution that ran must be recorded. New attempts
+// start until ctx ends; an attempt under way is not cut short by that (a
+// slow store is not an absent one: cutting it would tell the caller "not
+// settled" about a settlement that commits), only by its own bound. If
+// DynamoDB stays away longer, the lease expires and is reclaimed: the
 // reservation comes back and the execution is not charged.
 func settleRetrying(ctx context.Context, ts *dynamo.TenantStore, s dynamo.Settlement) error {
 	backoff := 20 * time.Millisecond
 	for {
-		err := ts.Settle(ctx, s)
+		attempt, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleAttemptTimeout)
+		err := ts.Settle(attempt, s)
+		cancel()
 		if !bulkhead.IsCode(err, bulkhead.Unavailable) {
 			return err
 		}
@@ -279,12 +402,26 @@ type loopResult struct {
 // run is the model loop: call the model, run the tools it asks for, and
 // call it again, within the execution's guards.
 func (r *Runner) run(ctx context.Context, st stores, exec *bulkhead.Execution, agent bulkhead.Agent, limits bulkhead.Limits,
-	budget int64, depth int64, msgs []bulkhead.Message) loopResult {
+	budget int64, depth int64, msgs []bulkhead.Message, deadline time.Time) loopResult {
 	var res loopResult
-	// Real time, not the injected clock: this bounds a real call.
-	wallCtx, cancel := context.WithTimeout(ctx, limits.MaxWallTime)
+	// Real time, not the injected clock: this bounds a real call. Under a
+	// host deadline (a Lambda function's timeout), the loop ends early
+	// enough to settle before the host stops the process.
+	wall := limits.MaxWallTime
+	if !deadline.IsZero() {
+		wall = min(wall, time.Until(deadline)-settleReserve)
+	}
+	wallCtx, cancel := context.WithTimeout(ctx, wall)
 	defer cancel()
+	wallCtx, abandon := context.WithCancelCause(wallCtx)
+	defer abandon(nil)
+	stop := context.AfterFunc(r.lifetime(), func() { abandon(errAbandoned) })
+	defer stop()
 	for {
+		if context.Cause(wallCtx) == errAbandoned {
+			res.status = bulkhead.ExecStopped
+			return res
+		}
 		if res.steps > 0 {
 			// Kill switches take effect at the next step.
 			if stop, err := r.stopped(ctx, st.ts, agent.ID); err != nil {
@@ -314,8 +451,8 @@ func (r *Runner) run(ctx context.Context, st stores, exec *bulkhead.Execution, a
 		exec.OutputTokens += resp.OutputTokens
 		if err != nil {
 			switch {
-			case ctx.Err() != nil:
-				res.err = &bulkhead.Error{Code: bulkhead.Unavailable, Message: "request cancelled", Err: err}
+			case context.Cause(wallCtx) == errAbandoned:
+				res.status = bulkhead.ExecStopped
 			case errors.Is(err, context.DeadlineExceeded) || wallCtx.Err() != nil:
 				res.status = bulkhead.ExecTimedOut
 			default:

@@ -43,7 +43,8 @@ func (r *Runner) invokeAgent(ctx context.Context, st stores, call bulkhead.ToolC
 	if !bulkhead.ValidID("agt", args.AgentID) || strings.TrimSpace(args.Message) == "" {
 		return toolError("arguments must name an agent_id and a non-empty message")
 	}
-	res, err := r.execute(ctx, st, Request{AgentID: args.AgentID, Message: args.Message, Depth: depth + 1})
+	deadline, _ := ctx.Deadline()
+	res, err := r.execute(ctx, st, Request{AgentID: args.AgentID, Message: args.Message, Depth: depth + 1}, deadline)
 	if err != nil {
 		e := bulkhead.AsError(err)
 		if e == nil || e.Code == bulkhead.Internal {

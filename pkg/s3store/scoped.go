@@ -61,3 +61,7 @@ func (c scopedClient) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Inp
 func (c scopedClient) DeleteObjects(ctx context.Context, in *s3.DeleteObjectsInput, f ...func(*s3.Options)) (*s3.DeleteObjectsOutput, error) {
 	return c.S3API.DeleteObjects(ctx, in, c.opts(f)...)
 }
+
+func (c scopedClient) DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, f ...func(*s3.Options)) (*s3.DeleteObjectOutput, error) {
+	return c.S3API.DeleteObject(ctx, in, c.opts(f)...)
+}

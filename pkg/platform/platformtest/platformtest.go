@@ -58,11 +58,6 @@ type Option func(*platform.Options)
 // WithClock injects a clock.
 func WithClock(now func() time.Time) Option { return func(o *platform.Options) { o.Now = now } }
 
-// WithIdempotencyWait sets how long a retry waits for the first request.
-func WithIdempotencyWait(d time.Duration) Option {
-	return func(o *platform.Options) { o.IdempotencyWait = d }
-}
-
 // WithModel replaces the offline model.
 func WithModel(m bulkhead.Model) Option { return func(o *platform.Options) { o.Model = m } }
 

@@ -24,8 +24,9 @@ const (
 	DefaultLeaseMargin = time.Minute
 	settleTimeout      = 30 * time.Second
 	// settleAttemptTimeout bounds one settlement transaction (the SDK's own
-	// retries included).
-	settleAttemptTimeout = time.Minute
+	// retries included) or one transcript write: a guard against a hung
+	// connection, not a latency target.
+	settleAttemptTimeout = 5 * time.Minute
 	// settleReserve is the time kept, under a host deadline, to write the
 	// transcript turn and settle after the model loop.
 	settleReserve = 5 * time.Second
@@ -279,7 +280,9 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request, deadline t
 		}
 		return Result{}, lapsed
 	}
-	written, err := st.tr.AppendTurn(settleCtx, convID, turn, append([]bulkhead.Message{user}, loop.added...))
+	writeCtx, cancelWrite := context.WithTimeout(ctx, settleAttemptTimeout)
+	written, err := st.tr.AppendTurn(writeCtx, convID, turn, append([]bulkhead.Message{user}, loop.added...))
+	cancelWrite()
 	if err != nil {
 		// The model ran: its tokens are charged even though the turn is lost.
 		exec.Status = bulkhead.ExecFailed

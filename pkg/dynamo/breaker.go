@@ -87,6 +87,8 @@ func (t *TenantStore) LoadExecution(ctx context.Context, aid, cid string) (Execu
 			return ec, bulkhead.Errorf(bulkhead.NotFound, "conversation %s not found", cid)
 		} else if err := attributevalue.UnmarshalMap(it, &cv); err != nil {
 			return ec, fmt.Errorf("load execution: decode conversation: %w", err)
+		} else if cv.Deleting != 0 {
+			return ec, bulkhead.Errorf(bulkhead.NotFound, "conversation %s not found", cid)
 		}
 		c := cv.conversation()
 		ec.Conversation = &c

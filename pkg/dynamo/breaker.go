@@ -224,7 +224,7 @@ func (t *TenantStore) BreakerWindows(ctx context.Context, now, since time.Time, 
 				errs.Errors += intAttr(it, "errors")
 			}
 			if s >= spendFrom {
-				spend.Spend += bulkhead.Micros(intAttr(it, "spend_micros"))
+				spend.Spend = bulkhead.Micros(bulkhead.AddSat(int64(spend.Spend), intAttr(it, "spend_micros")))
 			}
 		}
 		req = out.UnprocessedKeys

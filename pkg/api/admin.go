@@ -165,23 +165,21 @@ type quotaBody struct {
 	MaxStorageMB        *int64       `json:"max_storage_mb"`
 }
 
+// overrides turns the operator's quota into overrides, refusing a value
+// outside [0, bulkhead.QuotaCeiling] and a spend that is not an exact USD
+// amount (at most 6 decimals, no sign, no exponent).
 func (q quotaBody) overrides() (bulkhead.QuotaOverrides, error) {
 	o := bulkhead.QuotaOverrides{MaxRequestsPerHour: q.MaxRequestsPerHour, MaxTokensPerMonth: q.MaxTokensPerMonth,
 		MaxConcurrentAgents: q.MaxConcurrentAgents, MaxStorageMB: q.MaxStorageMB}
-	for name, v := range map[string]*int64{"max_requests_per_hour": o.MaxRequestsPerHour, "max_tokens_per_month": o.MaxTokensPerMonth,
-		"max_concurrent_agents": o.MaxConcurrentAgents, "max_storage_mb": o.MaxStorageMB} {
-		if v != nil && *v < 0 {
-			return o, bulkhead.Errorf(bulkhead.Invalid, "quota.%s must not be negative", name)
-		}
-	}
 	if q.MaxSpendPerMonth != nil {
 		m, err := bulkhead.ParseMicros(q.MaxSpendPerMonth.String())
 		if err != nil {
-			return o, bulkhead.Errorf(bulkhead.Invalid, "quota.max_spend_per_month must be a non-negative USD amount with at most 6 decimals")
+			return o, bulkhead.Errorf(bulkhead.Invalid, "quota.max_spend_per_month must be a USD amount from 0 to %s with at most 6 decimals",
+				bulkhead.QuotaCeiling.MaxSpendPerMonth.Decimal())
 		}
 		o.MaxSpendPerMonth = &m
 	}
-	return o, nil
+	return o, o.Validate()
 }
 
 func (a *API) patchTenant(ctx context.Context, r *request) (any, error) {

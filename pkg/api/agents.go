@@ -414,18 +414,28 @@ func (a *API) getConversation(ctx context.Context, r *request) (any, error) {
 	}{viewConversation(c), msgs, next != nil, nextCursor}, nil
 }
 
+// deleteConversation removes a conversation so that its transcript is never
+// left uncounted: the head is first marked as being deleted (the
+// conversation is gone for the tenant from then on, but its bytes stay in
+// the storage count), then the transcript objects are removed, and only then
+// the head, giving its bytes back. If object storage fails the answer is 503
+// and the head stays, counted, until a retried DELETE finishes the job.
 func (a *API) deleteConversation(ctx context.Context, r *request) (any, error) {
 	id, err := conversationID(r)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := a.tenantStore(r).DeleteConversation(ctx, id); err != nil {
+	ts := a.tenantStore(r)
+	c, err := ts.StartDeleteConversation(ctx, id)
+	if err != nil {
 		return nil, err
 	}
 	if _, err := a.transcriptStore(r).DeleteConversation(ctx, id); err != nil {
-		// The head is gone, so the conversation is gone for the tenant and
-		// its bytes are no longer counted; leftover objects are logged.
-		r.log.Error("delete transcript objects", "conversation_id", id, "error", err)
+		return nil, &bulkhead.Error{Code: bulkhead.Unavailable, Op: "delete conversation",
+			Message: "the conversation's transcript could not be deleted; retry the DELETE to finish", Err: err}
+	}
+	if err := ts.FinishDeleteConversation(ctx, c); err != nil {
+		return nil, err
 	}
 	return map[string]any{"conversation_id": id, "deleted": true}, nil
 }

@@ -2,6 +2,7 @@ package bulkhead
 
 import (
 	"sort"
+	"strconv"
 	"time"
 )
 
@@ -32,6 +33,25 @@ type Quota struct {
 	MaxSpendPerMonth    Micros
 	MaxConcurrentAgents int64
 	MaxStorageMB        int64
+}
+
+// BytesPerMB is how many bytes a storage quota's megabyte holds.
+const BytesPerMB int64 = 1 << 20
+
+// StorageBytes is the storage quota in bytes (saturating: never negative).
+func (q Quota) StorageBytes() int64 { return MulSat(q.MaxStorageMB, BytesPerMB) }
+
+// QuotaCeiling bounds every quota override: 1,000 times the enterprise
+// tier's quota. Every computation on a quota (a storage limit in bytes, a
+// spend limit times a percentage, a limit minus a reservation, a counter
+// plus one) then stays below 2^53, far from int64 overflow; anyone who
+// needs more is served by a silo stack, not by a larger number.
+var QuotaCeiling = Quota{
+	MaxRequestsPerHour:  100_000_000,
+	MaxTokensPerMonth:   100_000_000_000,
+	MaxSpendPerMonth:    Dollars(10_000_000),
+	MaxConcurrentAgents: 100_000,
+	MaxStorageMB:        10_240_000,
 }
 
 // Limits are the runaway guards of one execution.
@@ -137,24 +157,52 @@ type QuotaOverrides struct {
 	MaxStorageMB        *int64  `json:"max_storage_mb,omitempty" dynamodbav:"max_storage_mb,omitempty"`
 }
 
-// Apply returns q with the overrides applied.
+// Apply returns q with the overrides applied, each held within
+// [0, QuotaCeiling] (overrides stored before the ceiling existed included).
 func (o QuotaOverrides) Apply(q Quota) Quota {
+	bound := func(v, ceiling int64) int64 { return min(max(v, 0), ceiling) }
 	if o.MaxRequestsPerHour != nil {
-		q.MaxRequestsPerHour = *o.MaxRequestsPerHour
+		q.MaxRequestsPerHour = bound(*o.MaxRequestsPerHour, QuotaCeiling.MaxRequestsPerHour)
 	}
 	if o.MaxTokensPerMonth != nil {
-		q.MaxTokensPerMonth = *o.MaxTokensPerMonth
+		q.MaxTokensPerMonth = bound(*o.MaxTokensPerMonth, QuotaCeiling.MaxTokensPerMonth)
 	}
 	if o.MaxSpendPerMonth != nil {
-		q.MaxSpendPerMonth = *o.MaxSpendPerMonth
+		q.MaxSpendPerMonth = Micros(bound(int64(*o.MaxSpendPerMonth), int64(QuotaCeiling.MaxSpendPerMonth)))
 	}
 	if o.MaxConcurrentAgents != nil {
-		q.MaxConcurrentAgents = *o.MaxConcurrentAgents
+		q.MaxConcurrentAgents = bound(*o.MaxConcurrentAgents, QuotaCeiling.MaxConcurrentAgents)
 	}
 	if o.MaxStorageMB != nil {
-		q.MaxStorageMB = *o.MaxStorageMB
+		q.MaxStorageMB = bound(*o.MaxStorageMB, QuotaCeiling.MaxStorageMB)
 	}
 	return q
+}
+
+// Validate refuses an override below zero or above QuotaCeiling, naming the
+// field (as the operator API spells it) and its bounds. Errors: Invalid.
+func (o QuotaOverrides) Validate() error {
+	for _, f := range []struct {
+		name     string
+		v        *int64
+		ceiling  int64
+		rendered string
+	}{
+		{"max_requests_per_hour", o.MaxRequestsPerHour, QuotaCeiling.MaxRequestsPerHour, ""},
+		{"max_tokens_per_month", o.MaxTokensPerMonth, QuotaCeiling.MaxTokensPerMonth, ""},
+		{"max_spend_per_month", (*int64)(o.MaxSpendPerMonth), int64(QuotaCeiling.MaxSpendPerMonth), QuotaCeiling.MaxSpendPerMonth.Decimal() + " (USD)"},
+		{"max_concurrent_agents", o.MaxConcurrentAgents, QuotaCeiling.MaxConcurrentAgents, ""},
+		{"max_storage_mb", o.MaxStorageMB, QuotaCeiling.MaxStorageMB, ""},
+	} {
+		if f.v == nil || (*f.v >= 0 && *f.v <= f.ceiling) {
+			continue
+		}
+		if f.rendered == "" {
+			f.rendered = strconv.FormatInt(f.ceiling, 10)
+		}
+		return Errorf(Invalid, "quota.%s must be from 0 to %s", f.name, f.rendered)
+	}
+	return nil
 }
 
 // Merge returns o with every field set in n replacing o's.

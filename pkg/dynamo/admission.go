@@ -127,7 +127,7 @@ func (t *TenantStore) refuseUpfront(ctx context.Context, a Admission) error {
 	q, r := a.Quota, a.Reserve
 	switch {
 	case q.MaxRequestsPerHour <= 0, q.MaxConcurrentAgents <= 0,
-		r.Tokens > q.MaxTokensPerMonth, r.Spend > q.MaxSpendPerMonth, r.Bytes > q.MaxStorageMB*bytesPerMB:
+		r.Tokens > q.MaxTokensPerMonth, r.Spend > q.MaxSpendPerMonth, r.Bytes > q.StorageBytes():
 	default:
 		return nil
 	}
@@ -140,7 +140,6 @@ func (t *TenantStore) refuseUpfront(ctx context.Context, a Admission) error {
 	return quotaError(a, u, reasons)
 }
 
-const bytesPerMB = 1024 * 1024
 
 func (t *TenantStore) admitOnce(ctx context.Context, a Admission) error {
 	now := a.Now.UTC()
@@ -174,7 +173,7 @@ func (t *TenantStore) admitOnce(ctx context.Context, a Admission) error {
 			ConditionExpression: aws.String("(attribute_not_exists(committed_tokens) OR committed_tokens <= :tmax) AND " +
 				"(attribute_not_exists(committed_spend_micros) OR committed_spend_micros <= :smax)"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{":rt": num(r.Tokens), ":rs": num(int64(r.Spend)),
-				":tmax": num(q.MaxTokensPerMonth - r.Tokens), ":smax": num(int64(q.MaxSpendPerMonth - r.Spend))},
+				":tmax": num(bulkhead.SubSat(q.MaxTokensPerMonth, r.Tokens)), ":smax": num(bulkhead.SubSat(int64(q.MaxSpendPerMonth), int64(r.Spend)))},
 			ReturnValuesOnConditionCheckFailure: old,
 		}},
 		admLive: {Update: &types.Update{
@@ -184,7 +183,7 @@ func (t *TenantStore) admitOnce(ctx context.Context, a Admission) error {
 				"(attribute_not_exists(storage_committed) OR storage_committed <= :bmax) AND " +
 				"(attribute_not_exists(breaker_open_until) OR breaker_open_until <= :now)"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":rb": num(r.Bytes),
-				":cmax": num(q.MaxConcurrentAgents), ":bmax": num(q.MaxStorageMB*bytesPerMB - r.Bytes), ":now": num(now.Unix())},
+				":cmax": num(q.MaxConcurrentAgents), ":bmax": num(bulkhead.SubSat(q.StorageBytes(), r.Bytes)), ":now": num(now.Unix())},
 			ReturnValuesOnConditionCheckFailure: old,
 		}},
 	}
@@ -282,16 +281,16 @@ func quotaError(a Admission, u bulkhead.Usage, reasons []string) error {
 	case failed(admHour) && (q.MaxRequestsPerHour <= 0 || u.RequestsThisHour >= q.MaxRequestsPerHour):
 		return mk(bulkhead.RateLimited, "requests", fmt.Sprintf("Hourly request quota exceeded (%d requests)", q.MaxRequestsPerHour),
 			q.MaxRequestsPerHour, u.RequestsThisHour, nil, nextHour, until(nextHour))
-	case failed(admMonth) && u.CommittedTokens+r.Tokens > q.MaxTokensPerMonth:
+	case failed(admMonth) && bulkhead.AddSat(u.CommittedTokens, r.Tokens) > q.MaxTokensPerMonth:
 		return mk(bulkhead.QuotaExceeded, "tokens", fmt.Sprintf("Monthly token quota exceeded (%d tokens)", q.MaxTokensPerMonth),
 			q.MaxTokensPerMonth, u.TokensThisMonth, u.CommittedTokens, nextMonth, until(nextMonth))
-	case failed(admMonth) && u.CommittedSpend+r.Spend > q.MaxSpendPerMonth:
+	case failed(admMonth) && bulkhead.AddSat(int64(u.CommittedSpend), int64(r.Spend)) > int64(q.MaxSpendPerMonth):
 		return mk(bulkhead.QuotaExceeded, "spend", fmt.Sprintf("Monthly spend budget exceeded ($%s)", q.MaxSpendPerMonth.Decimal()),
 			q.MaxSpendPerMonth.JSON(), u.SpendThisMonth.JSON(), u.CommittedSpend.JSON(), nextMonth, until(nextMonth))
 	case failed(admLive) && (q.MaxConcurrentAgents <= 0 || u.Running >= q.MaxConcurrentAgents):
 		return mk(bulkhead.ConcurrencyLimited, "concurrent_agents", fmt.Sprintf("Concurrent execution limit reached (%d)", q.MaxConcurrentAgents),
 			q.MaxConcurrentAgents, u.Running, nil, time.Time{}, 1)
-	case failed(admLive) && u.StorageCommitted+r.Bytes > q.MaxStorageMB*bytesPerMB:
+	case failed(admLive) && bulkhead.AddSat(u.StorageCommitted, r.Bytes) > q.StorageBytes():
 		return mk(bulkhead.QuotaExceeded, "storage", fmt.Sprintf("Storage quota exceeded (%d MB)", q.MaxStorageMB),
 			q.MaxStorageMB, u.StorageBytes, u.StorageCommitted, time.Time{}, 0)
 	case failed(admConv):

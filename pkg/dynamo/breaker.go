@@ -87,6 +87,8 @@ func (t *TenantStore) LoadExecution(ctx context.Context, aid, cid string) (Execu
 			return ec, bulkhead.Errorf(bulkhead.NotFound, "conversation %s not found", cid)
 		} else if err := attributevalue.UnmarshalMap(it, &cv); err != nil {
 			return ec, fmt.Errorf("load execution: decode conversation: %w", err)
+		} else if cv.Deleting != 0 {
+			return ec, bulkhead.Errorf(bulkhead.NotFound, "conversation %s not found", cid)
 		}
 		c := cv.conversation()
 		ec.Conversation = &c
@@ -222,7 +224,7 @@ func (t *TenantStore) BreakerWindows(ctx context.Context, now, since time.Time, 
 				errs.Errors += intAttr(it, "errors")
 			}
 			if s >= spendFrom {
-				spend.Spend += bulkhead.Micros(intAttr(it, "spend_micros"))
+				spend.Spend = bulkhead.Micros(bulkhead.AddSat(int64(spend.Spend), intAttr(it, "spend_micros")))
 			}
 		}
 		req = out.UnprocessedKeys

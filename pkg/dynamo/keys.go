@@ -59,3 +59,14 @@ func apiKeyLookupPK(hash string) string { return prefixLookup + hash }
 
 // idFromSK strips an item-type prefix from a sort key.
 func idFromSK(sk, prefix string) string { return strings.TrimPrefix(sk, prefix) }
+
+// prefixAgentConv indexes conversations by agent: one small item per
+// conversation, written and deleted with its head, so that listing one
+// agent's conversations reads only that agent's.
+const prefixAgentConv = "ACONV#"
+
+// agentConvPrefix is the key range of one agent's conversation index items;
+// the trailing separator keeps one agent's range from covering another's.
+func agentConvPrefix(aid string) string { return prefixAgentConv + aid + "#" }
+
+func agentConvSK(aid, cid string) string { return agentConvPrefix(aid) + cid }

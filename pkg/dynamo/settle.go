@@ -223,9 +223,7 @@ func (t *TenantStore) settleWrites(st Settlement, withLease bool) ([]types.Trans
 				":tok": num(tokens), ":in": num(e.InputTokens), ":out": num(e.OutputTokens), ":cost": num(int64(e.Cost)), ":one": num(1)},
 		}},
 	)
-	if conv := t.settleConversation(st, tokens, bytes); conv != nil {
-		writes = append(writes, *conv)
-	}
+	writes = append(writes, t.settleConversation(st, tokens, bytes)...)
 	if st.Idem != nil {
 		writes = append(writes, t.completionWrite(st.Idem))
 	}
@@ -241,34 +239,36 @@ func tierSet(t bulkhead.TierName) types.AttributeValue {
 	return &types.AttributeValueMemberSS{Value: []string{string(t)}}
 }
 
-// settleConversation is the conversation head's part of a settlement.
-func (t *TenantStore) settleConversation(st Settlement, tokens, bytes int64) *types.TransactWriteItem {
+// settleConversation is the conversation's part of a settlement: the head
+// (its first item, at index setConv) and, for a new conversation, its entry
+// in the agent's index, so that the index never lists a conversation that
+// does not exist nor misses one that does.
+func (t *TenantStore) settleConversation(st Settlement, tokens, bytes int64) []types.TransactWriteItem {
 	e := st.Execution
 	switch {
 	case st.Turn != nil && st.Turn.New:
-		av, err := attributevalue.MarshalMap(convItem{PK: t.pk, SK: convSK(e.ConversationID), ConversationID: e.ConversationID,
+		writes, err := t.newConversationWrites(convItem{PK: t.pk, SK: convSK(e.ConversationID), ConversationID: e.ConversationID,
 			AgentID: st.Turn.AgentID, Turns: 1, Tokens: tokens, Bytes: bytes, CreatedAt: st.Turn.CreatedAt, UpdatedAt: e.FinishedAt})
 		if err != nil {
 			return nil
 		}
-		return &types.TransactWriteItem{Put: &types.Put{TableName: aws.String(t.s.table), Item: av,
-			ConditionExpression: aws.String("attribute_not_exists(PK)")}}
+		return writes
 	case st.Turn != nil:
 		updated, _ := attributevalue.Marshal(e.FinishedAt)
-		return &types.TransactWriteItem{Update: &types.Update{
+		return []types.TransactWriteItem{{Update: &types.Update{
 			TableName: aws.String(t.s.table), Key: key(t.pk, convSK(e.ConversationID)),
 			UpdateExpression:          aws.String("SET turns = turns + :one, updated_at = :upd, busy_until = :free ADD tokens :tok, #b :bytes"),
 			ConditionExpression:       aws.String("busy_exec = :eid"),
 			ExpressionAttributeNames:  map[string]string{"#b": "bytes"},
 			ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":upd": updated, ":free": num(0), ":tok": num(tokens), ":bytes": num(bytes), ":eid": str(e.ID)},
-		}}
+		}}}
 	case st.Claimed:
-		return &types.TransactWriteItem{Update: &types.Update{
+		return []types.TransactWriteItem{{Update: &types.Update{
 			TableName: aws.String(t.s.table), Key: key(t.pk, convSK(e.ConversationID)),
 			UpdateExpression:          aws.String("SET busy_until = :free"),
 			ConditionExpression:       aws.String("busy_exec = :eid"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{":free": num(0), ":eid": str(e.ID)},
-		}}
+		}}}
 	}
 	return nil
 }

@@ -100,7 +100,7 @@ func TestConversationClaim(t *testing.T) {
 	if err := ts.Admit(ctx, dynamo.Admission{ExecutionID: "exec_3", Conversation: claim, Now: t0.Add(30 * time.Second), Lease: time.Minute, Quota: bigQuota}); !bulkhead.IsCode(err, bulkhead.Conflict) {
 		t.Fatalf("second claim while held: %v, want Conflict", err)
 	}
-	if _, err := ts.DeleteConversation(ctx, "conv_1"); !bulkhead.IsCode(err, bulkhead.Conflict) {
+	if _, err := ts.StartDeleteConversation(ctx, "conv_1"); !bulkhead.IsCode(err, bulkhead.Conflict) {
 		t.Fatalf("delete while claimed: %v, want Conflict", err)
 	}
 	// exec_2 dies; after its lease exec_3 takes over and finishes.
@@ -126,8 +126,9 @@ func TestConversationClaim(t *testing.T) {
 	if err := ts.Admit(ctx, dynamo.Admission{ExecutionID: "exec_4", Conversation: claim, Now: later, Lease: time.Minute, Quota: bigQuota}); !bulkhead.IsCode(err, bulkhead.Conflict) {
 		t.Errorf("claim with a stale turn count: %v, want Conflict", err)
 	}
-	removed, err := ts.DeleteConversation(ctx, "conv_1")
+	removed, err := ts.StartDeleteConversation(ctx, "conv_1")
 	must(err)
+	must(ts.FinishDeleteConversation(ctx, removed))
 	u, _ = ts.Counters(ctx, t0)
 	if u.StorageBytes != 20-removed.Bytes || removed.Bytes != 20 {
 		t.Errorf("storage after delete = %d (removed %d)", u.StorageBytes, removed.Bytes)

@@ -196,8 +196,14 @@ func Start(ctx context.Context, c Config) (*Platform, error) {
 		return nil, fmt.Errorf("listen on %s: %w", c.Addr, err)
 	}
 	p.URL = "http://" + ln.Addr().String()
-	p.srv = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
-	go func() { p.served <- p.srv.Serve(ln) }()
+	// A client gets readTimeout for its whole request (headers and body: a
+	// 10 MiB body at about 175 KB/s), then the connection is closed, so a
+	// trickled body cannot hold a connection open. net/http lifts the read
+	// deadline once the body is read, so it never cuts an execution short;
+	// no WriteTimeout, which would. Gateway.Listener gives net/http's own
+	// refusals (a malformed percent-escape...) the platform's error shape.
+	p.srv = &http.Server{Handler: gw, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, IdleTimeout: idleTimeout}
+	go func() { p.served <- p.srv.Serve(gateway.Listener(ln)) }()
 
 	fmt.Fprintf(out, "Bulkhead API: %s\n", p.URL)
 	fmt.Fprintf(out, "Admin token: %s\n", token)
@@ -222,6 +228,13 @@ func Start(ctx context.Context, c Config) (*Platform, error) {
 	ok = true
 	return p, nil
 }
+
+// The local server's read timeouts (variables so that tests can shorten them).
+var (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 60 * time.Second
+	idleTimeout       = 2 * time.Minute
+)
 
 func orAWS(endpoint string) string {
 	if endpoint == "" {

@@ -46,10 +46,12 @@ func (r *Runner) watchBreaker(ctx context.Context, ts *dynamo.TenantStore, tenan
 	reason := ""
 	total := errs.OK + errs.Errors
 	limit := tenant.Quota().MaxSpendPerMonth
+	// Products saturate: a huge spend limit must read as never reached, not
+	// wrap negative and trip the breaker at once.
 	switch {
-	case total >= cfg.MinExecutions && errs.Errors*100 >= cfg.ErrorRatePct*total:
+	case total >= cfg.MinExecutions && bulkhead.MulSat(errs.Errors, 100) >= bulkhead.MulSat(cfg.ErrorRatePct, total):
 		reason = fmt.Sprintf("%d of the last %d executions within %s failed", errs.Errors, total, cfg.ErrorWindow)
-	case int64(spend.Spend)*100 > cfg.SpendPct*int64(limit):
+	case bulkhead.MulSat(int64(spend.Spend), 100) > bulkhead.MulSat(cfg.SpendPct, int64(limit)):
 		reason = fmt.Sprintf("spend of the last %s ($%s) passed %d%% of the monthly budget ($%s)", cfg.SpendWindow, spend.Spend.Decimal(), cfg.SpendPct, limit.Decimal())
 	default:
 		return

@@ -140,7 +140,6 @@ func (t *TenantStore) refuseUpfront(ctx context.Context, a Admission) error {
 	return quotaError(a, u, reasons)
 }
 
-
 func (t *TenantStore) admitOnce(ctx context.Context, a Admission) error {
 	now := a.Now.UTC()
 	hour := now.Truncate(time.Hour)

@@ -126,8 +126,10 @@ func (b agentBody) validate(create bool) error {
 			return err
 		}
 	}
-	if b.SystemPrompt != nil && len(*b.SystemPrompt) > bulkhead.MaxSystemPromptLen {
-		return bulkhead.Errorf(bulkhead.Invalid, "system_prompt must be at most %d bytes", bulkhead.MaxSystemPromptLen)
+	// Sizes are measured as the response and the stored idempotent result
+	// will carry them, JSON-encoded, where '<' takes six bytes.
+	if b.SystemPrompt != nil && bulkhead.JSONStringLen(*b.SystemPrompt) > bulkhead.MaxSystemPromptLen {
+		return bulkhead.Errorf(bulkhead.Invalid, "system_prompt must be at most %d bytes JSON-encoded", bulkhead.MaxSystemPromptLen)
 	}
 	if b.Tools != nil {
 		if err := validTools(*b.Tools); err != nil {
@@ -146,16 +148,28 @@ func (b agentBody) validate(create bool) error {
 }
 
 // validTools accepts tool names ("search_kb") and tool definitions (objects
-// with a "name"); running tools comes later, storing them works now.
+// with a "name"); running tools comes later, storing them works now. Each
+// tool, and the tools array as a whole, is measured as the agent's view
+// encodes it (compacted, with HTML characters escaped).
 func validTools(tools []json.RawMessage) error {
 	if len(tools) > bulkhead.MaxTools {
 		return bulkhead.Errorf(bulkhead.Invalid, "at most %d tools", bulkhead.MaxTools)
 	}
+	total := 2 + max(len(tools)-1, 0) // the brackets and the commas
+	for i, raw := range tools {
+		enc, err := json.Marshal(raw)
+		if err != nil {
+			return bulkhead.Errorf(bulkhead.Invalid, "tools[%d] must be a tool name or an object with a \"name\"", i)
+		}
+		if len(enc) > bulkhead.MaxToolBytes {
+			return bulkhead.Errorf(bulkhead.Invalid, "tools[%d] is larger than %d bytes JSON-encoded", i, bulkhead.MaxToolBytes)
+		}
+		if total += len(enc); total > bulkhead.MaxToolsBytes {
+			return bulkhead.Errorf(bulkhead.Invalid, "tools are larger than %d bytes JSON-encoded together", bulkhead.MaxToolsBytes)
+		}
+	}
 	seen := map[string]bool{}
 	for i, raw := range tools {
-		if len(raw) > bulkhead.MaxToolBytes {
-			return bulkhead.Errorf(bulkhead.Invalid, "tools[%d] is larger than %d bytes", i, bulkhead.MaxToolBytes)
-		}
 		var name string
 		if err := json.Unmarshal(raw, &name); err != nil {
 			var def struct {

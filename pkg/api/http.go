@@ -17,17 +17,40 @@ import (
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
 )
 
-// respond renders a JSON response.
+// internalBody is the response body of an internal error.
+const internalBody = `{"error":{"code":"internal","message":"internal error"}}`
+
+// respond renders a JSON response. A response Lambda could not return (its
+// proxy JSON over bulkhead.MaxResponseBytes) is not sent: field limits and
+// byte-bounded pages make one impossible, so it is logged as the internal
+// error it is, and the client gets a 500 rather than Lambda's own failure.
 func respond(status int, body any) events.APIGatewayProxyResponse {
 	b, err := json.Marshal(body)
 	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":{"code":"internal","message":"internal error"}}`)
+		status, b = http.StatusInternalServerError, []byte(internalBody)
 	}
-	return events.APIGatewayProxyResponse{
+	resp := events.APIGatewayProxyResponse{
 		StatusCode: status,
 		Headers:    map[string]string{"Content-Type": "application/json"},
 		Body:       string(b),
 	}
+	if n := proxySize(resp); n > bulkhead.MaxResponseBytes {
+		slog.Error("response too large for Lambda; answering 500", "status", status, "proxy_bytes", n, "body_bytes", len(b))
+		resp.StatusCode, resp.Body = http.StatusInternalServerError, internalBody
+	}
+	return resp
+}
+
+// proxySize is the size of the proxy JSON Lambda returns for resp: the body
+// is a JSON string in it, so it is escaped once more (up to twice its bytes).
+func proxySize(resp events.APIGatewayProxyResponse) int {
+	body := resp.Body
+	resp.Body = ""
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return bulkhead.MaxResponseBytes + 1
+	}
+	return len(b) + bulkhead.JSONStringLen(body)
 }
 
 // respondError renders an error in the public shape
@@ -90,7 +113,10 @@ func decode(req events.APIGatewayProxyRequest, dst any) error {
 	if len(b) > bulkhead.MaxBodyBytes {
 		return bulkhead.Errorf(bulkhead.TooLarge, "request body exceeds %d bytes", bulkhead.MaxBodyBytes)
 	}
-	if len(bytes.TrimSpace(b)) == 0 {
+	// Only an object is a request: null would decode as an empty one (a
+	// PATCH that changes nothing but the version), and arrays, strings and
+	// numbers are no request at all.
+	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		return bulkhead.Errorf(bulkhead.Invalid, "request body must be a JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))

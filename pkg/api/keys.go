@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -72,7 +73,13 @@ func (a *API) createKey(ctx context.Context, r *request) (any, error) {
 	var b struct {
 		Name *string `json:"name"`
 	}
-	if strings.TrimSpace(r.Body) != "" {
+	// The body is optional (name defaults), but a body that is there must be
+	// an object: JSON null is refused like anywhere else.
+	raw, err := rawBody(r.APIGatewayProxyRequest)
+	if err != nil {
+		return nil, err
+	}
+	if len(bytes.TrimSpace(raw)) > 0 {
 		if err := decode(r.APIGatewayProxyRequest, &b); err != nil {
 			return nil, err
 		}
@@ -85,16 +92,20 @@ func (a *API) createKey(ctx context.Context, r *request) (any, error) {
 		name = *b.Name
 	}
 	secret, k := newAPIKey(r.tenant, name, a.now())
-	view := struct {
+	// No secret is ever stored, so the result kept for an Idempotency-Key
+	// replay is the key without it, saying so; a caller that lost the first
+	// response revokes that key and creates another.
+	stored := struct {
 		keyView
-		APIKey string `json:"api_key"`
-	}{viewKey(k), secret}
-	// A replay returns the same key: the secret is kept with the
-	// idempotent result for the key's lifetime (24 h), as the response was.
-	if err := a.tenantStore(r).CreateKey(ctx, k, r.completion(http.StatusCreated, view)); err != nil {
+		Redacted bool `json:"api_key_redacted"`
+	}{viewKey(k), true}
+	if err := a.tenantStore(r).CreateKey(ctx, k, r.completion(http.StatusCreated, stored)); err != nil {
 		return nil, err
 	}
-	return view, nil
+	return struct {
+		keyView
+		APIKey string `json:"api_key"`
+	}{viewKey(k), secret}, nil
 }
 
 func (a *API) listKeys(ctx context.Context, r *request) (any, error) {

@@ -1,12 +1,17 @@
 package dynamo
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
@@ -160,10 +165,47 @@ func cancelItems(err error) []map[string]types.AttributeValue {
 	return out
 }
 
-// encodeCursor makes an opaque cursor from the sort key where a page ended.
-// Only the sort key is carried: the partition is always the caller's own, so
-// a forged cursor cannot reach another tenant.
-func encodeCursor(last map[string]types.AttributeValue) string {
+// cursorTagLen is how many bytes of its query's scope hash a cursor carries.
+const cursorTagLen = 6
+
+// maxSortKeyBytes is DynamoDB's limit on a sort key value.
+const maxSortKeyBytes = 1024
+
+// cursorScope identifies the query a cursor continues: the partition, the
+// item type, the key range and the filter. A cursor carries the first bytes
+// of its hash, so one from another list, range or filter is refused instead
+// of being read as a position in this one.
+func cursorScope(pk, prefix string, f *filterExpr) []byte {
+	h := sha256.New()
+	w := func(s string) { h.Write([]byte(s)); h.Write([]byte{0}) }
+	w(pk)
+	w(prefix)
+	if f != nil {
+		if f.between != nil {
+			w(f.between[0])
+			w(f.between[1])
+		}
+		w(f.expr)
+		for _, k := range slices.Sorted(maps.Keys(f.values)) {
+			w(k)
+			switch v := f.values[k].(type) {
+			case *types.AttributeValueMemberS:
+				w("S" + v.Value)
+			case *types.AttributeValueMemberN:
+				w("N" + v.Value)
+			default:
+				w(fmt.Sprintf("%T%v", v, v))
+			}
+		}
+	}
+	return h.Sum(nil)[:cursorTagLen]
+}
+
+// encodeCursor makes an opaque cursor from the sort key where a page ended,
+// tagged with the query's scope. Only the sort key is carried: the
+// partition is always the caller's own, so a forged cursor cannot reach
+// another tenant.
+func encodeCursor(scope []byte, last map[string]types.AttributeValue) string {
 	if len(last) == 0 {
 		return ""
 	}
@@ -171,19 +213,28 @@ func encodeCursor(last map[string]types.AttributeValue) string {
 	if sk == nil {
 		return ""
 	}
-	return base64.RawURLEncoding.EncodeToString([]byte(sk.Value))
+	return base64.RawURLEncoding.EncodeToString(append(slices.Clip(scope), sk.Value...))
 }
 
-// decodeCursor checks a cursor against the item type being listed.
-func decodeCursor(pk, cursor, prefix string) (map[string]types.AttributeValue, error) {
+// decodeCursor checks a cursor against the query it is to continue (its
+// scope, the item type being listed and, when bounded, the key range) and
+// returns the start key. DynamoDB refuses a start key outside the key
+// condition with a ValidationException; a cursor from another list, another
+// range or nowhere is refused here instead, as the client's error.
+func decodeCursor(scope []byte, pk, cursor, prefix string, between *[2]string) (map[string]types.AttributeValue, error) {
 	if cursor == "" {
 		return nil, nil
 	}
 	b, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil || !strings.HasPrefix(string(b), prefix) {
+	if err != nil || len(b) < cursorTagLen || !bytes.Equal(b[:cursorTagLen], scope) {
 		return nil, bulkhead.Errorf(bulkhead.Invalid, "invalid cursor")
 	}
-	return key(pk, string(b)), nil
+	sk := string(b[cursorTagLen:])
+	if len(sk) > maxSortKeyBytes || !utf8.ValidString(sk) || !strings.HasPrefix(sk, prefix) ||
+		between != nil && (sk < between[0] || sk > between[1]) {
+		return nil, bulkhead.Errorf(bulkhead.Invalid, "invalid cursor")
+	}
+	return key(pk, sk), nil
 }
 
 func pageLimit(limit int) int32 {
@@ -196,10 +247,23 @@ func pageLimit(limit int) int32 {
 	return int32(limit)
 }
 
+// pageItemAllowance is added to each item's measured size for what a view
+// adds to the attributes it renders (computed fields, effective values,
+// nulls), so that a page's measured size bounds its rendered size.
+const pageItemAllowance = 1024
+
 // queryPage reads one page of items whose sort key starts with prefix (and,
-// when filter.between is set, lies within it).
+// when filter.between is set, lies within it). A page holds at most limit
+// items and stops before its items, measured as JSON (itemJSONSize), would
+// pass bulkhead.MaxPageBytes; it always holds at least one. The cursor
+// continues exactly after the last item returned.
 func (s *Store) queryPage(ctx context.Context, op, pk, prefix, cursor string, limit int, filter *filterExpr) ([]map[string]types.AttributeValue, string, error) {
-	start, err := decodeCursor(pk, cursor, prefix)
+	var between *[2]string
+	if filter != nil {
+		between = filter.between
+	}
+	scope := cursorScope(pk, prefix, filter)
+	start, err := decodeCursor(scope, pk, cursor, prefix, between)
 	if err != nil {
 		return nil, "", err
 	}
@@ -229,24 +293,92 @@ func (s *Store) queryPage(ctx context.Context, op, pk, prefix, cursor string, li
 	in.ExpressionAttributeNames = names
 	in.ExpressionAttributeValues = values
 	var items []map[string]types.AttributeValue
+	size := 0
 	// With a filter DynamoDB may return short pages; keep reading until the
 	// page is full or the partition ends, reading one more item than asked so
-	// that has_more is exact.
+	// that has_more is exact: the page ends where an item that exists does
+	// not fit, by count or by bytes.
 	for {
 		in.Limit = aws.Int32(int32(want + 1 - len(items)))
 		out, err := s.db.Query(ctx, in)
 		if err != nil {
 			return nil, "", translate(op, err, bulkhead.Internal, "")
 		}
-		items = append(items, out.Items...)
-		if len(items) > want {
-			items = items[:want]
-			return items, encodeCursor(items[want-1]), nil
+		for _, it := range out.Items {
+			n := itemJSONSize(it) + pageItemAllowance
+			if len(items) == want || (len(items) > 0 && size+n > bulkhead.MaxPageBytes) {
+				return items, encodeCursor(scope, items[len(items)-1]), nil
+			}
+			items = append(items, it)
+			size += n
 		}
 		if len(out.LastEvaluatedKey) == 0 {
 			return items, "", nil
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+// itemJSONSize is the size of an item written as a JSON object of its
+// attributes' plain values, strings escaped as encoding/json escapes them.
+// Views render a subset of an item's attributes (tool definitions and
+// invoice documents, stored as JSON text, render smaller than their escaped
+// string), so with pageItemAllowance it bounds what a page renders.
+func itemJSONSize(item map[string]types.AttributeValue) int {
+	n := 2 + max(len(item)-1, 0) // braces and commas
+	for k, v := range item {
+		n += bulkhead.JSONStringLen(k) + 3 + valueJSONSize(v) // "k":v
+	}
+	return n
+}
+
+func valueJSONSize(v types.AttributeValue) int {
+	list := func(sizes ...int) int {
+		n := 2 + max(len(sizes)-1, 0)
+		for _, s := range sizes {
+			n += s
+		}
+		return n
+	}
+	switch v := v.(type) {
+	case *types.AttributeValueMemberS:
+		return bulkhead.JSONStringLen(v.Value) + 2
+	case *types.AttributeValueMemberN:
+		return len(v.Value)
+	case *types.AttributeValueMemberB:
+		return base64.StdEncoding.EncodedLen(len(v.Value)) + 2
+	case *types.AttributeValueMemberBOOL:
+		return len("false")
+	case *types.AttributeValueMemberNULL:
+		return len("null")
+	case *types.AttributeValueMemberSS:
+		sizes := make([]int, len(v.Value))
+		for i, e := range v.Value {
+			sizes[i] = bulkhead.JSONStringLen(e) + 2
+		}
+		return list(sizes...)
+	case *types.AttributeValueMemberNS:
+		sizes := make([]int, len(v.Value))
+		for i, e := range v.Value {
+			sizes[i] = len(e)
+		}
+		return list(sizes...)
+	case *types.AttributeValueMemberBS:
+		sizes := make([]int, len(v.Value))
+		for i, e := range v.Value {
+			sizes[i] = base64.StdEncoding.EncodedLen(len(e)) + 2
+		}
+		return list(sizes...)
+	case *types.AttributeValueMemberL:
+		sizes := make([]int, len(v.Value))
+		for i, e := range v.Value {
+			sizes[i] = valueJSONSize(e)
+		}
+		return list(sizes...)
+	case *types.AttributeValueMemberM:
+		return itemJSONSize(v.Value)
+	default:
+		return len("null")
 	}
 }
 

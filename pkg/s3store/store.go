@@ -167,7 +167,11 @@ func (t *TenantStore) RecentMessages(ctx context.Context, conversationID string,
 // position of the next page, nil at the end. turns is how many turns the
 // conversation has, from its head. limit <= 0 means bulkhead.DefaultPageSize,
 // and limit is capped at bulkhead.MaxPageSize so a page is a bounded read.
-// Errors: Invalid (a position that does not exist), Internal, Unavailable.
+// A page also stops before its messages, JSON-encoded, would pass
+// bulkhead.MaxPageBytes (it always holds at least one), and the next
+// position is exactly after the last message returned. from must be a
+// position of this conversation: past its turns, or past the messages of its
+// turn, it is Invalid. Errors: Invalid, Internal, Unavailable.
 func (t *TenantStore) Messages(ctx context.Context, conversationID string, turns int64, from Position, limit int) ([]bulkhead.Message, *Position, error) {
 	const op = "s3store.Messages"
 	if err := t.check(op, conversationID); err != nil {
@@ -176,8 +180,9 @@ func (t *TenantStore) Messages(ctx context.Context, conversationID string, turns
 	if turns < 0 || turns > maxTurn {
 		return nil, nil, &bulkhead.Error{Code: bulkhead.Invalid, Op: op, Message: fmt.Sprintf("invalid turn count %d", turns)}
 	}
-	if from.Turn < 0 || from.Offset < 0 || (from.Turn == 0 && from.Offset != 0) {
-		return nil, nil, &bulkhead.Error{Code: bulkhead.Invalid, Op: op, Message: "invalid cursor"}
+	invalid := &bulkhead.Error{Code: bulkhead.Invalid, Op: op, Message: "invalid cursor"}
+	if from.Turn < 0 || from.Offset < 0 || (from.Turn == 0 && from.Offset != 0) || from.Turn > turns {
+		return nil, nil, invalid
 	}
 	if limit <= 0 {
 		limit = bulkhead.DefaultPageSize
@@ -186,8 +191,12 @@ func (t *TenantStore) Messages(ctx context.Context, conversationID string, turns
 
 	turn, off := max(from.Turn, 1), from.Offset
 	var msgs []bulkhead.Message
-	for turn <= turns && len(msgs) < limit {
+	size := 0
+	for turn <= turns {
 		need := limit - len(msgs)
+		if need == 0 {
+			return msgs, &Position{Turn: turn, Offset: off}, nil
+		}
 		// Turns are usually a user and an assistant message, so need/2 turns
 		// usually fill the page; reading them together saves round trips and
 		// over-reads a few objects at most when turns are longer.
@@ -197,25 +206,24 @@ func (t *TenantStore) Messages(ctx context.Context, conversationID string, turns
 			return nil, nil, err
 		}
 		for _, tm := range perTurn {
-			if off > len(tm) {
-				return nil, nil, &bulkhead.Error{Code: bulkhead.Invalid, Op: op, Message: "invalid cursor"}
+			if off > 0 && off >= len(tm) {
+				return nil, nil, invalid
 			}
-			if rest := tm[off:]; len(rest) > need {
-				msgs = append(msgs, rest[:need]...)
-				return msgs, &Position{Turn: turn, Offset: off + need}, nil
+			for ; off < len(tm); off++ {
+				b, err := json.Marshal(tm[off])
+				if err != nil {
+					return nil, nil, fmt.Errorf("%s: encode turn %d: %w", op, turn, err)
+				}
+				if len(msgs) == limit || (len(msgs) > 0 && size+len(b) > bulkhead.MaxPageBytes) {
+					return msgs, &Position{Turn: turn, Offset: off}, nil
+				}
+				msgs = append(msgs, tm[off])
+				size += len(b)
 			}
-			msgs = append(msgs, tm[off:]...)
-			need = limit - len(msgs)
 			turn, off = turn+1, 0
-			if need == 0 {
-				break
-			}
 		}
 	}
-	if turn > turns {
-		return msgs, nil, nil
-	}
-	return msgs, &Position{Turn: turn, Offset: off}, nil
+	return msgs, nil, nil
 }
 
 // readTurns reads turns first..last concurrently and returns their messages

@@ -192,18 +192,22 @@ func TestMessagesPagination(t *testing.T) {
 		})
 	}
 
-	t.Run("past the end", func(t *testing.T) {
-		page, next, err := ts.Messages(ctx, cid, turns, s3store.Position{Turn: turns + 1}, 10)
-		if err != nil || len(page) != 0 || next != nil {
-			t.Errorf("got %v, %v, %v; want an empty last page", page, next, err)
-		}
-	})
-	t.Run("offset beyond its turn", func(t *testing.T) {
-		_, _, err := ts.Messages(ctx, cid, turns, s3store.Position{Turn: 1, Offset: 2}, 10)
-		if !bulkhead.IsCode(err, bulkhead.Invalid) {
-			t.Errorf("err = %v, want Invalid", err)
-		}
-	})
+	// A position the pager never hands out is not of this conversation.
+	for name, p := range map[string]s3store.Position{
+		"past the end":             {Turn: turns + 1},
+		"far past the end":         {Turn: turns + 100, Offset: 1},
+		"offset beyond its turn":   {Turn: 1, Offset: 2},
+		"offset at its turn's end": {Turn: 2, Offset: 2},
+		"negative turn":            {Turn: -1},
+		"negative offset":          {Turn: 1, Offset: -1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := ts.Messages(ctx, cid, turns, p, 10)
+			if !bulkhead.IsCode(err, bulkhead.Invalid) {
+				t.Errorf("Messages from %+v: err = %v, want Invalid", p, err)
+			}
+		})
+	}
 	t.Run("empty conversation", func(t *testing.T) {
 		page, next, err := ts.Messages(ctx, "conv_empty", 0, s3store.Position{}, 10)
 		if err != nil || len(page) != 0 || next != nil {

@@ -93,6 +93,8 @@ type Platform struct {
 	API        *api.API
 	Dynamo     *embedded.DynamoDB // nil when an external endpoint is used
 	S3         *embedded.S3
+	// Demo is the demo tenant when this start created it (its key included).
+	Demo *Demo
 
 	srv    *http.Server
 	served chan error
@@ -264,10 +266,11 @@ func adminToken(c Config) (string, error) {
 	return token, nil
 }
 
-// Demo is the demo tenant created on first start.
+// Demo is the demo tenant created on first start. Its API key is printed
+// once and never saved: demo.json holds the ids only.
 type Demo struct {
 	TenantID string `json:"tenant_id"`
-	APIKey   string `json:"api_key"`
+	APIKey   string `json:"-"`
 	AgentID  string `json:"agent_id"`
 }
 
@@ -283,7 +286,7 @@ func (p *Platform) demo(ctx context.Context, c Config, out io.Writer) error {
 		if b, err := os.ReadFile(path); err == nil {
 			var d Demo
 			if json.Unmarshal(b, &d) == nil {
-				fmt.Fprintf(out, "Demo tenant: %s (API key and agent in %s)\n", d.TenantID, path)
+				fmt.Fprintf(out, "Demo tenant: %s, agent %s (its API key was shown on the first start only)\n", d.TenantID, d.AgentID)
 			}
 		}
 		return nil
@@ -309,6 +312,7 @@ func (p *Platform) demo(ctx context.Context, c Config, out io.Writer) error {
 		return err
 	}
 	d := Demo{TenantID: t.ID, APIKey: secret, AgentID: agent.AgentID}
+	p.Demo = &d
 	b, _ := json.MarshalIndent(d, "", "  ")
 	if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save demo tenant: %w", err)

@@ -32,15 +32,17 @@ func startLocal(t *testing.T, d, modelDelay time.Duration) (*Platform, Demo) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Close(context.Background()) })
-	var demo Demo
+	if p.Demo == nil || p.Demo.APIKey == "" {
+		t.Fatal("the first start created no demo tenant")
+	}
 	b, err := os.ReadFile(filepath.Join(dir, "demo.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(b, &demo); err != nil {
-		t.Fatal(err)
+	if strings.Contains(string(b), p.Demo.APIKey) {
+		t.Errorf("demo.json holds the demo API key in plaintext: %s", b)
 	}
-	return p, demo
+	return p, *p.Demo
 }
 
 // TestSlowBodyIsCutOff: a client that sends its headers and then trickles

@@ -35,4 +35,36 @@
 // SDK's TableExists waiter never succeeds against it. It encodes an empty list or
 // map attribute as {}, which the SDK decodes as BOOL false: store an absent
 // attribute rather than an empty collection.
+//
+// # DynamoDB's rules held here
+//
+// Requests from the network are held to rules of DynamoDB that minidyn does not
+// enforce (rules.go), with DynamoDB's error types and messages, so that tests
+// catch what AWS would refuse:
+//
+//   - Items over 400 KB (sized as DynamoDB documents it) are refused by PutItem,
+//     BatchWriteItem and a transaction's Put (ValidationException), and an update
+//     that would make an item pass the limit by UpdateItem (ValidationException)
+//     and by a transaction's Update (TransactionCanceledException with a
+//     ValidationError reason). Update sizes are measured: the update is first
+//     run on a private copy of the current item (exact unless another write to
+//     the same item lands between that copy and the update).
+//   - TransactWriteItems of more than 100 actions or over 4 MB in aggregate is
+//     refused (minidyn already refuses the batch and TransactGetItems limits).
+//   - ClientRequestToken: a successful TransactWriteItems is remembered for ten
+//     minutes (DynamoDBOptions.Now is the clock); the same token and parameters
+//     answer its response again without applying anything, other parameters
+//     answer IdempotentParameterMismatchException. A failed call is not
+//     remembered. Tokens live in memory: a restart forgets them.
+//   - A Query whose ExclusiveStartKey lies outside its key condition is refused
+//     (ValidationException). minidyn, with a FilterExpression and a Limit, may
+//     answer a LastEvaluatedKey outside the key condition; the query is then
+//     continued from it, so that no answer carries such a cursor.
+//
+// LoseResponses and LoseTokenResponses make committed writes answer 500, so that
+// tests can prove that an SDK retry of them is harmless.
+//
+// Not emulated: TTL, capacity and throttling, item collection and index size
+// limits, TransactionConflict between concurrent transactions, and the 16 MB
+// request limit of batch operations.
 package embedded

@@ -42,6 +42,9 @@ type DynamoDBOptions struct {
 	// Logger receives background snapshot failures and server errors; nil discards
 	// them.
 	Logger *slog.Logger
+	// Now is the clock of the ClientRequestToken window of TransactWriteItems
+	// (see rules.go); nil means time.Now. Tests inject one to pass the window.
+	Now func() time.Time
 }
 
 // DynamoDB is an embedded DynamoDB-compatible server (minidyn) listening on
@@ -49,7 +52,7 @@ type DynamoDBOptions struct {
 // and stop it with Close.
 type DynamoDB struct {
 	inner   *server.Server
-	client  *server.Client // inner's in-process client, for snapshots; nil when memory only
+	client  *server.Client // inner's in-process client, for snapshots and the checks of rules.go
 	path    string
 	every   time.Duration
 	log     *slog.Logger
@@ -75,14 +78,18 @@ type DynamoDB struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	rules // DynamoDB's rules that minidyn does not enforce (rules.go)
 }
 
 // tableLog is what is needed to recreate one table: the successful table operations
 // that shaped it, in order (its CreateTable, then any UpdateTable), as the
-// request bodies that the client sent.
+// request bodies that the client sent. It also keeps the table's key schema,
+// which the checks of rules.go need.
 type tableLog struct {
-	name string
-	ddl  []ddlOp
+	name   string
+	ddl    []ddlOp
+	schema *tableSchema // nil if the CreateTable body could not be read
 }
 
 // ddlOp is one table operation: its name ("CreateTable") and request body.
@@ -108,13 +115,14 @@ func StartDynamoDB(ctx context.Context, opts DynamoDBOptions) (*DynamoDB, error)
 	if d.log == nil {
 		d.log = discardLogger()
 	}
+	d.rules.init(opts.Now)
 
+	client, err := innerClient(d.inner)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded dynamodb: %w", err)
+	}
+	d.client = client
 	if d.path != "" {
-		client, err := innerClient(d.inner)
-		if err != nil {
-			return nil, fmt.Errorf("start embedded dynamodb with snapshot %s: %w", d.path, err)
-		}
-		d.client = client
 		if err := d.openSnapshot(ctx); err != nil {
 			return nil, err
 		}
@@ -284,7 +292,10 @@ func (d *DynamoDB) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeDynamoError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "the embedded DynamoDB server is shutting down")
 		return
 	}
-	d.apply(w, r, op)
+	// Requests from the network are held to DynamoDB's rules; a snapshot being
+	// restored (call) goes to apply directly, so that data accepted earlier always
+	// loads.
+	d.serveChecked(w, r, op)
 }
 
 // apply serves one request with minidyn and records what a snapshot needs. The
@@ -325,7 +336,7 @@ func (d *DynamoDB) recordDDL(op, table string, body []byte) {
 	i := d.tableIndex(table)
 	switch op {
 	case "CreateTable":
-		t := &tableLog{name: table, ddl: []ddlOp{{Op: op, Body: body}}}
+		t := &tableLog{name: table, ddl: []ddlOp{{Op: op, Body: body}}, schema: parseCreateTable(body)}
 		if i >= 0 {
 			d.tables[i] = t
 		} else {
@@ -334,6 +345,7 @@ func (d *DynamoDB) recordDDL(op, table string, body []byte) {
 	case "UpdateTable":
 		if i >= 0 {
 			d.tables[i].ddl = append(d.tables[i].ddl, ddlOp{Op: op, Body: body})
+			d.tables[i].schema.applyUpdateTable(body)
 		}
 	case "DeleteTable":
 		if i >= 0 {

@@ -192,8 +192,7 @@ func (v *exactAV) MarshalJSON() ([]byte, error) {
 // innerClient returns the in-process client inside a minidyn server. minidyn
 // does not export it, so this reads the unexported field, after checking that the
 // field is still there with the expected type: a minidyn upgrade that changes it
-// makes StartDynamoDB fail (for persisted servers only) instead of corrupting
-// memory.
+// makes StartDynamoDB fail instead of corrupting memory.
 func innerClient(s *server.Server) (*server.Client, error) {
 	f := reflect.ValueOf(s).Elem().FieldByName("client")
 	if !f.IsValid() || f.Type() != reflect.TypeFor[*server.Client]() {

@@ -286,7 +286,7 @@ func (p *Platform) demo(ctx context.Context, c Config, out io.Writer) error {
 		if b, err := os.ReadFile(path); err == nil {
 			var d Demo
 			if json.Unmarshal(b, &d) == nil {
-				fmt.Fprintf(out, "Demo tenant: %s, agent %s (its API key was shown on the first start only)\n", d.TenantID, d.AgentID)
+				fmt.Fprintf(out, "Demo tenant: %s (agent %s; its API key was shown on the first start only)\n", d.TenantID, d.AgentID)
 			}
 		}
 		return nil

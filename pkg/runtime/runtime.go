@@ -303,6 +303,15 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request, deadline t
 // included) and tries once more.
 func (r *Runner) admit(ctx context.Context, st stores, a dynamo.Admission) error {
 	err := st.ts.Admit(ctx, a)
+	// An admission whose outcome is unknown (the SDK gave up: the
+	// transaction may have committed) is asked again with the same
+	// ClientRequestToken, which DynamoDB answers with the first outcome for
+	// 10 minutes: a committed admission is then used, not left to hold its
+	// slot until its lease expires.
+	for backoff := 50 * time.Millisecond; bulkhead.IsCode(err, bulkhead.Unavailable) && backoff <= 200*time.Millisecond; backoff *= 2 {
+		time.Sleep(backoff)
+		err = st.ts.Admit(ctx, a)
+	}
 	if !dynamo.Reclaimable(err) {
 		return err
 	}

@@ -355,11 +355,18 @@ func (c *client) do(tb testing.TB, method, path, key string, body any) *response
 	if err != nil {
 		tb.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	r, err := readResponse(resp, method, path)
 	if err != nil {
 		tb.Fatalf("%s %s: read body: %v", method, path, err)
 	}
+	return r
+}
+
+// readResponse reads and closes an answer: its status, body, and the body
+// decoded as a JSON object when it is one.
+func readResponse(resp *http.Response, method, path string) (*response, error) {
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
 	r := &response{method: method, path: path, Status: resp.StatusCode, Header: resp.Header, Body: b}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -367,7 +374,7 @@ func (c *client) do(tb testing.TB, method, path, key string, body any) *response
 	if dec.Decode(&m) == nil {
 		r.JSON = m
 	}
-	return r
+	return r, err
 }
 
 // must sends a request and fails the test unless the status is want.

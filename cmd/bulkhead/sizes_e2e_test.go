@@ -124,5 +124,9 @@ func idemCreate(t *testing.T, base, key, body, idem string) *response {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return readResponse(resp, "POST", "/v1/agents")
+	r, err := readResponse(resp, "POST", "/v1/agents")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -27,7 +27,7 @@ GO_FILES := find . -name '*.go' -not -path './.git/*' -not -path '*/node_modules
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run build test bench lint vet fmt-check fmt clean bin/bulkhead bin/zipdir \
+.PHONY: help run build test fuzz bench lint vet fmt-check fmt clean bin/bulkhead bin/zipdir \
 	$(addprefix build-,$(FUNCTIONS))
 
 help: ## List the targets.
@@ -62,10 +62,48 @@ ifeq ($(RACE),)
 	@echo 'warning: cgo is off (no C compiler?), so the tests run WITHOUT the race detector' >&2
 endif
 	$(GO) test $(RACE) -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) --no-print-directory fuzz
 	@# Infrastructure tests (infra/: CDK template assertions, cdk-nag), on their own line after the Go
 	@# tests; they need node (test-infra checks). Fresh clone, 2 cores: about 16 s with a warm build
 	@# cache, about 4 min with an empty one (compiling the CDK's Go bindings).
 	$(MAKE) --no-print-directory test-infra
+
+# Fuzz targets: every `func FuzzX` in a *_fuzz_test.go file, found anew on
+# each run, so a new target needs no edit here. Each fuzzes for FUZZTIME, one
+# after another (Go fuzzes one target at a time); their committed corpora
+# (testdata/fuzz/) also run in plain `go test`. Each package's test binary is
+# built once, with the fuzzing instrumentation, and run once per target: the
+# same as `go test -run '^$$' -fuzz '^FuzzX$$' -fuzztime $(FUZZTIME) ./pkg/x`
+# without linking it again for every target (seconds each: most of the time
+# the fuzz step took before). It keeps the
+# inputs it finds interesting where `go test -fuzz` keeps them
+# (GOCACHE/fuzz/<import path>). An input that fails is written to the
+# package's testdata/fuzz/FuzzX/ and fails the run: commit it with the fix,
+# and it is a regression test from then on.
+FUZZTIME ?= 3s
+# Each input that finds new code is shrunk before fuzzing goes on; the default
+# (60 s) could spend a short run on that alone. A failing input is written
+# whether or not it is fully shrunk.
+FUZZMINIMIZETIME ?= 1s
+FUZZ_FIND := grep -r -o --include='*_fuzz_test.go' --exclude-dir=.git --exclude-dir=node_modules --exclude-dir=cdk.out --exclude-dir=testdata '^func Fuzz[A-Za-z0-9_]*' .
+
+fuzz: ## Run every fuzz target for FUZZTIME each (default 3s).
+	@targets=$$($(FUZZ_FIND) | sed -E 's|^\./(.*)/[^/]*:func (Fuzz.*)$$|\1:\2|' | sort); \
+	if [ -z "$$targets" ]; then echo 'fuzz: no fuzz targets found' >&2; exit 1; fi; \
+	cache="$$($(GO) env GOCACHE)/fuzz"; start=$$(date +%s); n=0; \
+	for pkg in $$(printf '%s\n' $$targets | cut -d: -f1 | uniq); do \
+		names=$$(printf '%s\n' $$targets | grep "^$$pkg:" | cut -d: -f2); \
+		bin="$(CURDIR)/bin/fuzz/$$(echo "$$pkg" | tr / -).test"; \
+		first=$$(echo "$$names" | head -n 1); \
+		$(GO) test -c -fuzz "^$$first\$$" -o "$$bin" "./$$pkg" || exit 1; \
+		importpath=$$($(GO) list "./$$pkg") || exit 1; \
+		for name in $$names; do \
+			n=$$((n + 1)); echo "fuzz: $$name (./$$pkg) for $(FUZZTIME)"; \
+			(cd "$$pkg" && "$$bin" -test.run '^$$' -test.fuzz "^$$name\$$" -test.fuzztime $(FUZZTIME) -test.fuzzminimizetime $(FUZZMINIMIZETIME) \
+				-test.fuzzcachedir "$$cache/$$importpath" -test.timeout 10m) || exit 1; \
+		done; \
+	done; \
+	echo "fuzz: $$n targets in $$(( $$(date +%s) - start ))s"
 
 bench: ## Run the benchmarks (no tests).
 	$(GO) test -run '^$$' -bench . -benchmem ./...

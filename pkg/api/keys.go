@@ -47,8 +47,9 @@ func wellFormedKey(s string) bool {
 	if !ok || len(rest) != base64.RawURLEncoding.EncodedLen(keySecretBytes) {
 		return false
 	}
-	_, err := base64.RawURLEncoding.DecodeString(rest)
-	return err == nil
+	// The decoder skips line breaks, so the length is checked after decoding too.
+	b, err := base64.RawURLEncoding.DecodeString(rest)
+	return err == nil && len(b) == keySecretBytes
 }
 
 type keyView struct {

@@ -25,9 +25,9 @@ func (m Micros) JSON() json.Number {
 
 // Decimal renders the amount in USD with trailing zeros removed.
 func (m Micros) Decimal() string {
-	sign := ""
-	v := int64(m)
-	if v < 0 {
+	// The magnitude as uint64: -m overflows for the smallest int64.
+	sign, v := "", uint64(m)
+	if m < 0 {
 		sign, v = "-", -v
 	}
 	s := fmt.Sprintf("%s%d.%06d", sign, v/1_000_000, v%1_000_000)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
-	"github.com/bulkhead-dev/bulkhead/pkg/platform/platformtest"
 )
 
 // fuzzPlatform is the in-process platform a fuzz target drives over HTTP:
@@ -26,9 +25,9 @@ type fuzzPlatform struct {
 
 func newFuzzPlatform(f *testing.F) *fuzzPlatform {
 	f.Helper()
-	// A retry that finds its key still claimed answers 409 at once rather
-	// than after the default 10 s wait, so a leaked claim fails fast.
-	h := newHarness(f, 0, platformtest.WithIdempotencyWait(20*time.Millisecond))
+	// A retry that finds its key still claimed answers 409 at once, so a
+	// leaked claim fails fast.
+	h := newHarness(f, 0)
 	p := &fuzzPlatform{h: h, tenant: h.newTenant("fuzz", "enterprise")}
 	p.agent = h.newAgent(p.tenant)
 	return p

@@ -3,8 +3,10 @@ package dynamo
 import (
 	"encoding/base64"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -28,12 +30,13 @@ func skOf(tb testing.TB, k map[string]types.AttributeValue) (pk, sk string) {
 }
 
 // FuzzCursor: a list cursor from the client is refused as invalid_request
-// unless it names an item of the listed type, and then it starts in the
-// caller's own partition whatever it holds; a cursor the store hands out
-// comes back as the same start key, and is the same string when re-encoded.
+// unless it was made for the same query (its scope) and names an item of the
+// listed type, and then it starts in the caller's own partition whatever it
+// holds; a cursor the store hands out comes back as the same start key, is
+// the same string when re-encoded, and is refused by any other query.
 func FuzzCursor(f *testing.F) {
 	for i, p := range cursorPrefixes {
-		f.Add(uint8(i), base64.RawURLEncoding.EncodeToString([]byte(p+"agt_abcdefghijklmnop")))
+		f.Add(uint8(i), base64.RawURLEncoding.EncodeToString(append(cursorScope(cursorPK, p, nil), p+"agt_abcdefghijklmnop"...)))
 	}
 	for _, c := range []string{"", "!!", "Q09OViN4", "QUdFTlQj", "QUdFTlQ", "QUdFTlQjeA==", "QUdFTlQjeA\n", "QUdFTlQjeB",
 		"VEVOQU5UI3RuX2JiYmJiYmJiYmJiYmJiYmIjQUdFTlQj", "QUdFTlQj_w", "%41", "QUdFTlQj\x00"} {
@@ -41,7 +44,9 @@ func FuzzCursor(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, which uint8, cursor string) {
 		prefix := cursorPrefixes[int(which)%len(cursorPrefixes)]
-		start, err := decodeCursor(cursorPK, cursor, prefix)
+		scope := cursorScope(cursorPK, prefix, nil)
+		other := cursorScope(cursorPK, cursorPrefixes[(int(which)+1)%len(cursorPrefixes)], nil)
+		start, err := decodeCursor(scope, cursorPK, cursor, prefix, nil)
 		switch {
 		case err != nil:
 			if !bulkhead.IsCode(err, bulkhead.Invalid) {
@@ -59,24 +64,31 @@ func FuzzCursor(f *testing.F) {
 			// Base64 has a few spellings of one byte string (unused trailing
 			// bits, line breaks); they all mean the same start key, and the
 			// store's own spelling is the canonical one.
-			again, err := decodeCursor(cursorPK, encodeCursor(start), prefix)
+			again, err := decodeCursor(scope, cursorPK, encodeCursor(scope, start), prefix, nil)
 			if err != nil || !maps.EqualFunc(again, start, sameS) {
-				t.Fatalf("cursor %q re-encoded as %q decodes to %v, %v", cursor, encodeCursor(start), again, err)
+				t.Fatalf("cursor %q re-encoded as %q decodes to %v, %v", cursor, encodeCursor(scope, start), again, err)
 			}
-			if canonical := base64.RawURLEncoding.EncodeToString([]byte(sk)); cursor == canonical && encodeCursor(start) != cursor {
-				t.Fatalf("cursor %q re-encodes as %q", cursor, encodeCursor(start))
+			if canonical := base64.RawURLEncoding.EncodeToString(append(slices.Clip(scope), sk...)); cursor == canonical && encodeCursor(scope, start) != cursor {
+				t.Fatalf("cursor %q re-encodes as %q", cursor, encodeCursor(scope, start))
 			}
 		}
 
-		// The cursor of a page that ended at an item with this sort key.
+		// The cursor of a page that ended at an item with this sort key (a
+		// sort key DynamoDB could hold: valid UTF-8, at most 1,024 bytes).
 		sk := prefix + cursor
-		next := encodeCursor(key(cursorPK, sk))
-		back, err := decodeCursor(cursorPK, next, prefix)
+		if !utf8.ValidString(sk) || len(sk) > maxSortKeyBytes {
+			return
+		}
+		next := encodeCursor(scope, key(cursorPK, sk))
+		back, err := decodeCursor(scope, cursorPK, next, prefix, nil)
 		if err != nil {
 			t.Fatalf("the store's cursor %q for %q was refused: %v", next, sk, err)
 		}
 		if _, got := skOf(t, back); got != sk {
 			t.Fatalf("the store's cursor %q for %q starts at %q", next, sk, got)
+		}
+		if _, err := decodeCursor(other, cursorPK, next, prefix, nil); !bulkhead.IsCode(err, bulkhead.Invalid) {
+			t.Fatalf("the cursor %q of one query was accepted by another: %v", next, err)
 		}
 	})
 }

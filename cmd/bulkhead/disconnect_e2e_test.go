@@ -222,6 +222,8 @@ func TestIdempotencyKeyRetryAfterClientTimeout(t *testing.T) {
 	if giveUp(p.URL, tn.Key, tn.Agent, body, 200*time.Millisecond, "Idempotency-Key", "order-77") {
 		t.Fatal("a 1 s execution answered within 200 ms: the client did not time out")
 	}
+	// The first request runs on without its client (and holds its key).
+	waitRunning(t, c, tn.Key, 1)
 	retry := func() *response {
 		b, _ := json.Marshal(body)
 		req, _ := http.NewRequest("POST", p.URL+"/v1/agents/"+tn.Agent+"/execute", bytes.NewReader(b))

@@ -35,6 +35,15 @@ const (
 	ModelError Code = "model_error"
 	// ModelTimeout: the model provider did not answer in time (504).
 	ModelTimeout Code = "model_timeout"
+	// ModelUnavailable: every model the agent may use is failing or its
+	// circuit is open (503, with Retry-After).
+	ModelUnavailable Code = "model_unavailable"
+	// ModelNotAllowed: the tenant's tier may not use the model (403).
+	ModelNotAllowed Code = "model_not_allowed"
+	// Throttled: a model provider refused for its own rate limit. Providers
+	// return it (or Unavailable) for what is worth retrying; Invalid for a
+	// request they refused.
+	Throttled Code = "throttled"
 )
 
 // statusByCode is the one table that maps error codes to HTTP statuses.
@@ -56,6 +65,9 @@ var statusByCode = map[Code]int{
 	IdempotencyInProgress: http.StatusConflict,
 	ModelError:            http.StatusBadGateway,
 	ModelTimeout:          http.StatusGatewayTimeout,
+	ModelUnavailable:      http.StatusServiceUnavailable,
+	ModelNotAllowed:       http.StatusForbidden,
+	Throttled:             http.StatusServiceUnavailable,
 }
 
 // HTTPStatus returns the HTTP status for a code (500 for unknown codes).

@@ -52,15 +52,11 @@ type ModelPrice struct {
 // DefaultModel is the model an agent gets when it names none.
 const DefaultModel = "bulkhead-offline-1"
 
-// prices is the per-model price table (what the platform pays the provider).
-var prices = map[string]ModelPrice{
-	DefaultModel: {InputPerMillion: Dollars(3), OutputPerMillion: Dollars(15)},
-}
-
-// LookupModel returns the price of a known model.
+// LookupModel returns the shipped price of a known model (DefaultCatalogue);
+// entries stored by operators are looked up through the store.
 func LookupModel(name string) (ModelPrice, bool) {
-	p, ok := prices[name]
-	return p, ok
+	e, ok := DefaultModelEntry(name)
+	return e.Price(), ok && e.Priced()
 }
 
 // MaxCost is the most n tokens can cost, whatever their mix of input and

@@ -101,6 +101,9 @@ type Agent struct {
 	// Tools is the agent's tools exactly as given: names or definitions.
 	Tools []json.RawMessage
 	Model string
+	// FallbackModels answer, in order, when Model stays unavailable (at most
+	// MaxFallbackModels).
+	FallbackModels []string
 	// Limits are the agent's own runaway guards; zero fields take the tier's
 	// defaults, and the tier's ceiling always bounds them.
 	Limits    AgentLimits

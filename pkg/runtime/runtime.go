@@ -104,6 +104,29 @@ type Request struct {
 	// Idem, when set, is the request's claimed Idempotency-Key: the response
 	// it renders is stored in the settlement's transaction, with the charge.
 	Idem *Idempotency
+	// OnEvent, when set, is told of the execution's progress as it runs (a
+	// streamed execution): text deltas, tool calls and tool results, in
+	// order. It is called from the execution's goroutine and must not block
+	// for long; an execution whose client is gone keeps running.
+	OnEvent func(Event)
+}
+
+// Event kinds told to Request.OnEvent.
+const (
+	EventDelta      = "delta"
+	EventToolCall   = "tool_call"
+	EventToolResult = "tool_result"
+)
+
+// Event is one step of a running execution's progress.
+type Event struct {
+	Kind string
+	// Text is a delta's text.
+	Text string
+	// Call is the tool call (EventToolCall) or the call answered (EventToolResult).
+	Call bulkhead.ToolCall
+	// Result is a tool's output (EventToolResult).
+	Result string
 }
 
 // Idempotency ties an execution to its caller's Idempotency-Key.

@@ -109,6 +109,14 @@ type Request struct {
 	// order. It is called from the execution's goroutine and must not block
 	// for long; an execution whose client is gone keeps running.
 	OnEvent func(Event)
+	// OnAdmitted, when set, is called once the execution is admitted (its
+	// quotas reserved), before the model runs: a streamed response starts
+	// there, so refusals before it are ordinary HTTP errors.
+	OnAdmitted func()
+	// ClientGone, when set, is closed when a streaming client has gone
+	// away: the execution then stops at once (status "stopped") and is
+	// settled and charged for what the model generated.
+	ClientGone <-chan struct{}
 }
 
 // Event kinds told to Request.OnEvent.

@@ -163,12 +163,12 @@ func TestModelFailureIsRecordedAndReleases(t *testing.T) {
 	}
 	failed := 0
 	for _, e := range page.Items {
-		if e.Status == "failed" {
+		if e.Status == "model_error" {
 			failed++
 		}
 	}
 	if failed != 1 {
-		t.Errorf("failed usage records = %d, want 1", failed)
+		t.Errorf("usage records with status model_error = %d, want 1", failed)
 	}
 	// The conversation is free again.
 	h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": "again", "conversation_id": conv})

@@ -140,3 +140,8 @@ func UTF8InputBound(req ModelRequest, perMessage int64) int64 {
 	}
 	return n
 }
+
+// ModelNames is the agent's model followed by its fallbacks.
+func (a Agent) ModelNames() []string {
+	return append([]string{a.Model}, a.FallbackModels...)
+}

@@ -227,7 +227,21 @@ const (
 	ExecMaxTokens = "max_tokens"
 	ExecTimedOut  = "timed_out"
 	ExecStopped   = "stopped"
+	// ExecModelError: the model provider refused the request.
+	ExecModelError = "model_error"
+	// ExecModelUnavailable: no model of the agent's chain could answer
+	// (not counted against the tenant's circuit breaker).
+	ExecModelUnavailable = "model_unavailable"
 )
+
+// FailedForBreaker says whether an execution that ended with status counts
+// as an error for the tenant's circuit breaker: platform failures, refused
+// model requests and wall-time overruns; not refusals before admission, not
+// guards the tenant configured, and not a model outage (the provider's
+// fault, which the model's own circuit handles).
+func FailedForBreaker(status string) bool {
+	return status == ExecFailed || status == ExecTimedOut || status == ExecModelError
+}
 
 // Page is one page of a list, with an opaque cursor for the next.
 type Page[T any] struct {

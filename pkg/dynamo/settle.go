@@ -76,9 +76,7 @@ const breakerSlot = 10 * time.Second
 // failedForBreaker says whether an execution counts as an error for the
 // circuit breaker: platform and model failures and wall-time overruns, not
 // refusals and not guards the tenant configured.
-func failedForBreaker(status string) bool {
-	return status == bulkhead.ExecFailed || status == bulkhead.ExecTimedOut
-}
+func failedForBreaker(status string) bool { return bulkhead.FailedForBreaker(status) }
 
 // Settle records an execution exactly once. In one transaction: its lease is
 // deleted, its usage record written, the month's counters move by what it

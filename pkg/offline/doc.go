@@ -43,7 +43,15 @@
 //
 // # Failures
 //
-// A last user message containing "[[fail]]" fails with an Unavailable error,
-// as a provider outage would. A cancelled context fails with the context's
-// error, wrapped.
+// A last user message containing "[[fail]]" is refused with an Invalid error,
+// as a provider refuses a request it finds wrong (the execution ends
+// model_error, 502). "[[unavailable]]" fails with an Unavailable error, as a
+// provider outage would: the runtime retries, opens the model's circuit and
+// answers 503 model_unavailable. A cancelled context fails with the
+// context's error, wrapped.
+//
+// # Streaming
+//
+// GenerateStream hands the reply out word by word, in two bursts when the
+// model has a delay, so tests can disconnect mid-stream.
 package offline

@@ -24,8 +24,12 @@ const (
 	// quoteRunes bounds how much of a user message the reply quotes, so a
 	// long message does not make a long reply.
 	quoteRunes = 80
-	// failTrigger makes the model fail like an unreachable provider.
+	// failTrigger makes the model refuse the request, as a provider refuses
+	// one it finds invalid (an execution's model_error).
 	failTrigger = "[[fail]]"
+	// unavailableTrigger makes the model fail like an unreachable provider
+	// (retried, then model_unavailable).
+	unavailableTrigger = "[[unavailable]]"
 	// toolTrigger, followed by a tool name, makes the model call that tool
 	// once; after the tool's result it answers in text.
 	toolTrigger = "use tool "
@@ -40,8 +44,8 @@ type Model struct {
 }
 
 var (
-	_ bulkhead.Model        = (*Model)(nil)
-	_ bulkhead.TokenCounter = (*Model)(nil)
+	_ bulkhead.StreamingModel = (*Model)(nil)
+	_ bulkhead.TokenCounter   = (*Model)(nil)
 )
 
 // CountTokens returns the input tokens Generate will charge for req.
@@ -70,6 +74,11 @@ func (m *Model) Generate(ctx context.Context, req bulkhead.ModelRequest) (bulkhe
 	last := users[len(users)-1]
 	if strings.Contains(last, failTrigger) {
 		return bulkhead.ModelResponse{}, &bulkhead.Error{
+			Code: bulkhead.Invalid, Op: "offline.Generate", Message: "the model refused the request",
+		}
+	}
+	if strings.Contains(last, unavailableTrigger) {
+		return bulkhead.ModelResponse{}, &bulkhead.Error{
 			Code: bulkhead.Unavailable, Op: "offline.Generate", Message: "model provider unavailable",
 		}
 	}
@@ -92,6 +101,34 @@ func (m *Model) Generate(ctx context.Context, req bulkhead.ModelRequest) (bulkhe
 	}
 	resp.Text = truncate(reply(req.Messages, users), req.MaxOutputTokens)
 	resp.OutputTokens = Tokens(resp.Text)
+	return resp, nil
+}
+
+// GenerateStream answers as Generate does, handing out the reply word by
+// word: half of the model's delay passes before the first half of the words,
+// the other half before the rest, so a slow model streams in two bursts.
+func (m *Model) GenerateStream(ctx context.Context, req bulkhead.ModelRequest, onDelta func(string)) (bulkhead.ModelResponse, error) {
+	half := &Model{delay: m.delay / 2}
+	resp, err := half.Generate(ctx, req)
+	if err != nil || resp.Text == "" {
+		if err == nil {
+			err = half.wait(ctx)
+		}
+		return resp, err
+	}
+	words := strings.SplitAfter(resp.Text, " ")
+	for _, w := range words[:len(words)/2] {
+		onDelta(w)
+	}
+	if err := half.wait(ctx); err != nil {
+		// Cut short: charged for what was generated.
+		sent := strings.Join(words[:len(words)/2], "")
+		resp.Text, resp.OutputTokens = sent, Tokens(sent)
+		return resp, err
+	}
+	for _, w := range words[len(words)/2:] {
+		onDelta(w)
+	}
 	return resp, nil
 }
 

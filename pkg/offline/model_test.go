@@ -281,12 +281,47 @@ func TestGenerateIgnoresToolsNotOffered(t *testing.T) {
 	}
 }
 
-func TestGenerateFailTrigger(t *testing.T) {
-	req := bulkhead.ModelRequest{Messages: []bulkhead.Message{user("please [[fail]] now")}}
-	_, err := offline.New(0).Generate(context.Background(), req)
-	e := bulkhead.AsError(err)
-	if e == nil || e.Code != bulkhead.Unavailable || e.Message != "model provider unavailable" {
-		t.Errorf("err = %#v, want Unavailable %q", err, "model provider unavailable")
+func TestGenerateFailTriggers(t *testing.T) {
+	tests := []struct {
+		msg  string
+		code bulkhead.Code
+		text string
+	}{
+		{"please [[fail]] now", bulkhead.Invalid, "the model refused the request"},
+		{"please be [[unavailable]]", bulkhead.Unavailable, "model provider unavailable"},
+	}
+	for _, tt := range tests {
+		req := bulkhead.ModelRequest{Messages: []bulkhead.Message{user(tt.msg)}}
+		_, err := offline.New(0).Generate(context.Background(), req)
+		if e := bulkhead.AsError(err); e == nil || e.Code != tt.code || e.Message != tt.text {
+			t.Errorf("%q: err = %#v, want %s %q", tt.msg, err, tt.code, tt.text)
+		}
+	}
+}
+
+func TestGenerateStreamJoinsToGenerate(t *testing.T) {
+	req := bulkhead.ModelRequest{MaxOutputTokens: 500, Messages: []bulkhead.Message{user("tell me about owls and the night")}}
+	want := mustGenerate(t, req)
+	var deltas []string
+	got, err := offline.New(2*time.Millisecond).GenerateStream(context.Background(), req, func(s string) { deltas = append(deltas, s) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(deltas) < 2 || strings.Join(deltas, "") != want.Text || got.Text != want.Text || got.OutputTokens != want.OutputTokens {
+		t.Errorf("deltas %q (joined %q), response %+v; want the reply %q in pieces", deltas, strings.Join(deltas, ""), got, want.Text)
+	}
+}
+
+func TestGenerateStreamCutShortChargesWhatWasSent(t *testing.T) {
+	req := bulkhead.ModelRequest{MaxOutputTokens: 500, Messages: []bulkhead.Message{user("tell me about owls and the night")}}
+	ctx, cancel := context.WithCancel(context.Background())
+	var sent string
+	got, err := offline.New(200*time.Millisecond).GenerateStream(ctx, req, func(s string) { sent += s; cancel() })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want the context's", err)
+	}
+	if got.Text != sent || sent == "" || got.OutputTokens != offline.Tokens(sent) {
+		t.Errorf("cut short after %q: response %+v", sent, got)
 	}
 }
 

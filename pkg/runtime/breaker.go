@@ -20,7 +20,7 @@ import (
 func (r *Runner) watchBreaker(ctx context.Context, ts *dynamo.TenantStore, tenant bulkhead.Tenant, cfg bulkhead.Breaker,
 	seen dynamo.BreakerState, exec bulkhead.Execution) {
 	now := r.now()
-	failed := exec.Status == bulkhead.ExecFailed || exec.Status == bulkhead.ExecTimedOut
+	failed := bulkhead.FailedForBreaker(exec.Status)
 	log := r.logger().With("tenant_id", tenant.ID)
 	if seen.State(exec.StartedAt) == "half_open" {
 		var err error

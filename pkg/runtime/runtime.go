@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -39,7 +40,18 @@ const (
 
 // Runner executes agents. It is safe for concurrent use.
 type Runner struct {
+	// Model is the offline provider's model (when Providers has none).
 	Model bulkhead.Model
+	// Providers are the model clients by provider name (bulkhead.Provider*).
+	Providers map[string]bulkhead.Model
+	// Catalogue prices models and says who may use them; the shipped
+	// catalogue when nil.
+	Catalogue Catalogue
+	// ModelAttempts, CircuitFailures and CircuitOpen tune model retries and
+	// the per-model circuits (the Default* constants when zero).
+	ModelAttempts   int
+	CircuitFailures int
+	CircuitOpen     time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Window is how many earlier turns the model sees.
@@ -59,10 +71,15 @@ type Runner struct {
 	abandon  context.CancelFunc
 	inflight sync.WaitGroup
 	running  atomic.Int64
+	circuits circuits
 }
 
 // errAbandoned is the cause of a model loop cut short by Abandon.
 var errAbandoned = errors.New("execution abandoned: the platform is stopping")
+
+// errClientGone is the cause of a streamed execution stopped because its
+// client went away.
+var errClientGone = errors.New("execution stopped: the streaming client went away")
 
 func (r *Runner) lifetime() context.Context {
 	r.lifeOnce.Do(func() { r.life, r.abandon = context.WithCancel(context.Background()) })
@@ -203,9 +220,14 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request, deadline t
 	if agent.Status != bulkhead.AgentActive {
 		return Result{}, bulkhead.Errorf(bulkhead.Conflict, "agent %s is disabled", agent.ID)
 	}
-	price, ok := bulkhead.LookupModel(agent.Model)
-	if !ok {
-		return Result{}, &bulkhead.Error{Code: bulkhead.Internal, Message: "internal error", Err: fmt.Errorf("agent %s names unknown model %q", agent.ID, agent.Model)}
+	chain, err := r.chain(ctx, agent, tenant.Tier)
+	if err != nil {
+		return Result{}, err
+	}
+	if ok, wait := r.available(chain); !ok {
+		// Every model's circuit is open: say so at once, before anything
+		// is reserved, instead of waiting on a provider that is down.
+		return Result{}, unavailable(agent.ModelNames(), wait, nil)
 	}
 	tier, _ := bulkhead.LookupTier(tenant.Tier)
 	limits := agent.Limits.Effective(tier)
@@ -237,7 +259,7 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request, deadline t
 
 	user := bulkhead.Message{Role: bulkhead.RoleUser, Content: req.Message, ExecutionID: ""}
 	first := bulkhead.ModelRequest{Model: agent.Model, SystemPrompt: agent.SystemPrompt, Messages: append(history, user), Tools: agent.Tools}
-	if in := countTokens(r.Model, first); in >= limits.MaxTokens {
+	if in := countInput(chain, first); in >= limits.MaxTokens {
 		// It could never run: refuse before anything is counted.
 		return Result{}, &bulkhead.Error{Code: bulkhead.TooLarge,
 			Message: fmt.Sprintf("message and context need %d input tokens; the agent's max_tokens is %d", in, limits.MaxTokens),
@@ -248,7 +270,7 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request, deadline t
 	exec := bulkhead.Execution{ID: bulkhead.NewID("exec"), AgentID: agent.ID, ConversationID: convID, Model: agent.Model, StartedAt: started}
 	reserve := dynamo.Reservation{
 		Tokens: limits.MaxTokens,
-		Spend:  price.MaxCost(limits.MaxTokens),
+		Spend:  maxSpend(chain, limits.MaxTokens, limits.MaxSteps),
 		Bytes:  reserveBytes(req.Message, limits),
 	}
 	lease := limits.MaxWallTime + r.leaseMargin()
@@ -260,6 +282,9 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request, deadline t
 	r.inflight.Add(1)
 	r.running.Add(1)
 	defer func() { r.running.Add(-1); r.inflight.Done() }()
+	if req.OnAdmitted != nil {
+		req.OnAdmitted()
+	}
 	if created.IsZero() {
 		created = started
 	}
@@ -272,7 +297,6 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request, deadline t
 	var loop loopResult
 	settle := func(t *dynamo.SettledTurn, outcome error) error {
 		exec.FinishedAt = r.now()
-		exec.Cost = price.Cost(exec.InputTokens, exec.OutputTokens)
 		s := dynamo.Settlement{Execution: exec, Reserved: reserve, Turn: t, Claimed: claim != nil, Tier: tenant.Tier}
 		if req.Idem != nil {
 			status, body := req.Idem.Render(Result{Execution: exec, Reply: loop.reply, Steps: loop.steps}, outcome)
@@ -284,9 +308,9 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request, deadline t
 	}
 
 	user.CreatedAt, user.ExecutionID = started, exec.ID
-	loop = r.run(ctx, st, &exec, agent, limits, reserve.Tokens, req.Depth, append(history, user), deadline)
+	loop = r.run(ctx, st, &exec, agent, chain, limits, reserve.Tokens, req, append(history, user), deadline)
 	if loop.err != nil {
-		exec.Status = bulkhead.ExecFailed
+		exec.Status = cmp.Or(loop.status, bulkhead.ExecFailed)
 		if serr := settle(nil, loop.err); serr != nil {
 			r.logger().ErrorContext(ctx, "settle failed execution", "execution_id", exec.ID, "error", serr)
 		}
@@ -444,8 +468,8 @@ type loopResult struct {
 
 // run is the model loop: call the model, run the tools it asks for, and
 // call it again, within the execution's guards.
-func (r *Runner) run(ctx context.Context, st stores, exec *bulkhead.Execution, agent bulkhead.Agent, limits bulkhead.Limits,
-	budget int64, depth int64, msgs []bulkhead.Message, deadline time.Time) loopResult {
+func (r *Runner) run(ctx context.Context, st stores, exec *bulkhead.Execution, agent bulkhead.Agent, chain []candidate, limits bulkhead.Limits,
+	budget int64, req Request, msgs []bulkhead.Message, deadline time.Time) loopResult {
 	var res loopResult
 	// Real time, not the injected clock: this bounds a real call. Under a
 	// host deadline (a Lambda function's timeout), the loop ends early
@@ -460,8 +484,40 @@ func (r *Runner) run(ctx context.Context, st stores, exec *bulkhead.Execution, a
 	defer abandon(nil)
 	stop := context.AfterFunc(r.lifetime(), func() { abandon(errAbandoned) })
 	defer stop()
+	if req.ClientGone != nil {
+		go func() {
+			select {
+			case <-req.ClientGone:
+				abandon(errClientGone)
+			case <-wallCtx.Done():
+			}
+		}()
+	}
+	emit := func(Event) {}
+	var onDelta func(string)
+	if req.OnEvent != nil {
+		emit = req.OnEvent
+		onDelta = func(s string) { emit(Event{Kind: EventDelta, Text: s}) }
+	}
+	charge := func(c call) {
+		exec.InputTokens += c.resp.InputTokens
+		exec.OutputTokens += c.resp.OutputTokens
+		exec.Cost += c.entry.Price().Cost(c.resp.InputTokens, c.resp.OutputTokens)
+		if used := exec.InputTokens + exec.OutputTokens; used > budget {
+			// The bound did not hold: the truth is settled, and said loudly.
+			r.logger().ErrorContext(ctx, "model reported more tokens than were reserved", "metric", "TokensOverReserved",
+				"execution_id", exec.ID, "model", c.entry.Name, "used", used, "reserved", budget)
+		}
+	}
+	stopped := func() bool {
+		switch context.Cause(wallCtx) {
+		case errAbandoned, errClientGone:
+			return true
+		}
+		return false
+	}
 	for {
-		if context.Cause(wallCtx) == errAbandoned {
+		if stopped() {
 			res.status = bulkhead.ExecStopped
 			return res
 		}
@@ -475,31 +531,45 @@ func (r *Runner) run(ctx context.Context, st stores, exec *bulkhead.Execution, a
 				return res
 			}
 		}
-		mreq := bulkhead.ModelRequest{Model: agent.Model, SystemPrompt: agent.SystemPrompt, Messages: msgs, Tools: agent.Tools}
+		mreq := bulkhead.ModelRequest{SystemPrompt: agent.SystemPrompt, Messages: msgs, Tools: agent.Tools}
 		used := exec.InputTokens + exec.OutputTokens
-		in := countTokens(r.Model, mreq)
+		in := countInput(chain, mreq)
 		if used+in >= budget {
 			res.status = bulkhead.ExecMaxTokens
 			return res
 		}
 		mreq.MaxOutputTokens = min(r.maxOutput(), budget-used-in)
 		res.steps++
-		var resp bulkhead.ModelResponse
+		var (
+			resp     bulkhead.ModelResponse
+			answered candidate
+		)
 		err := tracing.Span(wallCtx, "model", func(ctx context.Context) error {
 			var gerr error
-			resp, gerr = r.Model.Generate(ctx, mreq)
+			answered, resp, gerr = r.generate(ctx, chain, mreq, onDelta, charge)
 			return gerr
 		})
-		exec.InputTokens += resp.InputTokens
-		exec.OutputTokens += resp.OutputTokens
+		if answered.entry.Name != "" {
+			exec.Model = answered.entry.Name
+		}
 		if err != nil {
 			switch {
-			case context.Cause(wallCtx) == errAbandoned:
+			case stopped():
 				res.status = bulkhead.ExecStopped
 			case errors.Is(err, context.DeadlineExceeded) || wallCtx.Err() != nil:
 				res.status = bulkhead.ExecTimedOut
+			case bulkhead.IsCode(err, bulkhead.ModelUnavailable):
+				res.status, res.err = bulkhead.ExecModelUnavailable, err
 			default:
-				res.err = modelError(err)
+				res.status, res.err = bulkhead.ExecModelError, modelError(err)
+			}
+			if len(resp.Text) > 0 || len(resp.ToolCalls) > 0 {
+				// A reply cut short still goes into the transcript.
+				res.added = append(res.added, bulkhead.Message{Role: bulkhead.RoleAssistant, Content: resp.Text, CreatedAt: r.now(),
+					ExecutionID: exec.ID, InputTokens: resp.InputTokens, OutputTokens: resp.OutputTokens})
+				if res.err == nil {
+					res.reply = resp.Text
+				}
 			}
 			return res
 		}
@@ -517,11 +587,13 @@ func (r *Runner) run(ctx context.Context, st stores, exec *bulkhead.Execution, a
 			return res
 		}
 		for _, call := range resp.ToolCalls {
+			emit(Event{Kind: EventToolCall, Call: call})
 			var out string
 			_ = tracing.Span(wallCtx, "tools", func(ctx context.Context) error {
-				out = r.runTool(ctx, st, call, depth)
+				out = r.runTool(ctx, st, call, req.Depth)
 				return nil
 			})
+			emit(Event{Kind: EventToolResult, Call: call, Result: out})
 			tool := bulkhead.Message{Role: bulkhead.RoleTool, Content: out, ToolCallID: call.ID, Name: call.Name, CreatedAt: r.now(), ExecutionID: exec.ID}
 			msgs = append(msgs, tool)
 			res.added = append(res.added, tool)

@@ -76,8 +76,9 @@ type quotaTenant struct {
 }
 
 // newQuotaTenant creates a tenant of tier with the quota overrides quota (nil:
-// the tier's), and an agent with limits (nil: the tier's defaults).
-func newQuotaTenant(t *testing.T, c *client, tier string, quota, limits map[string]any) quotaTenant {
+// the tier's), and an agent with limits (nil: the tier's defaults) on the
+// model named (the default model when none is).
+func newQuotaTenant(t *testing.T, c *client, tier string, quota, limits map[string]any, model ...string) quotaTenant {
 	t.Helper()
 	r := c.must(t, http.StatusCreated, "POST", "/v1/admin/tenants", quotaToken,
 		map[string]any{"name": "quota-" + tier, "tier": tier})
@@ -95,6 +96,9 @@ func newQuotaTenant(t *testing.T, c *client, tier string, quota, limits map[stri
 	body := map[string]any{"name": "quota-bot", "system_prompt": "Quota test agent."}
 	if limits != nil {
 		body["limits"] = limits
+	}
+	if len(model) > 0 && model[0] != "" {
+		body["model"] = model[0]
 	}
 	tn.Agent = c.must(t, http.StatusCreated, "POST", "/v1/agents", tn.Key, body).str(t, "agent_id")
 	return tn
@@ -376,9 +380,9 @@ func nextHour(t *testing.T, hour string) time.Time {
 // allowed limit requests an hour gets n executions at once, spread over urls.
 // It returns false, having checked nothing, when the burst straddled an hour
 // boundary (the window reset in the middle).
-func requestsRun(t *testing.T, c *client, urls []string, limit, n int) bool {
+func requestsRun(t *testing.T, c *client, urls []string, model string, limit, n int) bool {
 	t.Helper()
-	tn := newQuotaTenant(t, c, "enterprise", map[string]any{"max_requests_per_hour": limit}, nil)
+	tn := newQuotaTenant(t, c, "enterprise", map[string]any{"max_requests_per_hour": limit}, nil, model)
 	hour := currentHour()
 	began := time.Now()
 	rs := burst(t, urls, tn.Key, tn.Agent, "How many of us get in?", n)
@@ -423,10 +427,10 @@ func requestsRun(t *testing.T, c *client, urls []string, limit, n int) bool {
 }
 
 // requestsProof runs requestsRun, once more if an hour boundary got in the way.
-func requestsProof(t *testing.T, c *client, urls []string) {
+func requestsProof(t *testing.T, c *client, urls []string, model string) {
 	t.Helper()
 	for range 2 {
-		if requestsRun(t, c, urls, 50, 200) {
+		if requestsRun(t, c, urls, model, 50, 200) {
 			return
 		}
 	}
@@ -439,7 +443,7 @@ func requestsProof(t *testing.T, c *client, urls []string) {
 func TestQuotaRequestsExactUnderConcurrency(t *testing.T) {
 	t.Parallel()
 	p := startQuotaDev(t, quotaModelDelay)
-	requestsProof(t, newClient(p.URL), []string{p.URL})
+	requestsProof(t, newClient(p.URL), []string{p.URL}, "")
 }
 
 // Token quota proof: each execution reserves its agent's max_tokens (1,000)
@@ -459,11 +463,11 @@ var fullBudgetMessage = strings.Repeat("fill the budget ", 3920/16)
 // timing: no refusal but the token quota's, the quota never passed (neither
 // by what ran nor by what was reserved), and no refusal before it was
 // reached. It returns the outcome and the tenant's usage afterwards.
-func tokensRun(t *testing.T, c *client, urls []string, message string, n int) (outcome, usage) {
+func tokensRun(t *testing.T, c *client, urls []string, model, message string, n int) (outcome, usage) {
 	t.Helper()
 	tn := newQuotaTenant(t, c, "enterprise",
 		map[string]any{"max_tokens_per_month": tokenQuota, "max_requests_per_hour": 1_000_000},
-		map[string]any{"max_tokens": tokenReserve})
+		map[string]any{"max_tokens": tokenReserve}, model)
 	watch := watchPeaks(urls[0], tn.ID)
 	began := time.Now()
 	rs := burst(t, urls, tn.Key, tn.Agent, message, n)
@@ -514,7 +518,7 @@ func tokensRun(t *testing.T, c *client, urls []string, message string, n int) (o
 // reservation: then the quota admits exactly 30, whatever the timing.
 func tokensExact(t *testing.T, c *client, urls []string) {
 	t.Helper()
-	o, u := tokensRun(t, c, urls, fullBudgetMessage, 200)
+	o, u := tokensRun(t, c, urls, "", fullBudgetMessage, 200)
 	if o.perExec[tokenReserve] != o.ok {
 		t.Fatalf("tokens_used per execution %v, want all %d (the message is sized to use the whole budget)", o.perExec, tokenReserve)
 	}
@@ -536,7 +540,7 @@ func TestQuotaTokensNeverPassed(t *testing.T) {
 		tokensExact(t, c, []string{p.URL})
 	})
 	t.Run("small executions give most of it back", func(t *testing.T) {
-		tokensRun(t, c, []string{p.URL}, "How many of us fit?", 200)
+		tokensRun(t, c, []string{p.URL}, "", "How many of us fit?", 200)
 	})
 }
 
@@ -548,7 +552,7 @@ func TestQuotaSharedStoreTwoProcesses(t *testing.T) {
 	a, b := startSharedPair(t, quotaModelDelay)
 	c := newClient(a.URL)
 	urls := []string{a.URL, b.URL}
-	t.Run("requests", func(t *testing.T) { requestsProof(t, c, urls) })
+	t.Run("requests", func(t *testing.T) { requestsProof(t, c, urls, "") })
 	t.Run("tokens", func(t *testing.T) { tokensExact(t, c, urls) })
 	t.Run("tenant seen alike by both", func(t *testing.T) {
 		tn := newQuotaTenant(t, c, "starter", nil, nil)

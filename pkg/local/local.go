@@ -40,6 +40,8 @@ type Config struct {
 	DynamoEndpoint string
 	S3Endpoint     string
 	Model          bulkhead.Model
+	// Providers are the real model providers' clients, by provider name.
+	Providers map[string]bulkhead.Model
 	// SnapshotEvery is how often the embedded DynamoDB state is written to disk.
 	SnapshotEvery time.Duration
 	// ShutdownGrace is how long a graceful stop waits for running executions
@@ -126,7 +128,7 @@ func Start(ctx context.Context, c Config) (*Platform, error) {
 		}
 	}()
 
-	opts := platform.Options{Model: c.Model, Logger: logger, DynamoEndpoint: c.DynamoEndpoint, S3Endpoint: c.S3Endpoint}
+	opts := platform.Options{Model: c.Model, Providers: c.Providers, Logger: logger, DynamoEndpoint: c.DynamoEndpoint, S3Endpoint: c.S3Endpoint}
 	external := c.DynamoEndpoint != "" || c.S3Endpoint != ""
 	if external {
 		cfg, err := awsclients.FromEnvironment(ctx)

@@ -44,8 +44,10 @@ type Options struct {
 	Table          string
 	Bucket         string
 	Model          bulkhead.Model
-	Now            func() time.Time
-	Logger         *slog.Logger
+	// Providers are the real model providers' clients, by provider name.
+	Providers map[string]bulkhead.Model
+	Now       func() time.Time
+	Logger    *slog.Logger
 	// TenantCreds, when scoped, gives data-plane calls tenant-scoped
 	// credentials; nil keeps the process's own (locally).
 	TenantCreds *tenantcreds.Provider
@@ -77,7 +79,7 @@ func New(o Options) *api.API {
 		Metrics:     o.Metrics,
 		Store:       store,
 		Transcripts: transcripts,
-		Runner:      &runtime.Runner{Model: o.Model, Now: o.Now, Logger: o.Logger},
+		Runner:      &runtime.Runner{Model: o.Model, Providers: o.Providers, Now: o.Now, Logger: o.Logger},
 		Now:         o.Now,
 		Logger:      o.Logger,
 	})

@@ -22,6 +22,7 @@ type agentItem struct {
 	SystemPrompt string                `dynamodbav:"system_prompt"`
 	Tools        []string              `dynamodbav:"tools,omitempty"` // an empty list does not survive the embedded server
 	Model        string                `dynamodbav:"model"`
+	Fallbacks    []string              `dynamodbav:"fallback_models,omitempty"`
 	Limits       *bulkhead.AgentLimits `dynamodbav:"limits,omitempty"`
 	Version      int64                 `dynamodbav:"version"`
 	CreatedAt    time.Time             `dynamodbav:"created_at"`
@@ -36,7 +37,7 @@ func newAgentItem(pk string, a bulkhead.Agent) agentItem {
 		tools = append(tools, string(t))
 	}
 	it := agentItem{PK: pk, SK: agentSK(a.ID), AgentID: a.ID, Name: a.Name, Status: string(a.Status),
-		SystemPrompt: a.SystemPrompt, Tools: tools, Model: a.Model, Version: a.Version, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
+		SystemPrompt: a.SystemPrompt, Tools: tools, Model: a.Model, Fallbacks: a.FallbackModels, Version: a.Version, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
 	if a.Limits != (bulkhead.AgentLimits{}) {
 		l := a.Limits
 		it.Limits = &l
@@ -50,7 +51,7 @@ func (it agentItem) agent() bulkhead.Agent {
 		tools[i] = json.RawMessage(t)
 	}
 	a := bulkhead.Agent{ID: it.AgentID, Name: it.Name, Status: bulkhead.AgentStatus(it.Status), SystemPrompt: it.SystemPrompt,
-		Tools: tools, Model: it.Model, Version: it.Version, CreatedAt: it.CreatedAt, UpdatedAt: it.UpdatedAt}
+		Tools: tools, Model: it.Model, FallbackModels: it.Fallbacks, Version: it.Version, CreatedAt: it.CreatedAt, UpdatedAt: it.UpdatedAt}
 	if it.Limits != nil {
 		a.Limits = *it.Limits
 	}

@@ -148,13 +148,15 @@ type wireTool struct {
 }
 
 type chatRequest struct {
-	Model               string          `json:"model"`
-	Messages            []wireMessage   `json:"messages"`
-	Tools               []wireTool      `json:"tools"`
-	MaxCompletionTokens *int64          `json:"max_completion_tokens"`
-	MaxTokens           *int64          `json:"max_tokens"`
-	Stream              bool            `json:"stream"`
-	StreamOptions       *struct{ IncludeUsage bool `json:"include_usage"` } `json:"stream_options"`
+	Model               string        `json:"model"`
+	Messages            []wireMessage `json:"messages"`
+	Tools               []wireTool    `json:"tools"`
+	MaxCompletionTokens *int64        `json:"max_completion_tokens"`
+	MaxTokens           *int64        `json:"max_tokens"`
+	Stream              bool          `json:"stream"`
+	StreamOptions       *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
 }
 
 func writeError(w http.ResponseWriter, status int, typ, msg, param string) {

@@ -32,9 +32,12 @@ type Reply struct {
 	ToolCalls        []ToolCall
 	PromptTokens     int64
 	CompletionTokens int64
-	// CutAfter, when positive on a streamed request, closes the connection
-	// after that many content deltas, without usage or [DONE].
-	CutAfter int
+	// On a streamed request, after that many delta events (text pieces and
+	// tool call pieces): CutAfter drops the connection, HangAfter stops
+	// sending until the client goes away, ErrorAfter sends an error event
+	// {"error":{...}} carrying StreamError and ends the stream. Zero: never.
+	CutAfter, HangAfter, ErrorAfter int
+	StreamError                     string
 }
 
 // Fail answers with an HTTP error in OpenAI's shape; RetryAfter, when
@@ -247,7 +250,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 			b.CompletionTokens = int64((n + 3) / 4)
 		}
 		if req.Stream {
-			s.stream(w, &req, b)
+			s.stream(w, r.Context().Done(), &req, b)
 		} else {
 			reply(w, &req, b)
 		}
@@ -409,7 +412,7 @@ func pieces(s string, n int) []string {
 	return out
 }
 
-func (s *Server) stream(w http.ResponseWriter, req *chatRequest, b Reply) {
+func (s *Server) stream(w http.ResponseWriter, gone <-chan struct{}, req *chatRequest, b Reply) {
 	fl, _ := w.(http.Flusher)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -425,19 +428,33 @@ func (s *Server) stream(w http.ResponseWriter, req *chatRequest, b Reply) {
 		return map[string]any{"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": req.Model,
 			"choices": []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finish}}}
 	}
-	send(chunk(map[string]any{"role": "assistant", "content": ""}, nil))
-	for i, p := range pieces(b.Text, 4) {
-		if b.CutAfter > 0 && i == b.CutAfter {
-			panic(http.ErrAbortHandler) // drops the connection mid-stream
-		}
-		send(chunk(map[string]any{"content": p}, nil))
+	var deltas []map[string]any
+	for _, p := range pieces(b.Text, 4) {
+		deltas = append(deltas, chunk(map[string]any{"content": p}, nil))
 	}
 	for i, c := range b.ToolCalls {
-		send(chunk(map[string]any{"tool_calls": []any{map[string]any{"index": i, "id": c.ID, "type": "function",
+		deltas = append(deltas, chunk(map[string]any{"tool_calls": []any{map[string]any{"index": i, "id": c.ID, "type": "function",
 			"function": map[string]any{"name": c.Name, "arguments": ""}}}}, nil))
 		for _, p := range pieces(c.Arguments, 3) {
-			send(chunk(map[string]any{"tool_calls": []any{map[string]any{"index": i, "function": map[string]any{"arguments": p}}}}, nil))
+			deltas = append(deltas, chunk(map[string]any{"tool_calls": []any{map[string]any{"index": i, "function": map[string]any{"arguments": p}}}}, nil))
 		}
+	}
+	send(chunk(map[string]any{"role": "assistant", "content": ""}, nil))
+	for i, d := range deltas {
+		switch {
+		case b.CutAfter > 0 && i == b.CutAfter:
+			panic(http.ErrAbortHandler) // drops the connection mid-stream
+		case b.HangAfter > 0 && i == b.HangAfter:
+			select {
+			case <-s.done:
+			case <-gone:
+			}
+			return
+		case b.ErrorAfter > 0 && i == b.ErrorAfter:
+			send(map[string]any{"error": map[string]any{"message": b.StreamError, "type": "server_error", "param": nil, "code": nil}})
+			return
+		}
+		send(d)
 	}
 	finish := "stop"
 	if len(b.ToolCalls) > 0 {

@@ -175,6 +175,9 @@ func (m *Model) send(ctx context.Context, req bulkhead.ModelRequest, stream bool
 			m.maxTokens.Store(true)
 			continue
 		}
+		if m.key != "" {
+			msg = strings.ReplaceAll(msg, m.key, "[redacted]")
+		}
 		return nil, statusError(resp, msg)
 	}
 }
@@ -183,6 +186,10 @@ func (m *Model) send(ctx context.Context, req bulkhead.ModelRequest, stream bool
 func statusError(resp *http.Response, msg string) error {
 	status := resp.StatusCode
 	text := fmt.Sprintf("model provider answered %d", status)
+	if status == http.StatusUnauthorized || status == http.StatusForbidden {
+		// Providers echo (part of) the key they refused: say only what failed.
+		msg = "authentication failed; check the provider's API key"
+	}
 	if msg != "" {
 		text += ": " + bound(msg)
 	}

@@ -258,10 +258,10 @@ func TestAPIKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fake.Enqueue(openaifake.Fail{Status: 500, Message: "x"})
+	fake.Enqueue(openaifake.Fail{Status: 400, Message: "bad request from " + key})
 	for _, mm := range []*openai.Model{wrong, m} {
 		_, err := mm.Generate(context.Background(), request("x"))
-		if err == nil || strings.Contains(err.Error(), "sk-") {
+		if !bulkhead.IsCode(err, bulkhead.Invalid) || strings.Contains(err.Error(), "sk-") {
 			t.Fatalf("err %v", err)
 		}
 	}

@@ -54,7 +54,7 @@ type Config struct {
 
 // ConfigFromEnv reads the configuration from the environment.
 func ConfigFromEnv() (Config, error) {
-	model, err := platform.ModelFromEnv()
+	models, err := platform.ModelsFromEnv(context.Background(), nil)
 	if err != nil {
 		return Config{}, err
 	}
@@ -62,7 +62,8 @@ func ConfigFromEnv() (Config, error) {
 		Addr:          envOr("BULKHEAD_ADDR", "127.0.0.1:8080"),
 		AdminToken:    os.Getenv("BULKHEAD_ADMIN_TOKEN"),
 		DataDir:       envOr("BULKHEAD_DATA_DIR", ".bulkhead"),
-		Model:         model,
+		Model:         models.Offline,
+		Providers:     models.Providers,
 		ShutdownGrace: DefaultShutdownGrace,
 	}
 	if v := os.Getenv("BULKHEAD_SHUTDOWN_GRACE"); v != "" {

@@ -5,7 +5,6 @@ package platform
 
 import (
 	"context"
-	"fmt"
 	"log"
 	"log/slog"
 	"os"
@@ -23,7 +22,6 @@ import (
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
 	"github.com/bulkhead-dev/bulkhead/pkg/dynamo"
 	"github.com/bulkhead-dev/bulkhead/pkg/metrics"
-	"github.com/bulkhead-dev/bulkhead/pkg/offline"
 	"github.com/bulkhead-dev/bulkhead/pkg/runtime"
 	"github.com/bulkhead-dev/bulkhead/pkg/s3store"
 	"github.com/bulkhead-dev/bulkhead/pkg/tenantcreds"
@@ -100,20 +98,6 @@ func Provision(ctx context.Context, o Options) error {
 	return s3store.CreateBucket(ctx, awsclients.NewS3(o.AWS, o.S3Endpoint), o.Bucket)
 }
 
-// ModelFromEnv builds the model provider: the offline model, with its delay
-// from BULKHEAD_LOCAL_MODEL_DELAY (a Go duration, default 0).
-func ModelFromEnv() (bulkhead.Model, error) {
-	var delay time.Duration
-	if v := os.Getenv("BULKHEAD_LOCAL_MODEL_DELAY"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			return nil, fmt.Errorf("BULKHEAD_LOCAL_MODEL_DELAY=%q is not a non-negative Go duration (e.g. 200ms)", v)
-		}
-		delay = d
-	}
-	return offline.New(delay), nil
-}
-
 // Logger is the JSON logger every process uses.
 func Logger() *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -128,11 +112,12 @@ func FromLambdaEnv(ctx context.Context) (*api.API, error) {
 		return nil, err
 	}
 	tracing.InstrumentAWS(&cfg)
-	model, err := ModelFromEnv()
+	models, err := ModelsFromEnv(ctx, &cfg)
 	if err != nil {
 		return nil, err
 	}
-	o := Options{AWS: cfg, Table: os.Getenv("BULKHEAD_TABLE"), Bucket: os.Getenv("BULKHEAD_BUCKET"), Model: model, Logger: Logger(),
+	o := Options{AWS: cfg, Table: os.Getenv("BULKHEAD_TABLE"), Bucket: os.Getenv("BULKHEAD_BUCKET"), Model: models.Offline,
+		Providers: models.Providers, Logger: Logger(),
 		Metrics: metrics.New(os.Stdout, nil)}
 	// Data-plane functions assume the tenant-access role per tenant; the
 	// stack sets BULKHEAD_TENANT_ROLE_ARN on those only.

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Behaviour is a scripted answer to one request: Reply, Fail or Hang.
@@ -76,6 +77,9 @@ type Server struct {
 	// RefuseMaxCompletionTokens answers 400 to requests that use
 	// max_completion_tokens, as older servers do.
 	RefuseMaxCompletionTokens bool
+	// Delay, when positive, is how long every answer waits before it starts
+	// (a model's latency), unless the client leaves first.
+	Delay time.Duration
 
 	srv     *httptest.Server
 	mu      sync.Mutex
@@ -210,6 +214,15 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if s.Delay > 0 {
+		select {
+		case <-time.After(s.Delay):
+		case <-r.Context().Done():
+			return
+		case <-s.done:
+			return
+		}
+	}
 	s.mu.Lock()
 	var b Behaviour
 	if len(s.queue) > 0 {

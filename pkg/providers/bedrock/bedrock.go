@@ -259,7 +259,10 @@ const maxMessage = 300
 // When ctx has ended the error wraps ctx.Err().
 func classify(ctx context.Context, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
-		return &bulkhead.Error{Code: bulkhead.Unavailable, Message: "bedrock: " + ctxErr.Error(), Err: errors.Join(ctxErr, err)}
+		if !errors.Is(err, ctxErr) {
+			err = fmt.Errorf("%w (%w)", ctxErr, err)
+		}
+		return &bulkhead.Error{Code: bulkhead.Unavailable, Message: "bedrock: " + ctxErr.Error(), Err: err}
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return &bulkhead.Error{Code: bulkhead.Unavailable, Message: "bedrock: request cancelled", Err: err}

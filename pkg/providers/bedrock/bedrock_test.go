@@ -336,3 +336,41 @@ func TestCountTokens(t *testing.T) {
 		t.Fatalf("CountTokens = %d, want %d", got, want)
 	}
 }
+
+// A stream that breaks after some text returns what arrived, with upper
+// bounds for the tokens the service never reported, and the error.
+func TestStreamBrokenAfterOutput(t *testing.T) {
+	fake, m := setup(t)
+	text := "partial answer that never ends"
+	fake.Script(bedrockfake.Cut{Text: text})
+	var got strings.Builder
+	req := userReq("amazon.nova-lite-v1:0", "go")
+	resp, err := m.GenerateStream(context.Background(), req, func(s string) { got.WriteString(s) })
+	if !bulkhead.IsCode(err, bulkhead.Unavailable) {
+		t.Fatalf("err = %v, want Unavailable", err)
+	}
+	if resp.Text != text || got.String() != text {
+		t.Fatalf("partial text %q, deltas %q", resp.Text, got.String())
+	}
+	if resp.InputTokens != m.CountTokens(req) || resp.OutputTokens != int64(len(text)) {
+		t.Fatalf("tokens %d/%d, want %d/%d", resp.InputTokens, resp.OutputTokens, m.CountTokens(req), len(text))
+	}
+}
+
+func TestBufferedConnectionBroken(t *testing.T) {
+	fake, m := setup(t)
+	fake.Script(bedrockfake.Cut{})
+	_, err := m.Generate(context.Background(), userReq("amazon.nova-lite-v1:0", "go"))
+	if !bulkhead.IsCode(err, bulkhead.Unavailable) {
+		t.Fatalf("err = %v, want Unavailable", err)
+	}
+}
+
+func TestStreamBrokenBeforeOutput(t *testing.T) {
+	fake, m := setup(t)
+	fake.Script(bedrockfake.Cut{})
+	resp, err := m.GenerateStream(context.Background(), userReq("amazon.nova-lite-v1:0", "go"), nil)
+	if !bulkhead.IsCode(err, bulkhead.Unavailable) || resp.Text != "" || resp.OutputTokens != 0 {
+		t.Fatalf("resp %+v, err = %v", resp, err)
+	}
+}

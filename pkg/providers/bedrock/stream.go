@@ -79,10 +79,12 @@ func (m *Model) GenerateStream(ctx context.Context, req bulkhead.ModelRequest, o
 		err = ctx.Err()
 	}
 	if err == nil && (!stopped || usage == nil) {
-		err = errors.New("the stream ended before the message and its usage")
+		err = &bulkhead.Error{Code: bulkhead.Unavailable, Message: "bedrock: the stream ended before the message and its usage"}
 	}
 	if err != nil {
-		err = classify(ctx, err)
+		if ctx.Err() != nil || bulkhead.AsError(err) == nil {
+			err = classify(ctx, err)
+		}
 		if received == 0 && usage == nil {
 			return bulkhead.ModelResponse{}, err
 		}

@@ -44,6 +44,12 @@ type Fail struct {
 // Hang never answers until the client leaves.
 type Hang struct{}
 
+// Cut breaks the connection: a stream after sending Text in deltas (and no
+// messageStop or metadata), a buffered call before any answer.
+type Cut struct {
+	Text string
+}
+
 // Request is one request the fake received (after its signature checked).
 type Request struct {
 	ModelID  string
@@ -79,11 +85,11 @@ func (s *Server) Close() {
 	s.srv.Close()
 }
 
-// Script queues behaviours (Reply, Fail, Hang), consumed one per request in order.
+// Script queues behaviours (Reply, Fail, Hang, Cut), consumed one per request in order.
 func (s *Server) Script(behaviours ...any) {
 	for _, b := range behaviours {
 		switch b.(type) {
-		case Reply, Fail, Hang:
+		case Reply, Fail, Hang, Cut:
 		default:
 			panic(fmt.Sprintf("bedrockfake: unknown behaviour %T", b))
 		}
@@ -154,6 +160,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case Hang:
 		<-r.Context().Done()
 		return
+	case Cut:
+		if streamed {
+			s.stream(w, Reply{Text: b.Text}, true)
+		}
+		panic(http.ErrAbortHandler) // the connection closes without a complete answer
 	case Reply:
 		reply = b
 	default:
@@ -166,7 +177,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		reply.OutputTokens = max((int64(len(reply.Text))+3)/4, 1)
 	}
 	if streamed {
-		s.stream(w, reply)
+		s.stream(w, reply, false)
 		return
 	}
 	content := []map[string]any{}
@@ -206,7 +217,7 @@ func usage(r Reply) map[string]any {
 
 // stream answers in event-stream frames, flushed one by one; the text comes
 // in several deltas.
-func (s *Server) stream(w http.ResponseWriter, reply Reply) {
+func (s *Server) stream(w http.ResponseWriter, reply Reply, cut bool) {
 	w.Header().Set("Content-Type", "application/vnd.amazon.eventstream")
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
@@ -235,8 +246,13 @@ func (s *Server) stream(w http.ResponseWriter, reply Reply) {
 				return
 			}
 		}
-		send("contentBlockStop", map[string]any{"contentBlockIndex": index})
-		index++
+		if !cut {
+			send("contentBlockStop", map[string]any{"contentBlockIndex": index})
+			index++
+		}
+	}
+	if cut {
+		return
 	}
 	for _, c := range reply.ToolCalls {
 		send("contentBlockStart", map[string]any{"contentBlockIndex": index, "start": map[string]any{"toolUse": map[string]any{"toolUseId": c.ID, "name": c.Name}}})

@@ -153,10 +153,10 @@ func build(req bulkhead.ModelRequest) (request, error) {
 			}
 			for _, c := range msg.ToolCalls {
 				var input any = map[string]any{}
-				if len(c.Arguments) > 0 {
-					if err := json.Unmarshal(c.Arguments, &input); err != nil {
-						return r, bulkhead.Errorf(bulkhead.Invalid, "bedrock: tool call %q has arguments that are not JSON", c.ID)
-					}
+				if len(c.Arguments) > 0 && json.Unmarshal(c.Arguments, &input) != nil {
+					// Arguments another provider produced that are not JSON
+					// still travel, so the history stays sendable.
+					input = map[string]any{"raw_arguments": string(c.Arguments)}
 				}
 				blocks = append(blocks, &types.ContentBlockMemberToolUse{Value: types.ToolUseBlock{
 					ToolUseId: aws.String(c.ID), Name: aws.String(c.Name), Input: document.NewLazyDocument(input)}})

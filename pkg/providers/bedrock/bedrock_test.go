@@ -374,3 +374,19 @@ func TestStreamBrokenBeforeOutput(t *testing.T) {
 		t.Fatalf("resp %+v, err = %v", resp, err)
 	}
 }
+
+func TestHistoryWithUnparsableArguments(t *testing.T) {
+	fake, m := setup(t)
+	req := bulkhead.ModelRequest{Model: "amazon.nova-lite-v1:0", Messages: []bulkhead.Message{
+		{Role: bulkhead.RoleUser, Content: "a"},
+		{Role: bulkhead.RoleAssistant, ToolCalls: []bulkhead.ToolCall{{ID: "x", Name: "lookup", Arguments: json.RawMessage(`{"q":`)}}},
+		{Role: bulkhead.RoleTool, ToolCallID: "x", Name: "lookup", Content: "error"},
+	}}
+	if _, err := m.Generate(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	msgs, _ := json.Marshal(fake.Requests()[0].Body["messages"])
+	if !strings.Contains(string(msgs), `"input":{"raw_arguments":"{\"q\":"}`) {
+		t.Fatalf("messages = %s", msgs)
+	}
+}

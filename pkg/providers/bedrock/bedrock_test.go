@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -302,6 +303,10 @@ func TestEndpointFromEnvironment(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", fake.URL())
 	t.Setenv("AWS_ENDPOINT_URL", "")
 	t.Setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "")
+	// No shared config or profile of the machine takes part.
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "credentials"))
+	t.Setenv("AWS_PROFILE", "")
 	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion(region),
 		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(keyID, secret, "")))
 	if err != nil {

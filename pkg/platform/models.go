@@ -13,6 +13,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/pkg/awsclients"
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
 	"github.com/bulkhead-dev/bulkhead/pkg/offline"
+	"github.com/bulkhead-dev/bulkhead/pkg/providers/bedrock"
 	"github.com/bulkhead-dev/bulkhead/pkg/providers/openai"
 )
 
@@ -75,6 +76,12 @@ func ModelsFromEnv(ctx context.Context, cfg *aws.Config) (Models, error) {
 	}
 	switch v := strings.ToLower(os.Getenv("BULKHEAD_BEDROCK")); v {
 	case "", "off", "0", "false":
+	case "on", "1", "true":
+		c, err := awsConfig()
+		if err != nil {
+			return Models{}, err
+		}
+		m.Providers[bulkhead.ProviderBedrock] = bedrock.NewFromConfig(c)
 	default:
 		return Models{}, fmt.Errorf("BULKHEAD_BEDROCK=%q: want on or off", v)
 	}

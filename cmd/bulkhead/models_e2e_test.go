@@ -7,11 +7,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/pkg/providers/bedrock/bedrockfake"
 	"github.com/bulkhead-dev/bulkhead/pkg/providers/openai/openaifake"
 )
 
@@ -194,4 +197,45 @@ func TestQuotaProofsOnOpenAICompatibleModel(t *testing.T) {
 	c := newClient(p.URL)
 	t.Run("requests", func(t *testing.T) { requestsProof(t, c, []string{p.URL}, fakeModel) })
 	t.Run("tokens", func(t *testing.T) { tokensRun(t, c, []string{p.URL}, fakeModel, "How many of us fit?", 200) })
+}
+
+// TestBedrockModelEndToEnd: `bulkhead dev` with BULKHEAD_BEDROCK=on signs
+// its Converse calls with the SDK's usual credentials and follows
+// AWS_ENDPOINT_URL_BEDROCK_RUNTIME to a fake Bedrock runtime that checks
+// every signature; an agent on bedrock/<model id> answers and is billed at
+// the catalogue's price.
+func TestBedrockModelEndToEnd(t *testing.T) {
+	t.Parallel()
+	const region, akid, secret = "us-east-1", "AKIDBULKHEADE2E", "bedrock-e2e-secret"
+	fake := bedrockfake.New(region, akid, secret)
+	t.Cleanup(fake.Close)
+	empty := filepath.Join(t.TempDir(), "empty-aws-config")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startDevEnv(t, t, t.TempDir(), quotaToken, "BULKHEAD_BEDROCK=on",
+		"AWS_ENDPOINT_URL_BEDROCK_RUNTIME="+fake.URL(),
+		"AWS_ACCESS_KEY_ID="+akid, "AWS_SECRET_ACCESS_KEY="+secret, "AWS_SESSION_TOKEN=",
+		"AWS_REGION="+region, "AWS_DEFAULT_REGION="+region, "AWS_PROFILE=", "AWS_DEFAULT_PROFILE=",
+		"AWS_CONFIG_FILE="+empty, "AWS_SHARED_CREDENTIALS_FILE="+empty, "AWS_EC2_METADATA_DISABLED=true",
+		"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=")
+	c := newClient(p.URL)
+	const model = "bedrock/amazon.nova-lite-v1:0"
+	entry, ok := bulkhead.DefaultModelEntry(model)
+	if !ok {
+		t.Fatalf("%s is not in the shipped catalogue", model)
+	}
+	tn := newQuotaTenant(t, c, "professional", nil, nil, model)
+	fake.Script(bedrockfake.Reply{Text: "Hello from Bedrock.", InputTokens: 250, OutputTokens: 40})
+	r := c.must(t, http.StatusOK, "POST", "/v1/agents/"+tn.Agent+"/execute", tn.Key, map[string]any{"message": "Hi"})
+	if r.str(t, "message") != "Hello from Bedrock." || r.int(t, "tokens_used") != 290 || r.str(t, "model") != model {
+		t.Errorf("execute on Bedrock: %v", r)
+	}
+	if got, want := r.micros(t, "cost"), int64(entry.Price().Cost(250, 40)); got != want {
+		t.Errorf("cost %d µ$, want %d", got, want)
+	}
+	reqs := fake.Requests()
+	if len(reqs) != 1 || reqs[0].ModelID != "amazon.nova-lite-v1:0" {
+		t.Errorf("Bedrock got %+v, want one signed Converse call for amazon.nova-lite-v1:0", reqs)
+	}
 }

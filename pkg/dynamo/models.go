@@ -23,9 +23,14 @@ import (
 // of the same name. Reads are strongly consistent and never cached, so an
 // operator's change is in effect at once in every process.
 const (
-	modelsPK    = "MODELS"
+	modelsPK    = ModelsPartition
 	prefixModel = "MODEL#"
 )
+
+// ModelsPartition is the partition key of the catalogue's items: the one
+// partition outside the tenants' that the data-plane functions read with
+// their own role (GetItem and Query), to price and check every execution.
+const ModelsPartition = "MODELS"
 
 func modelSK(name string) string { return prefixModel + name }
 

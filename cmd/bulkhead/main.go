@@ -29,6 +29,10 @@ operator commands (the operator API of a running platform; <command> -h lists th
                                             --max-spend-per-month USD, --max-concurrent-agents,
                                             --max-storage-mb); the others keep their value
   bill close --month YYYY-MM                close a month: one immutable invoice per tenant
+  model list [--limit N]                    the priced model catalogue: prices (USD per million tokens), tiers, sizes
+  model set PROVIDER/MODEL_ID --input-per-million USD --output-per-million USD
+            --context-window N --max-output-tokens N [--tiers starter,professional]
+                                            add or replace a catalogue entry (in effect at once; no --tiers: every tier)
 
   --url URL            the API (default BULKHEAD_URL, else http://BULKHEAD_ADDR, else http://127.0.0.1:8080)
   --admin-token TOKEN  the operator token (default BULKHEAD_ADMIN_TOKEN,
@@ -36,7 +40,7 @@ operator commands (the operator API of a running platform; <command> -h lists th
   --sigv4              sign with AWS SigV4 (service execute-api) instead of the token, as the IAM-authorised
                        operator routes in AWS want; credentials and region from the AWS SDK's default chain
                        (environment, shared config, SSO, instance role). BULKHEAD_SIGV4=1 sets it.
-  --output json|table  for tenant list (default table) and the commands printing one tenant (default json)
+  --output json|table  for tenant list and model list (default table) and the commands printing one tenant (default json)
 
 tenant key commands (the tenant API, authenticated with one of the tenant's own keys):
   key create --tenant-key KEY [--name N]    a new key of KEY's tenant; prints it with its api_key, shown only this once
@@ -71,7 +75,7 @@ func main() {
 			fmt.Fprintln(os.Stderr, "bulkhead dev:", err)
 			os.Exit(1)
 		}
-	case "tenant", "key", "bill":
+	case "tenant", "key", "bill", "model":
 		os.Exit(runAPICommand(os.Args[1], os.Args[2:]))
 	case "help", "-h", "--help":
 		fmt.Print(usage)

@@ -59,6 +59,10 @@ var apiCommands = map[string][]command{
 	"bill": {
 		{"close", "--month YYYY-MM", billClose},
 	},
+	"model": {
+		{"list", "[--limit N]", modelList},
+		{"set", "PROVIDER/MODEL_ID --input-per-million USD --output-per-million USD [--tiers T1,T2] --context-window N --max-output-tokens N", modelSet},
+	},
 }
 
 // runAPICommand runs `bulkhead <group> <verb> ...`, reports its error on

@@ -231,6 +231,36 @@ func TestOperatorCommands(t *testing.T) {
 		wantCLIError(t, r, 1, "bulkhead: invalid_request: ")
 	})
 
+	t.Run("model", func(t *testing.T) {
+		m := mustCLI(t, env, "model", "set", "openai/gpt-4o-mini", "--input-per-million", "0.2", "--output-per-million", "0.8",
+			"--tiers", "professional,enterprise", "--context-window", "128000", "--max-output-tokens", "16384").json(t)
+		if m["model"] != "openai/gpt-4o-mini" || m["input_per_million"] != 0.2 || fmt.Sprint(m["tiers"]) != "[professional enterprise]" {
+			t.Errorf("model set answered %v", m)
+		}
+		var found bool
+		for _, row := range tableRows(t, mustCLI(t, env, "model", "list"), "MODEL", "INPUT/M USD", "OUTPUT/M USD", "CONTEXT", "MAX OUTPUT", "TIERS") {
+			if row[0] == "openai/gpt-4o-mini" {
+				found = strings.Join(row[1:], "|") == "0.2|0.8|128000|16384|professional,enterprise"
+			}
+		}
+		if !found {
+			t.Errorf("model list does not show the new price")
+		}
+		// The tenant (enterprise since set-tier) sees it at once.
+		var listed bool
+		for _, e := range c.must(t, http.StatusOK, "GET", "/v1/models?limit=100", key, nil).JSON["data"].([]any) {
+			if e := e.(map[string]any); e["model"] == "openai/gpt-4o-mini" {
+				listed = fmt.Sprint(e["input_per_million"]) == "0.2"
+			}
+		}
+		if !listed {
+			t.Errorf("GET /v1/models does not show the new price")
+		}
+		wantCLIError(t, runCLI(t, env, "model", "set", "azure/x", "--input-per-million", "1", "--output-per-million", "1",
+			"--context-window", "10", "--max-output-tokens", "5"), 1, "bulkhead: invalid_request: ")
+		wantCLIError(t, runCLI(t, env, "model", "set", "openai/x", "--input-per-million", "free"), 2, "")
+	})
+
 	t.Run("set-quota", func(t *testing.T) {
 		m := mustCLI(t, env, "tenant", "set-quota", id, "--max-tokens-per-month", "12345", "--max-spend-per-month", "12.5").json(t)
 		q, _ := m["quota"].(map[string]any)

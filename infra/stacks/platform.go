@@ -23,6 +23,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/pkg/api"
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/pkg/dynamo"
 	"github.com/bulkhead-dev/bulkhead/pkg/tenantcreds"
 )
 
@@ -389,6 +390,16 @@ func (p *Platform) tenantAccessRole() {
 			Sid:       jsii.String("AssumeTenantAccessRole"),
 			Actions:   jsii.Strings("sts:AssumeRole", "sts:TagSession"),
 			Resources: &[]*string{p.TenantRole.RoleArn()},
+		}))
+		// The model catalogue is read with the function's own role, and only
+		// it: the one partition outside every tenant's, read-only.
+		p.Roles[name].AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("ModelCatalogue"),
+			Actions:   jsii.Strings("dynamodb:GetItem", "dynamodb:Query"),
+			Resources: &[]*string{p.Table.TableArn()},
+			Conditions: &map[string]any{
+				"ForAllValues:StringEquals": map[string]any{"dynamodb:LeadingKeys": []string{dynamo.ModelsPartition}},
+			},
 		}))
 		p.Functions[name].AddEnvironment(jsii.String(EnvTenantRoleARN), p.TenantRole.RoleArn(), nil)
 		p.Functions[name].AddEnvironment(jsii.String(EnvTableARN), p.Table.TableArn(), nil)

@@ -29,6 +29,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/infra/stacks"
 	"github.com/bulkhead-dev/bulkhead/pkg/api"
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/pkg/dynamo"
 )
 
 // siloTenant is the silo stack the tests synthesize next to the pool.
@@ -771,6 +772,15 @@ func TestTenantIsolation(t *testing.T) {
 			role := s.roleOf(t, fn)
 			dataPlaneRoles = append(dataPlaneRoles, "<"+role+".Arn>")
 			for _, st := range s.statements(role) {
+				if st["Sid"] == "ModelCatalogue" {
+					// The one direct read: the model catalogue's partition, read-only.
+					acts := strs(st["Action"])
+					cond := render(st["Condition"])
+					if strings.Join(acts, ",") != "dynamodb:GetItem,dynamodb:Query" || cond != `{"ForAllValues:StringEquals":{"dynamodb:LeadingKeys":["`+dynamo.ModelsPartition+`"]}}` {
+						t.Errorf("%s: model catalogue statement %v on %s", name, acts, cond)
+					}
+					continue
+				}
 				for _, a := range strs(st["Action"]) {
 					if strings.HasPrefix(a, "dynamodb:") || strings.HasPrefix(a, "s3:") {
 						t.Errorf("%s has %s directly (%v); want data access only through the tenant-access role", name, a, render(st["Resource"]))

@@ -19,6 +19,7 @@ type agentView struct {
 	SystemPrompt string            `json:"system_prompt"`
 	Tools        []json.RawMessage `json:"tools"`
 	Model        string            `json:"model"`
+	Fallbacks    []string          `json:"fallback_models"`
 	Limits       limitsView        `json:"limits"`
 	Version      int64             `json:"version"`
 	CreatedAt    string            `json:"created_at"`
@@ -47,8 +48,12 @@ func viewAgent(a bulkhead.Agent) agentView {
 	if tools == nil {
 		tools = []json.RawMessage{}
 	}
+	fallbacks := a.FallbackModels
+	if fallbacks == nil {
+		fallbacks = []string{}
+	}
 	return agentView{AgentID: a.ID, Name: a.Name, Status: string(a.Status), SystemPrompt: a.SystemPrompt, Tools: tools,
-		Model: a.Model, Limits: viewLimits(a.Limits), Version: a.Version, CreatedAt: timestamp(a.CreatedAt), UpdatedAt: timestamp(a.UpdatedAt)}
+		Model: a.Model, Fallbacks: fallbacks, Limits: viewLimits(a.Limits), Version: a.Version, CreatedAt: timestamp(a.CreatedAt), UpdatedAt: timestamp(a.UpdatedAt)}
 }
 
 type agentBody struct {
@@ -56,6 +61,7 @@ type agentBody struct {
 	SystemPrompt *string            `json:"system_prompt"`
 	Tools        *[]json.RawMessage `json:"tools"`
 	Model        *string            `json:"model"`
+	Fallbacks    *[]string          `json:"fallback_models"`
 	Status       *string            `json:"status"`
 	Limits       *limitsView        `json:"limits"`
 }
@@ -134,11 +140,6 @@ func (b agentBody) validate(create bool) error {
 	if b.Tools != nil {
 		if err := validTools(*b.Tools); err != nil {
 			return err
-		}
-	}
-	if b.Model != nil {
-		if _, ok := bulkhead.LookupModel(*b.Model); !ok {
-			return bulkhead.Errorf(bulkhead.Invalid, "unknown model %q (available: %s)", *b.Model, bulkhead.DefaultModel)
 		}
 	}
 	if b.Status != nil && *b.Status != string(bulkhead.AgentActive) && *b.Status != string(bulkhead.AgentDisabled) {
@@ -241,6 +242,12 @@ func (a *API) createAgent(ctx context.Context, r *request) (any, error) {
 	if b.Model != nil {
 		ag.Model = *b.Model
 	}
+	if b.Fallbacks != nil && len(*b.Fallbacks) > 0 {
+		ag.FallbackModels = *b.Fallbacks
+	}
+	if err := a.checkAgentModels(ctx, ag.Model, ag.FallbackModels, tier.Name); err != nil {
+		return nil, err
+	}
 	view := viewAgent(ag)
 	if err := a.tenantStore(r).CreateAgent(ctx, ag, r.completion(http.StatusCreated, view)); err != nil {
 		return nil, err
@@ -315,15 +322,43 @@ func (a *API) patchAgent(ctx context.Context, r *request) (any, error) {
 	if b.Model != nil {
 		ag.Model = *b.Model
 	}
+	if b.Fallbacks != nil {
+		ag.FallbackModels = nil
+		if len(*b.Fallbacks) > 0 {
+			ag.FallbackModels = *b.Fallbacks
+		}
+	}
+	var tier *bulkhead.Tier
+	tenantTier := func() (bulkhead.Tier, error) {
+		if tier == nil {
+			t, err := a.tenantTier(ctx, r)
+			if err != nil {
+				return t, err
+			}
+			tier = &t
+		}
+		return *tier, nil
+	}
+	if b.Model != nil || b.Fallbacks != nil {
+		// The tier may have changed since the agent was stored: the whole
+		// chain is checked against today's.
+		t, err := tenantTier()
+		if err != nil {
+			return nil, err
+		}
+		if err := a.checkAgentModels(ctx, ag.Model, ag.FallbackModels, t.Name); err != nil {
+			return nil, err
+		}
+	}
 	if b.Status != nil {
 		ag.Status = bulkhead.AgentStatus(*b.Status)
 	}
 	if b.Limits != nil {
-		tier, err := a.tenantTier(ctx, r)
+		t, err := tenantTier()
 		if err != nil {
 			return nil, err
 		}
-		if ag.Limits, err = checkLimits(b.Limits, tier); err != nil {
+		if ag.Limits, err = checkLimits(b.Limits, t); err != nil {
 			return nil, err
 		}
 	}

@@ -68,6 +68,7 @@ func Routes() []Route {
 		{"GET", "/v1/conversations", FnAgents, AuthTenant},
 		{"GET", "/v1/conversations/{conversation_id}", FnAgents, AuthTenant},
 		{"DELETE", "/v1/conversations/{conversation_id}", FnAgents, AuthTenant},
+		{"GET", "/v1/models", FnAgents, AuthTenant},
 
 		{"POST", "/v1/agents/{agent_id}/execute", FnExecute, AuthTenant},
 
@@ -89,5 +90,7 @@ func Routes() []Route {
 		{"PATCH", "/v1/admin/tenants/{tenant_id}/agents/{agent_id}", FnAdmin, AuthAdmin},
 		{"GET", "/v1/admin/invoices", FnAdmin, AuthAdmin},
 		{"POST", "/v1/admin/billing/close", FnAdmin, AuthAdmin},
+		{"PUT", "/v1/admin/models/{provider}/{model_id}", FnAdmin, AuthAdmin},
+		{"GET", "/v1/admin/models", FnAdmin, AuthAdmin},
 	}
 }

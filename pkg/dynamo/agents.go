@@ -3,6 +3,7 @@ package dynamo
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -22,7 +23,7 @@ type agentItem struct {
 	SystemPrompt string                `dynamodbav:"system_prompt"`
 	Tools        []string              `dynamodbav:"tools,omitempty"` // an empty list does not survive the embedded server
 	Model        string                `dynamodbav:"model"`
-	Fallbacks    []string              `dynamodbav:"fallback_models,omitempty"`
+	Fallbacks    []string              `dynamodbav:"fallback_models,omitempty"` // agents stored before fallbacks have none
 	Limits       *bulkhead.AgentLimits `dynamodbav:"limits,omitempty"`
 	Version      int64                 `dynamodbav:"version"`
 	CreatedAt    time.Time             `dynamodbav:"created_at"`
@@ -37,7 +38,7 @@ func newAgentItem(pk string, a bulkhead.Agent) agentItem {
 		tools = append(tools, string(t))
 	}
 	it := agentItem{PK: pk, SK: agentSK(a.ID), AgentID: a.ID, Name: a.Name, Status: string(a.Status),
-		SystemPrompt: a.SystemPrompt, Tools: tools, Model: a.Model, Fallbacks: a.FallbackModels, Version: a.Version, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
+		SystemPrompt: a.SystemPrompt, Tools: tools, Model: a.Model, Fallbacks: slices.Clone(a.FallbackModels), Version: a.Version, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
 	if a.Limits != (bulkhead.AgentLimits{}) {
 		l := a.Limits
 		it.Limits = &l
@@ -51,7 +52,7 @@ func (it agentItem) agent() bulkhead.Agent {
 		tools[i] = json.RawMessage(t)
 	}
 	a := bulkhead.Agent{ID: it.AgentID, Name: it.Name, Status: bulkhead.AgentStatus(it.Status), SystemPrompt: it.SystemPrompt,
-		Tools: tools, Model: it.Model, FallbackModels: it.Fallbacks, Version: it.Version, CreatedAt: it.CreatedAt, UpdatedAt: it.UpdatedAt}
+		Tools: tools, Model: it.Model, FallbackModels: slices.Clone(it.Fallbacks), Version: it.Version, CreatedAt: it.CreatedAt, UpdatedAt: it.UpdatedAt}
 	if it.Limits != nil {
 		a.Limits = *it.Limits
 	}

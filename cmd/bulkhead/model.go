@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+)
+
+// The priced model catalogue: `bulkhead model list` and `bulkhead model set`
+// call the operator API's /v1/admin/models.
+
+// modelRow is what the table shows of a catalogue entry.
+type modelRow struct {
+	Model           string      `json:"model"`
+	Provider        string      `json:"provider"`
+	Input           json.Number `json:"input_per_million"`
+	Output          json.Number `json:"output_per_million"`
+	ContextWindow   int64       `json:"context_window"`
+	MaxOutputTokens int64       `json:"max_output_tokens"`
+	Tiers           []string    `json:"tiers"`
+}
+
+var modelHeader = []string{"MODEL", "INPUT/M USD", "OUTPUT/M USD", "CONTEXT", "MAX OUTPUT", "TIERS"}
+
+func (m modelRow) cells() []string {
+	return []string{m.Model, m.Input.String(), m.Output.String(), fmt.Sprint(m.ContextWindow), fmt.Sprint(m.MaxOutputTokens), strings.Join(m.Tiers, ",")}
+}
+
+func modelList(cl *cmdLine, args []string) error {
+	limit := cl.fs.Int("limit", 0, "list at most N models (default: all of them, following next_cursor)")
+	output := cl.outputFlag("table")
+	conn := cl.operatorFlags()
+	if _, err := cl.parse(args, 0, ""); err != nil {
+		return err
+	}
+	if err := checkOutput(*output); err != nil {
+		return err
+	}
+	if *limit < 0 {
+		return usagef("--limit is %d, want 1 or more (0: all)", *limit)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	c, err := conn.client(ctx)
+	if err != nil {
+		return err
+	}
+	items, err := c.listAll(ctx, "/v1/admin/models", *limit)
+	if err != nil {
+		return err
+	}
+	if *output == "json" {
+		return printJSONList(items)
+	}
+	rows := make([][]string, len(items))
+	for i, it := range items {
+		var m modelRow
+		if err := json.Unmarshal(it, &m); err != nil {
+			return fmt.Errorf("decode a model: %w", err)
+		}
+		rows[i] = m.cells()
+	}
+	return printTable(modelHeader, rows)
+}
+
+// modelSet adds or changes a catalogue entry: every field is sent (the
+// entry is replaced), --tiers omitted meaning every tier.
+func modelSet(cl *cmdLine, args []string) error {
+	in := cl.fs.String("input-per-million", "", "USD per million input tokens (required, > 0, at most 6 decimals)")
+	out := cl.fs.String("output-per-million", "", "USD per million output tokens (required, > 0, at most 6 decimals)")
+	tiers := cl.fs.String("tiers", "", "comma-separated tiers that may use the model (default: every tier)")
+	window := cl.fs.Int64("context-window", 0, "the model's context window in tokens (required)")
+	maxOut := cl.fs.Int64("max-output-tokens", 0, "the most tokens one reply may have (required, at most --context-window)")
+	output := cl.outputFlag("json")
+	conn := cl.operatorFlags()
+	pos, err := cl.parse(args, 1, "PROVIDER/MODEL_ID")
+	if err != nil {
+		return err
+	}
+	if err := checkOutput(*output); err != nil {
+		return err
+	}
+	name := pos[0]
+	if name == bulkhead.DefaultModel {
+		name = bulkhead.ProviderOffline + "/" + name
+	}
+	provider, id, ok := strings.Cut(name, "/")
+	if !ok || provider == "" || id == "" {
+		return usagef("model %q: want PROVIDER/MODEL_ID, PROVIDER one of %s", pos[0], strings.Join(bulkhead.Providers, ", "))
+	}
+	for _, f := range []struct {
+		name, v string
+	}{{"input-per-million", *in}, {"output-per-million", *out}} {
+		if !usdAmount.MatchString(f.v) {
+			return usagef("--%s is %q, want a USD amount such as 0.15 or 3", f.name, f.v)
+		}
+	}
+	if *window <= 0 || *maxOut <= 0 {
+		return usagef("--context-window and --max-output-tokens are required, greater than 0")
+	}
+	body := map[string]any{"input_per_million": json.Number(*in), "output_per_million": json.Number(*out),
+		"context_window": *window, "max_output_tokens": *maxOut}
+	cl.fs.Visit(func(f *flag.Flag) {
+		if f.Name == "tiers" {
+			list := []string{}
+			for t := range strings.SplitSeq(*tiers, ",") {
+				if t = strings.TrimSpace(t); t != "" {
+					list = append(list, t)
+				}
+			}
+			body["tiers"] = list
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	c, err := conn.client(ctx)
+	if err != nil {
+		return err
+	}
+	raw, err := c.call(ctx, "PUT", "/v1/admin/models/"+url.PathEscape(provider)+"/"+url.PathEscape(id), nil, body)
+	if err != nil {
+		return err
+	}
+	if *output == "json" {
+		return printJSON(raw)
+	}
+	var m modelRow
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return fmt.Errorf("decode the model: %w", err)
+	}
+	return printTable(modelHeader, [][]string{m.cells()})
+}

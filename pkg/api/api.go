@@ -63,6 +63,8 @@ type request struct {
 	tenant string
 	// idem is the request's claimed Idempotency-Key, if it sent one.
 	idem *dynamo.IdemClaim
+	// stream is set when the client asked for Server-Sent Events.
+	stream *sseStream
 }
 
 // completion is the idempotent result to store with a handler's write:
@@ -150,12 +152,7 @@ func (a *API) table() map[string]endpoint {
 // function's routes and answers 404 to any other.
 func (a *API) Function(name string) Handler {
 	return func(ctx context.Context, ev events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
-		start := time.Now()
-		r := &request{APIGatewayProxyRequest: ev}
-		r.log = a.log.With("request_id", ev.RequestContext.RequestID, "route", routeKey(ev.HTTPMethod, ev.Resource), "function", name)
-		resp := a.dispatch(ctx, name, r)
-		r.log.Info("request", "status", resp.StatusCode, "duration_ms", time.Since(start).Milliseconds())
-		return resp, nil
+		return a.serveEvent(ctx, name, ev, nil), nil
 	}
 }
 

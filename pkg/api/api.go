@@ -127,14 +127,15 @@ func (a *API) table() map[string]endpoint {
 
 		routeKey("POST", "/v1/agents/{agent_id}/execute"): idempotent(ep(FnExecute, AuthTenant, ok, a.execute)),
 
-		routeKey("GET", "/v1/usage"):                    ep(FnUsage, AuthTenant, ok, a.usage),
-		routeKey("GET", "/v1/billing/current"):          ep(FnBilling, AuthTenant, ok, a.billingCurrent),
-		routeKey("GET", "/v1/usage/records"):            ep(FnUsage, AuthTenant, ok, a.usageRecords),
-		routeKey("GET", "/v1/usage/daily"):              ep(FnUsage, AuthTenant, ok, a.usageDaily),
-		routeKey("GET", "/v1/billing/invoices"):         ep(FnBilling, AuthTenant, ok, a.listInvoices),
-		routeKey("GET", "/v1/billing/invoices/{month}"): ep(FnBilling, AuthTenant, ok, a.getInvoice),
-		routeKey("GET", "/v1/admin/invoices"):           ep(FnAdmin, AuthAdmin, ok, a.adminInvoices),
-		routeKey("POST", "/v1/admin/billing/close"):     ep(FnAdmin, AuthAdmin, ok, a.adminCloseMonth),
+		routeKey("GET", "/v1/usage"):                     ep(FnUsage, AuthTenant, ok, a.usage),
+		routeKey("GET", "/v1/billing/current"):           ep(FnBilling, AuthTenant, ok, a.billingCurrent),
+		routeKey("GET", "/v1/usage/records"):             ep(FnUsage, AuthTenant, ok, a.usageRecords),
+		routeKey("GET", "/v1/usage/daily"):               ep(FnUsage, AuthTenant, ok, a.usageDaily),
+		routeKey("GET", "/v1/executions/{execution_id}"): ep(FnUsage, AuthTenant, ok, a.getExecution),
+		routeKey("GET", "/v1/billing/invoices"):          ep(FnBilling, AuthTenant, ok, a.listInvoices),
+		routeKey("GET", "/v1/billing/invoices/{month}"):  ep(FnBilling, AuthTenant, ok, a.getInvoice),
+		routeKey("GET", "/v1/admin/invoices"):            ep(FnAdmin, AuthAdmin, ok, a.adminInvoices),
+		routeKey("POST", "/v1/admin/billing/close"):      ep(FnAdmin, AuthAdmin, ok, a.adminCloseMonth),
 
 		routeKey("POST", "/v1/keys"):            idempotent(ep(FnKeys, AuthTenant, created, a.createKey)),
 		routeKey("GET", "/v1/keys"):             ep(FnKeys, AuthTenant, ok, a.listKeys),

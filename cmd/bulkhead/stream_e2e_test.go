@@ -19,7 +19,12 @@ func sseEvents(ctx context.Context, t *testing.T, base, key, agent, message stri
 	t.Helper()
 	b, _ := json.Marshal(map[string]any{"message": message, "stream": true})
 	req, err := http.NewRequestWithContext(ctx, "POST", base+"/v1/agents/"+agent+"/execute", bytes.NewReader(b))
-, "text/event-stream")
+	if err != nil {
+		t.Error(err)
+		return nil, nil
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Accept", "text/event-stream")
 	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := hc.Do(req)
 	if err != nil {

@@ -1,4 +1,5 @@
-// Command execute is the execute Lambda function: wiring only.
+// Command execute is the execute Lambda function: wiring only. Its response
+// streams (API Gateway response transfer mode STREAM), buffered or not.
 package main
 
 import (
@@ -6,4 +7,4 @@ import (
 	"github.com/bulkhead-dev/bulkhead/pkg/platform"
 )
 
-func main() { platform.ServeFunction(api.FnExecute) }
+func main() { platform.ServeStreamingFunction(api.FnExecute) }

@@ -202,6 +202,10 @@ func (p *Platform) integration(name string) awsapigateway.LambdaIntegration {
 		AllowTestInvoke: jsii.Bool(false),
 	}
 	if name == api.FnExecute {
+		// Response streaming (InvokeWithResponseStream, the
+		// 2021-11-15/.../response-streaming-invocations URI): streamed and
+		// buffered executions alike may run past 29 seconds, up to 15 minutes.
+		opts.ResponseTransferMode = awsapigateway.ResponseTransferMode_STREAM
 		opts.Timeout = awscdk.Duration_Millis(jsii.Number(float64(p.props.ExecuteIntegrationTimeout.Milliseconds())))
 	}
 	var fn awslambda.IFunction = p.Functions[name]

@@ -35,7 +35,8 @@ const (
 	// CtxMaxTenantKeys: BULKHEAD_MAX_TENANT_KEYS for the admin function.
 	CtxMaxTenantKeys = "maxTenantKeys"
 	// CtxExecuteTimeout: API Gateway's timeout for execute, in seconds
-	// (default 29; more needs a quota increase for the regional API).
+	// (default: the execute function timeout; at most 15 minutes, as the
+	// integration streams its response).
 	CtxExecuteTimeout = "executeIntegrationTimeoutSeconds"
 )
 

@@ -63,15 +63,22 @@ type functionSpec struct {
 	access   access
 }
 
+// MaxStreamingIntegrationTimeout is API Gateway's ceiling on an integration
+// with response transfer mode STREAM (and Lambda's on a function).
+const MaxStreamingIntegrationTimeout = 15 * time.Minute
+
+// executeSettleMargin is the time the execute function has, past the largest
+// tier's wall time, to stop the execution and settle it.
+const executeSettleMargin = 30 * time.Second
+
 // functionSpecs has one entry per directory of functions/ (a test checks
-// that). execute's timeout is above the enterprise tier's 5-minute wall-time
-// ceiling so that a guard, not Lambda, ends the longest execution and it is
+// that). execute's timeout is above the largest tier's wall-time ceiling so that a guard, not Lambda, ends the longest execution and it is
 // still settled; billing's monthly close walks every tenant.
 var functionSpecs = map[string]functionSpec{
 	api.FnAuthorizer: {memoryMB: 256, timeout: 30 * time.Second, access: direct},
 	api.FnHealth:     {memoryMB: 256, timeout: 30 * time.Second, access: noData},
 	api.FnAgents:     {memoryMB: 256, timeout: 30 * time.Second, access: tenantScoped},
-	api.FnExecute:    {memoryMB: 512, timeout: 330 * time.Second, access: tenantScoped},
+	api.FnExecute:    {memoryMB: 512, timeout: bulkhead.MaxWallTimeCeiling() + executeSettleMargin, access: tenantScoped},
 	api.FnUsage:      {memoryMB: 256, timeout: 30 * time.Second, access: tenantScoped},
 	api.FnBilling:    {memoryMB: 512, timeout: 15 * time.Minute, access: direct},
 	api.FnKeys:       {memoryMB: 256, timeout: 30 * time.Second, access: direct},
@@ -131,8 +138,10 @@ type PlatformProps struct {
 	// BULKHEAD_MAX_TENANT_KEYS (pkg/apigw's default applies otherwise).
 	MaxTenantKeys int
 	// ExecuteIntegrationTimeout is how long API Gateway waits for the
-	// execute function (29 s when zero, API Gateway's default ceiling; a
-	// regional API may go higher after a quota increase).
+	// execute function's streamed response (its integration uses response
+	// transfer mode STREAM). Zero means the execute function's timeout, which
+	// covers the largest tier's wall time plus settlement; at most
+	// MaxStreamingIntegrationTimeout.
 	ExecuteIntegrationTimeout time.Duration
 	// AlarmEmail, when set, subscribes an address to the alarm topic.
 	AlarmEmail string
@@ -205,7 +214,11 @@ func NewPlatform(scope constructs.Construct, id string, props *PlatformProps) *P
 		p.props.StageName = "prod"
 	}
 	if p.props.ExecuteIntegrationTimeout == 0 {
-		p.props.ExecuteIntegrationTimeout = 29 * time.Second
+		p.props.ExecuteIntegrationTimeout = functionSpecs[api.FnExecute].timeout
+	}
+	if p.props.ExecuteIntegrationTimeout > MaxStreamingIntegrationTimeout {
+		panic(fmt.Sprintf("ExecuteIntegrationTimeout %s exceeds API Gateway's %s for streamed responses",
+			p.props.ExecuteIntegrationTimeout, MaxStreamingIntegrationTimeout))
 	}
 	p.stack = awscdk.Stack_Of(p.Construct)
 

@@ -371,7 +371,8 @@ func (s *synthesized) roleOf(t *testing.T, fnID string) string {
 
 func TestFunctions(t *testing.T) {
 	sizes := map[string]struct{ memory, timeout float64 }{
-		api.FnExecute: {512, 330}, // above the enterprise tier's 300 s wall-time ceiling
+		// The largest tier's wall time plus time to settle.
+		api.FnExecute: {512, bulkhead.MaxWallTimeCeiling().Seconds() + 30},
 		api.FnBilling: {512, 900},
 	}
 	both(t, func(t *testing.T, s *synthesized) {
@@ -557,8 +558,29 @@ func TestRoutes(t *testing.T) {
 			uri := render(integ["Uri"])
 			byRef := strings.Contains(uri, "<"+s.functionID(t, r.Function)+".Arn>")
 			byName := strings.Contains(uri, ":function:"+s.name+"-"+r.Function+"/invocations")
-			if integ["Type"] != "AWS_PROXY" || !(byRef || byName) {
+			if integ["Type"] != "AWS_PROXY" || !(byRef || byName || strings.Contains(uri, "<"+s.functionID(t, r.Function)+".Arn>/response-streaming-invocations")) {
 				t.Errorf("%s: integration %v %s, want AWS_PROXY to function %s", key, integ["Type"], uri, r.Function)
+			}
+			if r.Function != api.FnExecute {
+				if integ["ResponseTransferMode"] == "STREAM" || !strings.Contains(uri, "/2015-03-31/functions/") {
+					t.Errorf("%s: integration %v to %s; want a buffered Invoke", key, integ["ResponseTransferMode"], uri)
+				}
+				continue
+			}
+			// execute streams (InvokeWithResponseStream), so no execution
+			// is cut at 29 seconds: API Gateway waits as long as the function runs.
+			if integ["ResponseTransferMode"] != "STREAM" {
+				t.Errorf("%s: ResponseTransferMode %v, want STREAM", key, integ["ResponseTransferMode"])
+			}
+			if !strings.Contains(uri, "/2021-11-15/functions/") || !strings.HasSuffix(uri, "/response-streaming-invocations") {
+				t.Errorf("%s: integration URI %s, want the 2021-11-15 response-streaming-invocations path", key, uri)
+			}
+			fnTimeout := s.res[s.functionID(t, api.FnExecute)].Properties["Timeout"].(float64)
+			ms, _ := integ["TimeoutInMillis"].(float64)
+			if ms != fnTimeout*1000 || ms > float64(stacks.MaxStreamingIntegrationTimeout.Milliseconds()) ||
+				ms <= float64(bulkhead.MaxWallTimeCeiling().Milliseconds()) {
+				t.Errorf("%s: TimeoutInMillis %v; want the function's %v s, above the largest wall time %s and at most %s",
+					key, ms, fnTimeout, bulkhead.MaxWallTimeCeiling(), stacks.MaxStreamingIntegrationTimeout)
 			}
 		}
 	})

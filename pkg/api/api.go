@@ -63,6 +63,8 @@ type request struct {
 	tenant string
 	// idem is the request's claimed Idempotency-Key, if it sent one.
 	idem *dynamo.IdemClaim
+	// stream is set when the client asked for Server-Sent Events.
+	stream *sseStream
 }
 
 // completion is the idempotent result to store with a handler's write:
@@ -130,6 +132,7 @@ func (a *API) table() map[string]endpoint {
 		routeKey("GET", "/v1/billing/current"):                    ep(FnBilling, AuthTenant, ok, a.billingCurrent),
 		routeKey("GET", "/v1/usage/records"):                      ep(FnUsage, AuthTenant, ok, a.usageRecords),
 		routeKey("GET", "/v1/usage/daily"):                        ep(FnUsage, AuthTenant, ok, a.usageDaily),
+		routeKey("GET", "/v1/executions/{execution_id}"):          ep(FnUsage, AuthTenant, ok, a.getExecution),
 		routeKey("GET", "/v1/billing/invoices"):                   ep(FnBilling, AuthTenant, ok, a.listInvoices),
 		routeKey("GET", "/v1/billing/invoices/{month}"):           ep(FnBilling, AuthTenant, ok, a.getInvoice),
 		routeKey("GET", "/v1/admin/invoices"):                     ep(FnAdmin, AuthAdmin, ok, a.adminInvoices),
@@ -153,12 +156,7 @@ func (a *API) table() map[string]endpoint {
 // function's routes and answers 404 to any other.
 func (a *API) Function(name string) Handler {
 	return func(ctx context.Context, ev events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
-		start := time.Now()
-		r := &request{APIGatewayProxyRequest: ev}
-		r.log = a.log.With("request_id", ev.RequestContext.RequestID, "route", routeKey(ev.HTTPMethod, ev.Resource), "function", name)
-		resp := a.dispatch(ctx, name, r)
-		r.log.Info("request", "status", resp.StatusCode, "duration_ms", time.Since(start).Milliseconds())
-		return resp, nil
+		return a.serveEvent(ctx, name, ev, nil), nil
 	}
 }
 

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,6 +19,8 @@ const DepthHeader = "X-Bulkhead-Depth"
 type executeBody struct {
 	Message        *string `json:"message"`
 	ConversationID *string `json:"conversation_id"`
+	// Stream asks for Server-Sent Events (see StreamFunction).
+	Stream json.RawMessage `json:"stream"`
 }
 
 func (a *API) execute(ctx context.Context, r *request) (any, error) {
@@ -28,6 +31,9 @@ func (a *API) execute(ctx context.Context, r *request) (any, error) {
 	var b executeBody
 	if err := decode(r.APIGatewayProxyRequest, &b); err != nil {
 		return nil, err
+	}
+	if err := validStream(b.Stream); err != nil {
+		return nil, bulkhead.Errorf(bulkhead.Invalid, "%s", err.Error())
 	}
 	switch {
 	case b.Message == nil:
@@ -50,6 +56,9 @@ func (a *API) execute(ctx context.Context, r *request) (any, error) {
 			return nil, bulkhead.Errorf(bulkhead.NotFound, "conversation %s not found", *b.ConversationID)
 		}
 		req.ConversationID = *b.ConversationID
+	}
+	if s := r.stream; s != nil {
+		req.OnAdmitted, req.OnEvent, req.ClientGone = s.begin, s.onEvent, s.gone
 	}
 	if r.idem != nil {
 		req.Idem = &runtime.Idempotency{Claim: *r.idem, Render: func(res runtime.Result, err error) (int, string) {

@@ -65,6 +65,7 @@ func newHarness(tb testing.TB, delay time.Duration, opts ...platformtest.Option)
 		functions[r.Function] = h.env.API.Function(r.Function)
 	}
 	gw, err := gateway.New(gateway.Config{Routes: api.Routes(), Functions: functions, Authorizer: h.env.API.Authorizer,
+		Streams:    map[string]api.StreamHandler{api.FnExecute: h.env.API.StreamFunction(api.FnExecute)},
 		AdminToken: adminToken, Now: h.clock.Now})
 	if err != nil {
 		tb.Fatalf("gateway: %v", err)

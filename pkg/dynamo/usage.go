@@ -83,3 +83,26 @@ func (t *TenantStore) DailyUsage(ctx context.Context, month string) ([]bulkhead.
 		}
 	}
 }
+
+// Execution finds one of this tenant's usage records by execution id. Records
+// are keyed by start time, so this pages through the tenant's records with a
+// filter (strongly consistent reads; cost grows with the tenant's records).
+// Errors: NotFound, Internal, Unavailable.
+func (t *TenantStore) Execution(ctx context.Context, executionID string) (bulkhead.Execution, error) {
+	f := &filterExpr{expr: "execution_id = :eid", values: map[string]types.AttributeValue{":eid": str(executionID)}}
+	cursor := ""
+	for {
+		page, err := listPage(ctx, t.s, "get execution", t.pk, prefixExec, cursor, bulkhead.MaxPageSize, f, execItem.execution)
+		if err != nil {
+			return bulkhead.Execution{}, err
+		}
+		for _, e := range page.Items {
+			if e.ID == executionID {
+				return e, nil
+			}
+		}
+		if cursor = page.NextCursor; cursor == "" {
+			return bulkhead.Execution{}, bulkhead.Errorf(bulkhead.NotFound, "execution %s not found", executionID)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -188,6 +189,60 @@ func writeResponse(w http.ResponseWriter, resp events.APIGatewayProxyResponse, r
 	w.WriteHeader(resp.StatusCode)
 	_, _ = w.Write(body)
 	return resp.StatusCode, nil
+}
+
+// writeStream maps a streaming response onto w as API Gateway does with
+// response transfer mode STREAM: the prelude's status and headers, then the
+// body as it is read, flushed after every read. The body is closed at the
+// end, or at the first failed write (the client left), which the function
+// sees as a failed write of its own. A status of zero with an error means
+// nothing was written.
+func writeStream(w http.ResponseWriter, resp *events.LambdaFunctionURLStreamingResponse, requestID string) (int, error) {
+	defer func() { _ = resp.Close() }()
+	status := resp.StatusCode
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if status < 100 || status > 599 {
+		return 0, fmt.Errorf("status code %d", status)
+	}
+	h := w.Header()
+	for name, v := range resp.Headers {
+		if !skipResponseHeader(name) {
+			h.Set(name, v)
+		}
+	}
+	for _, c := range resp.Cookies {
+		h.Add("Set-Cookie", c)
+	}
+	if h.Get("Content-Type") == "" {
+		h.Set("Content-Type", "application/json")
+	}
+	h.Set("X-Request-Id", requestID)
+	w.WriteHeader(status)
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	if resp.Body == nil {
+		return status, nil
+	}
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return status, werr
+			}
+			if ferr := rc.Flush(); ferr != nil {
+				return status, ferr
+			}
+		}
+		if err == io.EOF {
+			return status, nil
+		}
+		if err != nil {
+			return status, err
+		}
+	}
 }
 
 // skipResponseHeader drops framing headers the server computes itself; a

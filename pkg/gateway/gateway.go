@@ -29,6 +29,10 @@ type Config struct {
 	Routes []api.Route
 	// Functions holds one handler per Route.Function name.
 	Functions map[string]api.Handler
+	// Streams holds the functions whose integration streams its response
+	// (API Gateway's response transfer mode STREAM): the gateway invokes
+	// these instead of Functions and flushes every write of their body.
+	Streams map[string]api.StreamHandler
 	// Authorizer is the Lambda TOKEN authorizer for api.AuthTenant routes;
 	// required when any route uses it.
 	Authorizer func(ctx context.Context, req events.APIGatewayCustomAuthorizerRequest) (events.APIGatewayCustomAuthorizerResponse, error)
@@ -51,6 +55,7 @@ type Config struct {
 type Gateway struct {
 	router     *router
 	functions  map[string]api.Handler
+	streams    map[string]api.StreamHandler
 	authorizer func(context.Context, events.APIGatewayCustomAuthorizerRequest) (events.APIGatewayCustomAuthorizerResponse, error)
 	adminToken string
 	stage      string
@@ -72,7 +77,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	var errs []error
 	for _, r := range cfg.Routes {
-		if cfg.Functions[r.Function] == nil {
+		if cfg.Functions[r.Function] == nil && cfg.Streams[r.Function] == nil {
 			errs = append(errs, fmt.Errorf("route %s %s: no handler for function %q", r.Method, r.Resource, r.Function))
 		}
 		switch r.Auth {
@@ -103,6 +108,7 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{
 		router:     rt,
 		functions:  cfg.Functions,
+		streams:    cfg.Streams,
 		authorizer: cfg.Authorizer,
 		adminToken: cfg.AdminToken,
 		stage:      cfg.Stage,
@@ -211,6 +217,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// away: the function runs to its end (or its timeout) and its response is
 	// dropped. The local gateway behaves the same, so that leases, the
 	// circuit breaker and Idempotency-Key results behave here as there.
+	if h := g.streams[rt.Function]; h != nil {
+		// A streaming handler gets the request's own context, to learn
+		// that the client left; it runs the execution without it.
+		sresp, err := g.invokeStream(r.Context(), h, event)
+		if err == nil {
+			status, err = writeStream(w, sresp, requestID)
+		}
+		if err != nil && status == 0 {
+			deny(&reply{status: http.StatusBadGateway, code: string(bulkhead.Internal), message: "Internal server error",
+				cause: fmt.Errorf("function %s: %w", rt.Function, err)})
+		}
+		return
+	}
 	resp, err := g.invoke(context.WithoutCancel(r.Context()), rt.Function, event)
 	if err != nil {
 		// The handler's error is a failed invocation, which API Gateway
@@ -279,6 +298,20 @@ func (g *Gateway) invoke(ctx context.Context, fn string, event events.APIGateway
 		}
 	}()
 	return g.functions[fn](ctx, event)
+}
+
+// invokeStream calls a streaming function; a panic is a failed invocation.
+func (g *Gateway) invokeStream(ctx context.Context, h api.StreamHandler, event events.APIGatewayProxyRequest) (resp *events.LambdaFunctionURLStreamingResponse, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	resp, err = h(ctx, event)
+	if err == nil && resp == nil {
+		err = errors.New("nil streaming response")
+	}
+	return resp, err
 }
 
 // reply is a response the gateway makes itself, in the platform's error shape.

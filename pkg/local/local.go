@@ -191,7 +191,7 @@ func Start(ctx context.Context, c Config) (*Platform, error) {
 		functions[r.Function] = p.API.Function(r.Function)
 	}
 	gw, err := gateway.New(gateway.Config{
-		Routes: api.Routes(), Functions: functions, Authorizer: p.API.Authorizer, AdminToken: token, Logger: logger,
+		Routes: api.Routes(), Functions: functions, Streams: map[string]api.StreamHandler{api.FnExecute: p.API.StreamFunction(api.FnExecute)}, Authorizer: p.API.Authorizer, AdminToken: token, Logger: logger,
 	})
 	if err != nil {
 		return nil, err

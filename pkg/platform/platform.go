@@ -150,6 +150,16 @@ func ServeFunction(name string) {
 	lambda.Start(a.Function(name))
 }
 
+// ServeStreamingFunction runs one API function as a Lambda handler whose
+// response streams (API Gateway response transfer mode STREAM).
+func ServeStreamingFunction(name string) {
+	a, err := FromLambdaEnv(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	lambda.Start(a.StreamFunction(name))
+}
+
 // ServeAuthorizer is the main of the authorizer function.
 func ServeAuthorizer() {
 	a, err := FromLambdaEnv(context.Background())

@@ -152,7 +152,9 @@ func TestOpenAICompatibleModelEndToEnd(t *testing.T) {
 			t.Fatalf("last event %q (%s), want done", done.event, done.data)
 		}
 		r := &response{Status: http.StatusOK, Body: []byte(done.data)}
-		if err := json.Unmarshal([]byte(done.data), &r.JSON); err != nil {
+		dec := json.NewDecoder(strings.NewReader(done.data))
+		dec.UseNumber()
+		if err := dec.Decode(&r.JSON); err != nil {
 			t.Fatalf("done data %q: %v", done.data, err)
 		}
 		if deltas < 2 || text.String() != r.str(t, "message") || r.str(t, "message") != "Streaming works, word by word, to the very end." {

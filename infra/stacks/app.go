@@ -34,6 +34,10 @@ const (
 	CtxAlarmEmail = "alarmEmail"
 	// CtxMaxTenantKeys: BULKHEAD_MAX_TENANT_KEYS for the admin function.
 	CtxMaxTenantKeys = "maxTenantKeys"
+	// CtxOpenAIBaseURL: an OpenAI-compatible endpoint for openai/<model>
+	// agents; CtxOpenAIKeySecret: the Secrets Manager secret (name) with its key.
+	CtxOpenAIBaseURL   = "openaiBaseUrl"
+	CtxOpenAIKeySecret = "openaiApiKeySecret"
 	// CtxExecuteTimeout: API Gateway's timeout for execute, in seconds
 	// (default: the execute function timeout; at most 15 minutes, as the
 	// integration streams its response).
@@ -50,6 +54,7 @@ type AppConfig struct {
 	AlarmEmail     string
 	MaxTenantKeys  int
 	ExecuteTimeout time.Duration
+	Models         ModelProps
 }
 
 // ConfigFromContext reads the app's configuration through get (the app
@@ -100,6 +105,10 @@ func ConfigFromContext(get func(key string) any) (AppConfig, error) {
 	}
 	cfg.AlarmEmail = str(CtxAlarmEmail)
 	cfg.MaxTenantKeys = integer(CtxMaxTenantKeys)
+	cfg.Models = ModelProps{OpenAIBaseURL: str(CtxOpenAIBaseURL), OpenAIKeySecret: str(CtxOpenAIKeySecret)}
+	if u := cfg.Models.OpenAIBaseURL; u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") && err == nil {
+		err = fmt.Errorf("context %s=%q: want an http(s) URL", CtxOpenAIBaseURL, u)
+	}
 	if n := integer(CtxExecuteTimeout); n > 0 {
 		cfg.ExecuteTimeout = time.Duration(n) * time.Second
 	}
@@ -168,6 +177,7 @@ func Build(app awscdk.App, cfg AppConfig, env *awscdk.Environment) Stacks {
 		AlarmEmail:                cfg.AlarmEmail,
 		MaxTenantKeys:             cfg.MaxTenantKeys,
 		ExecuteIntegrationTimeout: cfg.ExecuteTimeout,
+		Models:                    cfg.Models,
 	}
 	out := Stacks{Pool: NewPoolStack(app, PoolStackName, &PoolStackProps{
 		StackProps: awscdk.StackProps{Env: env},

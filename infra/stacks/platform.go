@@ -145,6 +145,8 @@ type PlatformProps struct {
 	ExecuteIntegrationTimeout time.Duration
 	// AlarmEmail, when set, subscribes an address to the alarm topic.
 	AlarmEmail string
+	// Models configure the model providers beyond Bedrock.
+	Models ModelProps
 }
 
 // Platform is everything one Bulkhead deployment (the pool, or one silo
@@ -225,6 +227,7 @@ func NewPlatform(scope constructs.Construct, id string, props *PlatformProps) *P
 	p.data()
 	p.functions()
 	p.tenantAccessRole()
+	p.modelAccess()
 	p.controlPlaneGrants()
 	p.restAPI()
 	p.adminGrants()

@@ -109,6 +109,8 @@ func stacksUnderTest(t *testing.T) (pool, silo *synthesized) {
 		}
 		ctx[stacks.CtxSiloTenants] = siloTenant
 		ctx[stacks.CtxAssetDir] = assets
+		ctx[stacks.CtxOpenAIBaseURL] = openAIBaseURL
+		ctx[stacks.CtxOpenAIKeySecret] = openAIKeySecret
 		app := awscdk.NewApp(&awscdk.AppProps{
 			Context:            &ctx,
 			Outdir:             jsii.String(filepath.Join(dir, "cdk.out")),
@@ -892,6 +894,70 @@ func TestControlPlaneGrants(t *testing.T) {
 				if !slices.Contains(actions, "apigateway:POST") {
 					t.Errorf("admin cannot create API keys: %v", actions)
 				}
+			}
+		}
+	})
+}
+
+// The OpenAI-compatible endpoint the fixture configures.
+const (
+	openAIBaseURL   = "https://api.openai.com/v1"
+	openAIKeySecret = "bulkhead/openai-key"
+)
+
+// TestModelAccess: only the execute function calls models. It may invoke
+// Bedrock foundation models and the account's inference profiles (buffered
+// and streamed), has Bedrock on, the endpoint's URL, and the name of the
+// secret holding its key, which it may read; the key itself is nowhere in
+// the template.
+func TestModelAccess(t *testing.T) {
+	both(t, func(t *testing.T, s *synthesized) {
+		for _, name := range stacks.FunctionNames() {
+			id := s.functionID(t, name)
+			var bedrock, secrets []map[string]any
+			for _, st := range s.statements(s.roleOf(t, id)) {
+				for _, a := range strs(st["Action"]) {
+					if strings.HasPrefix(a, "bedrock:") {
+						bedrock = append(bedrock, st)
+						break
+					}
+					if strings.HasPrefix(a, "secretsmanager:") {
+						secrets = append(secrets, st)
+						break
+					}
+				}
+			}
+			env := s.res[id].Properties["Environment"].(map[string]any)["Variables"].(map[string]any)
+			if name != api.FnExecute {
+				if len(bedrock) > 0 || len(secrets) > 0 || env[stacks.EnvBedrock] != nil || env[stacks.EnvOpenAIKeySecret] != nil {
+					t.Errorf("%s reaches the model providers: %v %v", name, bedrock, secrets)
+				}
+				continue
+			}
+			if len(bedrock) != 1 {
+				t.Fatalf("execute: Bedrock statements %v, want one", bedrock)
+			}
+			actions := strs(bedrock[0]["Action"])
+			slices.Sort(actions)
+			if !slices.Equal(actions, []string{"bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"}) {
+				t.Errorf("execute: Bedrock actions %v", actions)
+			}
+			res := render(bedrock[0]["Resource"])
+			if !strings.Contains(res, ":foundation-model/*") || !strings.Contains(res, ":inference-profile/*") || strings.Contains(res, `"*"`) {
+				t.Errorf("execute: Bedrock resources %s, want foundation models and inference profiles only", res)
+			}
+			if env[stacks.EnvBedrock] != "on" || env[stacks.EnvOpenAIBaseURL] != openAIBaseURL {
+				t.Errorf("execute: %s = %v, %s = %v", stacks.EnvBedrock, env[stacks.EnvBedrock], stacks.EnvOpenAIBaseURL, env[stacks.EnvOpenAIBaseURL])
+			}
+			if got := render(env[stacks.EnvOpenAIKeySecret]); !strings.Contains(got, openAIKeySecret) {
+				t.Errorf("execute: %s = %s, want the secret's name", stacks.EnvOpenAIKeySecret, got)
+			}
+			if len(secrets) != 1 || !slices.Contains(strs(secrets[0]["Action"]), "secretsmanager:GetSecretValue") ||
+				!strings.Contains(render(secrets[0]["Resource"]), "secret:"+openAIKeySecret+"-") {
+				t.Errorf("execute: secret statements %v, want GetSecretValue on %s only", secrets, openAIKeySecret)
+			}
+			if _, ok := env["BULKHEAD_OPENAI_API_KEY"]; ok {
+				t.Error("execute: the provider key is in the function's environment")
 			}
 		}
 	})

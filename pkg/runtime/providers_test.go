@@ -157,4 +157,3 @@ func TestStreamedFromProvider(t *testing.T) {
 		})
 	}
 }
-

@@ -28,6 +28,9 @@ const (
 	MetricSpend           = "Spend"
 	MetricExecutions      = "Executions"
 	MetricQuotaViolations = "QuotaViolations"
+	// MetricTokensOverReserved counts tokens a model reported beyond its
+	// execution's reservation; any at all means the input bound failed.
+	MetricTokensOverReserved = "TokensOverReserved"
 )
 
 // Alarm thresholds, per 5 minutes.
@@ -224,6 +227,8 @@ func (p *Platform) alarms() {
 		p.tableThrottles(), tableThrottleThreshold, 1)
 	add("QuotaViolationSpike", fmt.Sprintf("At least %d quota refusals in 5 minutes (%s/%s)", quotaViolationSpike, MetricsNamespace, MetricQuotaViolations),
 		appMetric(MetricQuotaViolations), quotaViolationSpike, 1)
+	add("TokensOverReserved", fmt.Sprintf("A model reported more tokens than its execution reserved (%s/%s): a monthly limit can be passed by that much", MetricsNamespace, MetricTokensOverReserved),
+		appMetric(MetricTokensOverReserved), 1, 1)
 	add("TenantErrorSpike", fmt.Sprintf("One tenant got at least %d 5XX answers in 5 minutes (Contributor Insights rule %s)", tenantErrorSpike, p.name(RuleErrorsByTenant)),
 		p.insightMetric(RuleErrorsByTenant, "MaxContributorValue", "Most 5XX of one tenant"), tenantErrorSpike, 1)
 }

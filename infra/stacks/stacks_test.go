@@ -1000,7 +1000,7 @@ func TestObservability(t *testing.T) {
 				t.Errorf("alarm %v notifies no one", p["AlarmName"])
 			}
 		}
-		want := []string{"Api5xxRate", "TableThrottles", "QuotaViolationSpike", "TenantErrorSpike"}
+		want := []string{"Api5xxRate", "TableThrottles", "QuotaViolationSpike", "TenantErrorSpike", "TokensOverReserved"}
 		for _, fn := range stacks.FunctionNames() {
 			f := strings.ToUpper(fn[:1]) + fn[1:]
 			want = append(want, f+"Errors", f+"Throttles")

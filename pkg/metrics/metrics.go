@@ -22,6 +22,10 @@ const (
 	Spend           = "Spend" // USD
 	Executions      = "Executions"
 	QuotaViolations = "QuotaViolations"
+	// TokensOverReserved is how many tokens a model reported beyond its
+	// execution's reservation: the input bound failed to hold. Always zero
+	// unless a provider counts in a way the bound does not cover.
+	TokensOverReserved = "TokensOverReserved"
 )
 
 // Emitter writes EMF lines; a nil Emitter writes nothing (the local platform

@@ -77,7 +77,7 @@ func New(o Options) *api.API {
 		Metrics:     o.Metrics,
 		Store:       store,
 		Transcripts: transcripts,
-		Runner:      &runtime.Runner{Model: o.Model, Providers: o.Providers, Catalogue: store, Now: o.Now, Logger: o.Logger},
+		Runner:      &runtime.Runner{Model: o.Model, Providers: o.Providers, Catalogue: store, Now: o.Now, Logger: o.Logger, Metrics: o.Metrics},
 		Now:         o.Now,
 		Logger:      o.Logger,
 	})

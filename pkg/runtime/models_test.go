@@ -1,13 +1,16 @@
 package runtime_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
 	"github.com/bulkhead-dev/bulkhead/pkg/dynamo"
+	"github.com/bulkhead-dev/bulkhead/pkg/metrics"
 	"github.com/bulkhead-dev/bulkhead/pkg/offline"
 	"github.com/bulkhead-dev/bulkhead/pkg/platform/platformtest"
 	"github.com/bulkhead-dev/bulkhead/pkg/runtime"
@@ -267,6 +270,8 @@ func TestModelNotAllowedAtExecute(t *testing.T) {
 // than the provider reported), and nothing stays committed.
 func TestProviderReportsMoreThanReserved(t *testing.T) {
 	e := newModelEnv(t, primary.Name)
+	var lines bytes.Buffer
+	e.runner.Metrics = metrics.New(&lines, e.clock.Now)
 	e.openai.answers["primary"] = []step{{resp: bulkhead.ModelResponse{Text: "long", InputTokens: 900_000, OutputTokens: 10}}}
 	res, err := e.execute(t, "hello")
 	if err != nil {
@@ -275,6 +280,21 @@ func TestProviderReportsMoreThanReserved(t *testing.T) {
 	u := e.settledCounters(t)
 	if u.TokensThisMonth != 900_010 || res.Execution.InputTokens != 900_000 {
 		t.Errorf("counters %+v: want the reported 900,010 tokens", u)
+	}
+	// The metric says by how much the reservation was passed.
+	var line struct {
+		Over  float64 `json:"TokensOverReserved"`
+		Model string  `json:"model"`
+		Aws   struct {
+			CloudWatchMetrics []struct{ Namespace string } `json:"CloudWatchMetrics"`
+		} `json:"_aws"`
+	}
+	if err := json.Unmarshal(lines.Bytes(), &line); err != nil {
+		t.Fatalf("metric line %q: %v", lines.String(), err)
+	}
+	if reserved := int64(900_010 - line.Over); line.Over <= 0 || reserved <= 0 || reserved >= 900_010 ||
+		line.Model != primary.Name || len(line.Aws.CloudWatchMetrics) != 1 || line.Aws.CloudWatchMetrics[0].Namespace != metrics.Namespace {
+		t.Errorf("metric line %s: want TokensOverReserved > 0 for %s", lines.String(), primary.Name)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
 	"github.com/bulkhead-dev/bulkhead/pkg/dynamo"
+	"github.com/bulkhead-dev/bulkhead/pkg/metrics"
 	"github.com/bulkhead-dev/bulkhead/pkg/s3store"
 	"github.com/bulkhead-dev/bulkhead/pkg/tracing"
 )
@@ -61,6 +62,8 @@ type Runner struct {
 	// MaxOutputTokens caps each model reply.
 	MaxOutputTokens int64
 	Logger          *slog.Logger
+	// Metrics receives the TokensOverReserved metric (nil writes nothing).
+	Metrics *metrics.Emitter
 
 	spendChecks sync.Map // tenant id -> time.Time of the last spend check
 
@@ -507,6 +510,8 @@ func (r *Runner) run(ctx context.Context, st stores, exec *bulkhead.Execution, a
 			// The bound did not hold: the truth is settled, and said loudly.
 			r.logger().ErrorContext(ctx, "model reported more tokens than were reserved", "metric", "TokensOverReserved",
 				"execution_id", exec.ID, "model", c.entry.Name, "used", used, "reserved", budget)
+			r.Metrics.Emit(map[string]float64{metrics.TokensOverReserved: float64(used - budget)}, [][]string{{}, {"model"}},
+				map[string]any{"tenant_id": st.ts.TenantID(), "model": c.entry.Name, "execution_id": exec.ID})
 		}
 	}
 	stopped := func() bool {

@@ -254,7 +254,7 @@ func (a *API) usageRecords(ctx context.Context, r *request) (any, error) {
 	for i, e := range page.Items {
 		views[i] = map[string]any{"execution_id": e.ID, "agent_id": e.AgentID, "conversation_id": e.ConversationID, "model": e.Model,
 			"input_tokens": e.InputTokens, "output_tokens": e.OutputTokens, "tokens": e.InputTokens + e.OutputTokens,
-			"cost": e.Cost.JSON(), "status": e.Status, "started_at": timestamp(e.StartedAt), "finished_at": timestamp(e.FinishedAt)}
+			"cost": e.Cost.JSON(), "status": e.Status, "tool_calls": e.ToolCallCount, "started_at": timestamp(e.StartedAt), "finished_at": timestamp(e.FinishedAt)}
 	}
 	return list(views, page.NextCursor), nil
 }

@@ -80,6 +80,10 @@ func (a *API) execute(ctx context.Context, r *request) (any, error) {
 // executeView is the response to an execution.
 func executeView(res runtime.Result) map[string]any {
 	e := res.Execution
+	toolCalls := e.ToolCalls
+	if toolCalls == nil {
+		toolCalls = []bulkhead.ToolCallRecord{}
+	}
 	return map[string]any{
 		"execution_id":    e.ID,
 		"conversation_id": e.ConversationID,
@@ -91,5 +95,6 @@ func executeView(res runtime.Result) map[string]any {
 		"tokens_used":     e.InputTokens + e.OutputTokens,
 		"cost":            e.Cost.JSON(),
 		"usage":           map[string]int64{"input_tokens": e.InputTokens, "output_tokens": e.OutputTokens},
+		"tool_calls":      toolCalls,
 	}
 }

@@ -44,6 +44,7 @@ func (a *API) getExecution(ctx context.Context, r *request) (any, error) {
 		"tokens_used":     e.InputTokens + e.OutputTokens,
 		"cost":            e.Cost.JSON(),
 		"usage":           map[string]int64{"input_tokens": e.InputTokens, "output_tokens": e.OutputTokens},
+		"tool_call_count": e.ToolCallCount,
 		"started_at":      timestamp(e.StartedAt),
 		"finished_at":     timestamp(e.FinishedAt),
 	}, nil

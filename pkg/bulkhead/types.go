@@ -216,6 +216,10 @@ type Execution struct {
 	Cost           Micros
 	StartedAt      time.Time
 	FinishedAt     time.Time
+	// ToolCalls are the calls the execution made, in order; a usage record
+	// keeps only their number (ToolCallCount).
+	ToolCalls     []ToolCallRecord
+	ToolCallCount int64
 }
 
 // Execution statuses. Those other than completed and failed are runaway

@@ -28,6 +28,8 @@ const (
 	prefixInv    = "INVOICE#"
 	prefixBucket = "BRK#"
 	prefixLookup = "APIKEY#"
+	prefixTool   = "TOOL#"
+	prefixToolID = "TOOLID#"
 
 	// tenantIndexPK is the one partition that lists tenants, for the operator.
 	tenantIndexPK = "TENANTS"
@@ -52,6 +54,8 @@ func execSK(started time.Time, eid string) string {
 func recordTime(t time.Time) string     { return t.UTC().Format("2006-01-02T15:04:05.000000000Z") }
 func daySK(day string) string           { return prefixDay + day }
 func idemSK(hash string) string         { return prefixIdem + hash }
+func toolSK(name string) string         { return prefixTool + name }
+func toolIDSK(id string) string         { return prefixToolID + id }
 func invoiceSK(month string) string     { return prefixInv + month }
 func runSK(eid string) string           { return prefixRun + eid }
 func bucketSK(slot int64) string        { return fmt.Sprintf("%s%012d", prefixBucket, slot) }

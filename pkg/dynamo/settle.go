@@ -48,6 +48,7 @@ type execItem struct {
 	InputTokens    int64     `dynamodbav:"input_tokens"`
 	OutputTokens   int64     `dynamodbav:"output_tokens"`
 	CostMicros     int64     `dynamodbav:"cost_micros"`
+	ToolCalls      int64     `dynamodbav:"tool_calls,omitempty"`
 	Month          string    `dynamodbav:"month"`
 	StartedAt      time.Time `dynamodbav:"started_at"`
 	FinishedAt     time.Time `dynamodbav:"finished_at"`
@@ -56,7 +57,7 @@ type execItem struct {
 func (r execItem) execution() bulkhead.Execution {
 	return bulkhead.Execution{ID: r.ExecutionID, AgentID: r.AgentID, ConversationID: r.ConversationID, Model: r.Model,
 		Status: r.Status, InputTokens: r.InputTokens, OutputTokens: r.OutputTokens, Cost: bulkhead.Micros(r.CostMicros),
-		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt}
+		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, ToolCallCount: r.ToolCalls}
 }
 
 // Indexes of the settlement transaction's items.
@@ -166,7 +167,8 @@ func (t *TenantStore) settleWrites(st Settlement, withLease bool) ([]types.Trans
 	e := st.Execution
 	rec := execItem{PK: t.pk, SK: execSK(e.StartedAt, e.ID), ExecutionID: e.ID, AgentID: e.AgentID, ConversationID: e.ConversationID,
 		Model: e.Model, Status: e.Status, InputTokens: e.InputTokens, OutputTokens: e.OutputTokens, CostMicros: int64(e.Cost),
-		Month: bulkhead.MonthKey(e.StartedAt), StartedAt: e.StartedAt, FinishedAt: e.FinishedAt}
+		Month: bulkhead.MonthKey(e.StartedAt), StartedAt: e.StartedAt, FinishedAt: e.FinishedAt,
+		ToolCalls: max(e.ToolCallCount, int64(len(e.ToolCalls)))}
 	recAV, err := attributevalue.MarshalMap(rec)
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,7 +34,7 @@ const (
 	// transcript turn and settle after the model loop.
 	settleReserve = 5 * time.Second
 	// maxToolResultBytes bounds what one tool result adds to the transcript.
-	maxToolResultBytes = 4096
+	maxToolResultBytes = 8192
 	// spendCheckEvery bounds how often one process reads a tenant's spend
 	// velocity when nothing failed.
 	spendCheckEvery = 5 * time.Second
@@ -64,6 +65,13 @@ type Runner struct {
 	Logger          *slog.Logger
 	// Metrics receives the TokensOverReserved metric (nil writes nothing).
 	Metrics *metrics.Emitter
+	// ToolHTTP calls tenants' HTTP tools; it must be the SSRF guard's client
+	// (tenant tools do not run when nil).
+	ToolHTTP *http.Client
+	// MCP lists and calls tenants' MCP servers (not run when nil).
+	MCP MCP
+	// Sealer opens tool secrets sealed at rest.
+	Sealer Sealer
 
 	spendChecks sync.Map // tenant id -> time.Time of the last spend check
 
@@ -75,6 +83,8 @@ type Runner struct {
 	inflight sync.WaitGroup
 	running  atomic.Int64
 	circuits circuits
+	schemas  schemaCache
+	mcpLists mcpCache
 }
 
 // errAbandoned is the cause of a model loop cut short by Abandon.
@@ -260,8 +270,13 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request, deadline t
 		convID = bulkhead.NewID("conv")
 	}
 
+	targets, err := r.resolveTools(ctx, st.ts, agent.Tools, false)
+	if err != nil {
+		return Result{}, err
+	}
+	tools := toolSet{targets: targets, specs: specs(agent.Tools, targets)}
 	user := bulkhead.Message{Role: bulkhead.RoleUser, Content: req.Message, ExecutionID: ""}
-	first := bulkhead.ModelRequest{Model: agent.Model, SystemPrompt: agent.SystemPrompt, Messages: append(history, user), Tools: agent.Tools}
+	first := bulkhead.ModelRequest{Model: agent.Model, SystemPrompt: agent.SystemPrompt, Messages: append(history, user), Tools: tools.specs}
 	if in := countInput(chain, first); in >= limits.MaxTokens {
 		// It could never run: refuse before anything is counted.
 		return Result{}, &bulkhead.Error{Code: bulkhead.TooLarge,
@@ -311,7 +326,7 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request, deadline t
 	}
 
 	user.CreatedAt, user.ExecutionID = started, exec.ID
-	loop = r.run(ctx, st, &exec, agent, chain, limits, reserve.Tokens, req, append(history, user), deadline)
+	loop = r.run(ctx, st, &exec, agent, tools, chain, limits, reserve.Tokens, req, append(history, user), deadline)
 	if loop.err != nil {
 		exec.Status = cmp.Or(loop.status, bulkhead.ExecFailed)
 		if serr := settle(nil, loop.err); serr != nil {
@@ -457,7 +472,7 @@ func settleRetrying(ctx context.Context, ts *dynamo.TenantStore, s dynamo.Settle
 // the replies (at most 4 bytes a token, doubled for JSON escaping), and the
 // tool results of every step, plus framing.
 func reserveBytes(message string, l bulkhead.Limits) int64 {
-	return 2*int64(len(message)) + 8*l.MaxTokens + l.MaxSteps*(maxToolResultBytes+512) + 4096
+	return 2*int64(len(message)) + 8*l.MaxTokens + l.MaxSteps*(maxToolResultBytes+maxCallsPerStep*512) + 4096
 }
 
 // loopResult is how the model loop ended.
@@ -471,7 +486,7 @@ type loopResult struct {
 
 // run is the model loop: call the model, run the tools it asks for, and
 // call it again, within the execution's guards.
-func (r *Runner) run(ctx context.Context, st stores, exec *bulkhead.Execution, agent bulkhead.Agent, chain []candidate, limits bulkhead.Limits,
+func (r *Runner) run(ctx context.Context, st stores, exec *bulkhead.Execution, agent bulkhead.Agent, tools toolSet, chain []candidate, limits bulkhead.Limits,
 	budget int64, req Request, msgs []bulkhead.Message, deadline time.Time) loopResult {
 	var res loopResult
 	// Real time, not the injected clock: this bounds a real call. Under a
@@ -536,7 +551,7 @@ func (r *Runner) run(ctx context.Context, st stores, exec *bulkhead.Execution, a
 				return res
 			}
 		}
-		mreq := bulkhead.ModelRequest{SystemPrompt: agent.SystemPrompt, Messages: msgs, Tools: agent.Tools}
+		mreq := bulkhead.ModelRequest{SystemPrompt: agent.SystemPrompt, Messages: msgs, Tools: tools.specs}
 		used := exec.InputTokens + exec.OutputTokens
 		in := countInput(chain, mreq)
 		if used+in >= budget {
@@ -591,13 +606,30 @@ func (r *Runner) run(ctx context.Context, st stores, exec *bulkhead.Execution, a
 			res.status = bulkhead.ExecMaxSteps
 			return res
 		}
-		for _, call := range resp.ToolCalls {
+		// The calls of one step share its bytes of tool results.
+		share := max(minToolResultBytes, maxToolResultBytes/max(1, min(len(resp.ToolCalls), maxCallsPerStep)))
+		for i, call := range resp.ToolCalls {
 			emit(Event{Kind: EventToolCall, Call: call})
-			var out string
-			_ = tracing.Span(wallCtx, "tools", func(ctx context.Context) error {
-				out = r.runTool(ctx, st, call, req.Depth)
-				return nil
-			})
+			var (
+				out string
+				ok  bool
+			)
+			began := time.Now()
+			if i >= maxCallsPerStep {
+				out = toolError(fmt.Sprintf("at most %d tool calls run per step", maxCallsPerStep))
+			} else {
+				_ = tracing.Span(wallCtx, "tools", func(ctx context.Context) error {
+					out, ok = r.callTool(ctx, st, tools.targets, toolCall{exec: exec, depth: req.Depth, call: call})
+					return nil
+				})
+			}
+			out = truncateUTF8(out, share)
+			status := bulkhead.ToolCallOK
+			if !ok {
+				status = bulkhead.ToolCallError
+			}
+			exec.ToolCalls = append(exec.ToolCalls, bulkhead.ToolCallRecord{ID: call.ID, Name: call.Name, Status: status,
+				DurationMS: time.Since(began).Milliseconds()})
 			emit(Event{Kind: EventToolResult, Call: call, Result: out})
 			tool := bulkhead.Message{Role: bulkhead.RoleTool, Content: out, ToolCallID: call.ID, Name: call.Name, CreatedAt: r.now(), ExecutionID: exec.ID}
 			msgs = append(msgs, tool)

@@ -13,17 +13,22 @@ import (
 // the same tenant. The nested execution is admitted and metered like any
 // other, and carries the depth, so a recursive agent hits the depth limit
 // instead of multiplying requests.
-const InvokeAgent = "invoke_agent"
+const InvokeAgent = bulkhead.ToolInvokeAgent
 
-// runTool runs one tool call and returns its result for the model. Tool
-// failures are results, not execution failures: the model decides what to do.
-func (r *Runner) runTool(ctx context.Context, st stores, call bulkhead.ToolCall, depth int64) string {
-	switch call.Name {
+// toolSet is an execution's tools: what the model is offered, and what
+// each name calls.
+type toolSet struct {
+	targets map[string]*toolTarget
+	specs   []json.RawMessage
+}
+
+// runTool runs one call of a built-in tool.
+func (r *Runner) runTool(ctx context.Context, st stores, c toolCall) string {
+	switch c.call.Name {
 	case InvokeAgent:
-		return r.invokeAgent(ctx, st, call, depth)
+		return r.invokeAgent(ctx, st, c.call, c.depth)
 	default:
-		// Tenant-defined HTTP tools are not run yet; the model is told so.
-		return toolError(fmt.Sprintf("tool %q is not available on this platform yet", call.Name))
+		return toolError(fmt.Sprintf("tool %q is not available on this platform", c.call.Name))
 	}
 }
 

@@ -615,3 +615,49 @@ func TestReadLimited(t *testing.T) {
 		t.Errorf("ReadLimited(failing reader): %v, want %v", err, boom)
 	}
 }
+
+// The client applies the URL rules to every request, not only at tool
+// creation: plain http to a public name on port 80 would pass the dial
+// checks, and must be refused anyway.
+func TestClientChecksEveryRequest(t *testing.T) {
+	srv := newCounting(t, okHandler, false)
+	conn := &connector{to: srv.HostPort()}
+	res := newResolver(map[string][]string{"public.test": {"93.184.215.14"}})
+	g := &ssrf.Guard{Resolver: res}
+	ssrf.SetConnect(g, conn.connect)
+	client := g.Client(10 * time.Second)
+	for _, raw := range []string{"http://public.test/", "https://user:pass@public.test/", "http://public.test:443/"} {
+		resp, err := client.Get(raw)
+		if err == nil {
+			resp.Body.Close()
+			t.Errorf("GET %s = %s, want refused", raw, resp.Status)
+		} else if !errors.Is(err, ssrf.ErrRefused) {
+			t.Errorf("GET %s: %v, want ErrRefused", raw, err)
+		}
+	}
+	if got := conn.Targets(); len(got) != 0 {
+		t.Fatalf("guard connected to %v, want nothing", got)
+	}
+	// Positive control: https on the same name connects (the server speaks
+	// plain HTTP, so the handshake then fails, after the connection).
+	if resp, err := client.Get("https://public.test/"); err == nil {
+		resp.Body.Close()
+	} else if errors.Is(err, ssrf.ErrRefused) {
+		t.Fatalf("GET https://public.test/: %v, want it let through", err)
+	}
+	if got, want := conn.Targets(), []string{"93.184.215.14:443"}; !slices.Equal(got, want) {
+		t.Errorf("guard connected to %v, want %v", got, want)
+	}
+}
+
+func BenchmarkCheckURL(b *testing.B) {
+	g := ssrf.New(nil)
+	for _, raw := range []string{"https://api.example.com/v1/tool", "https://[2606:4700::1111]/x", "https://0x7f.0.0.1/"} {
+		b.Run(raw, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				g.CheckURL(raw)
+			}
+		})
+	}
+}

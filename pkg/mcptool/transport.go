@@ -27,7 +27,7 @@ type callTransport struct {
 	limit   int64
 
 	mu       sync.Mutex
-	status   int   // the first status outside 2xx
+	status   int   // the latest response's status, when outside 2xx
 	netErr   error // the first error from the base transport
 	tooLarge atomic.Bool
 }
@@ -45,18 +45,26 @@ func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	resp, err := t.base.RoundTrip(r)
+	// The session's closing DELETE is best effort and says nothing about
+	// the call, so it is not recorded.
+	record := r.Method != http.MethodDelete
 	if err != nil {
 		done()
-		t.mu.Lock()
-		if t.netErr == nil {
-			t.netErr = err
+		if record {
+			t.mu.Lock()
+			if t.netErr == nil {
+				t.netErr = err
+			}
+			t.mu.Unlock()
 		}
-		t.mu.Unlock()
 		return nil, err
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+	if record {
+		// The latest status counts: a server without server/discover
+		// refuses it and the SDK falls back to initialize, which succeeds.
 		t.mu.Lock()
-		if t.status == 0 {
+		t.status = 0
+		if resp.StatusCode < 200 || resp.StatusCode > 299 {
 			t.status = resp.StatusCode
 		}
 		t.mu.Unlock()

@@ -26,6 +26,12 @@ const MaxTools = 1000
 // maxPages bounds the tools/list pages followed, whatever their size.
 const maxPages = 100
 
+// protocolVersion is the version offered at initialization. The SDK's newer
+// default opens with server/discover, which servers of the current versions
+// refuse (the SDK's own included), so every call would pay a wasted round
+// trip before falling back to initialize.
+const protocolVersion = "2025-11-25"
+
 // Bounds on a server's registered headers.
 const (
 	maxHeaders     = 32
@@ -239,7 +245,7 @@ func (c *Client) session(ctx context.Context, op string, s Server, work func(*mc
 		MaxEventSize:         int(t.limit) + 1,
 	}
 	client := mcp.NewClient(&mcp.Implementation{Name: "bulkhead", Version: "1"}, nil)
-	cs, err := client.Connect(ctx, transport, nil)
+	cs, err := client.Connect(ctx, transport, &mcp.ClientSessionOptions{ProtocolVersion: protocolVersion})
 	if err == nil {
 		err = work(cs)
 		// The closing DELETE is bound to ctx by the transport, so a server

@@ -594,3 +594,46 @@ func TestServerWithoutDiscover(t *testing.T) {
 		t.Fatalf("err = %v, want ErrServer", err)
 	}
 }
+
+func TestListToolsStopsAtMaxTools(t *testing.T) {
+	srv := mcp.NewServer(&mcp.Implementation{Name: "many", Version: "1"}, &mcp.ServerOptions{PageSize: 400})
+	for i := range mcptool.MaxTools + 5 {
+		srv.AddTool(&mcp.Tool{Name: fmt.Sprintf("t%04d", i), InputSchema: json.RawMessage(`{"type":"object"}`)},
+			func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				return &mcp.CallToolResult{}, nil
+			})
+	}
+	hs := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil))
+	t.Cleanup(hs.Close)
+
+	tools, skipped, err := newClient().ListTools(ctxFor(t), mcptool.Server{Name: "many", URL: hs.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tools) != mcptool.MaxTools || tools[len(tools)-1].Name != fmt.Sprintf("t%04d", mcptool.MaxTools-1) {
+		t.Errorf("got %d tools, the last %q; want the first %d", len(tools), tools[len(tools)-1].Name, mcptool.MaxTools)
+	}
+	if len(skipped) != 1 || skipped[0].Tool != "" || !strings.Contains(skipped[0].Reason, "more than 1000 tools") {
+		t.Errorf("skipped = %+v, want one entry for the tools beyond the bound", skipped)
+	}
+}
+
+// BenchmarkCallTool measures a whole call on loopback: a session opened,
+// one tools/call, the session closed.
+func BenchmarkCallTool(b *testing.B) {
+	srv := mcp.NewServer(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
+	srv.AddTool(&mcp.Tool{Name: "echo", InputSchema: json.RawMessage(`{"type":"object"}`)},
+		func(_ context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(req.Params.Arguments)}}}, nil
+		})
+	hs := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil))
+	b.Cleanup(hs.Close)
+	c := newClient()
+	s := mcptool.Server{Name: "bench", URL: hs.URL, Headers: map[string]string{"Authorization": authValue}}
+	args := json.RawMessage(`{"q":"hello"}`)
+	for b.Loop() {
+		if _, err := c.CallTool(b.Context(), s, "echo", args); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -154,6 +154,11 @@ func (c *Client) ListTools(ctx context.Context, s Server) ([]Tool, []Skipped, er
 				if err != nil {
 					return &Error{Kind: ErrProtocol, Detail: "a tool's input schema is not JSON"}
 				}
+				if string(schema) == "null" {
+					// The providers want an object schema; a tool without
+					// one takes no arguments.
+					schema = json.RawMessage(`{"type":"object"}`)
+				}
 				tools = append(tools, Tool{
 					Name:        t.Name,
 					FullName:    full,

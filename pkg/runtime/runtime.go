@@ -13,6 +13,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
 	"github.com/bulkhead-dev/bulkhead/pkg/dynamo"
+	"github.com/bulkhead-dev/bulkhead/pkg/mcptool"
 	"github.com/bulkhead-dev/bulkhead/pkg/metrics"
 	"github.com/bulkhead-dev/bulkhead/pkg/s3store"
 	"github.com/bulkhead-dev/bulkhead/pkg/tracing"
@@ -68,8 +69,9 @@ type Runner struct {
 	// ToolHTTP calls tenants' HTTP tools; it must be the SSRF guard's client
 	// (tenant tools do not run when nil).
 	ToolHTTP *http.Client
-	// MCP lists and calls tenants' MCP servers (not run when nil).
-	MCP MCP
+	// MCP lists and calls tenants' MCP servers through the SSRF guard's
+	// client (not run when nil).
+	MCP *mcptool.Client
 	// Sealer opens tool secrets sealed at rest.
 	Sealer Sealer
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
 	"github.com/bulkhead-dev/bulkhead/pkg/dynamo"
+	"github.com/bulkhead-dev/bulkhead/pkg/mcptool"
 	"github.com/bulkhead-dev/bulkhead/pkg/toolsig"
 )
 
@@ -25,20 +26,6 @@ import (
 type Sealer interface {
 	Seal(ctx context.Context, tenantID string, plaintext []byte) ([]byte, error)
 	Open(ctx context.Context, tenantID string, box []byte) ([]byte, error)
-}
-
-// MCPTool is one tool an MCP server lists.
-type MCPTool struct {
-	Name        string
-	Description string
-	InputSchema json.RawMessage
-}
-
-// MCP lists and calls the tools of tenants' MCP servers (Streamable HTTP),
-// through the SSRF-guarded client it was built with.
-type MCP interface {
-	ListTools(ctx context.Context, url string, headers map[string]string) ([]MCPTool, error)
-	CallTool(ctx context.Context, url string, headers map[string]string, tool string, args json.RawMessage) (text string, isError bool, err error)
 }
 
 const (
@@ -285,11 +272,11 @@ type mcpCache struct {
 }
 
 type mcpEntry struct {
-	tools   map[string]MCPTool
+	tools   map[string]mcptool.Tool
 	expires time.Time
 }
 
-func (r *Runner) mcpTools(ctx context.Context, tenantID string, t bulkhead.Tool) (map[string]MCPTool, error) {
+func (r *Runner) mcpTools(ctx context.Context, tenantID string, t bulkhead.Tool) (map[string]mcptool.Tool, error) {
 	k := fmt.Sprintf("%s/%s/%d", tenantID, t.ID, t.Version)
 	now := time.Now()
 	r.mcpLists.mu.Lock()
@@ -307,11 +294,11 @@ func (r *Runner) mcpTools(ctx context.Context, tenantID string, t bulkhead.Tool)
 	}
 	listCtx, cancel := context.WithTimeout(ctx, t.Timeout)
 	defer cancel()
-	list, err := r.MCP.ListTools(listCtx, t.URL, headers)
+	list, _, err := r.MCP.ListTools(listCtx, mcptool.Server{Name: t.Name, URL: t.URL, Headers: headers})
 	if err != nil {
 		return nil, err
 	}
-	tools := make(map[string]MCPTool, len(list))
+	tools := make(map[string]mcptool.Tool, len(list))
 	for _, mt := range list {
 		tools[mt.Name] = mt
 	}
@@ -496,15 +483,15 @@ func (r *Runner) callMCPTool(ctx context.Context, tenantID string, t *toolTarget
 	if len(bytes.TrimSpace(args)) == 0 {
 		args = json.RawMessage(`{}`)
 	}
-	text, isErr, err := r.MCP.CallTool(callCtx, t.tool.URL, headers, t.mcpTool, args)
+	res, err := r.MCP.CallTool(callCtx, mcptool.Server{Name: t.tool.Name, URL: t.tool.URL, Headers: headers}, t.mcpTool, args)
 	if err != nil {
 		if callCtx.Err() != nil {
 			return toolError(describeCallError(callCtx, err)), false
 		}
 		return toolError("the MCP server failed: " + err.Error()), false
 	}
-	if isErr {
-		return toolError(text), false
+	if res.IsError {
+		return toolError(res.Text), false
 	}
-	return text, true
+	return res.Text, true
 }

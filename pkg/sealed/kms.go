@@ -75,8 +75,9 @@ func WithCache(ttl time.Duration, size int) KMSOption {
 }
 
 // NewKMS returns a sealer using keyID (key ARN, key id, alias name or alias
-// ARN) through client. Boxes name no key: Open passes keyID to Decrypt, so a
-// box sealed under another key is refused by KMS (IncorrectKeyException).
+// ARN) through client. Open passes keyID to Decrypt too, so a box sealed under
+// another key is refused (IncorrectKeyException) rather than decrypted with
+// whichever key its data key ciphertext names.
 func NewKMS(client KMSAPI, keyID string, opts ...KMSOption) *KMS {
 	k := &KMS{client: client, keyID: keyID, ttl: DefaultCacheTTL, size: DefaultCacheSize, now: time.Now,
 		lru: list.New(), entries: map[string]*list.Element{}}

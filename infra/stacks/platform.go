@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
@@ -167,6 +168,8 @@ type Platform struct {
 	LogGroups map[string]awslogs.LogGroup
 	// TenantRole is the role data-plane functions assume per tenant.
 	TenantRole awsiam.Role
+	// SealingKey seals tenant tool secrets (pkg/sealed).
+	SealingKey awskms.Key
 	// API is the REST API, Authorizer its TOKEN authorizer.
 	API        awsapigateway.RestApi
 	Authorizer awsapigateway.TokenAuthorizer
@@ -228,6 +231,7 @@ func NewPlatform(scope constructs.Construct, id string, props *PlatformProps) *P
 	p.functions()
 	p.tenantAccessRole()
 	p.modelAccess()
+	p.sealing()
 	p.controlPlaneGrants()
 	p.restAPI()
 	p.adminGrants()

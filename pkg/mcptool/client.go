@@ -360,3 +360,11 @@ func originOf(raw string) string {
 	}
 	return origin(u.Scheme, u.Host)
 }
+
+// Validate checks a server's registration (name, URL, headers) as a call
+// would, before anything is stored; its message names headers, never their
+// values.
+func (s Server) Validate() error {
+	_, _, err := check(s)
+	return err
+}

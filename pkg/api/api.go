@@ -125,6 +125,9 @@ func (a *API) table() map[string]endpoint {
 		routeKey("GET", "/v1/conversations/{conversation_id}"):    ep(FnAgents, AuthTenant, ok, a.getConversation),
 		routeKey("DELETE", "/v1/conversations/{conversation_id}"): ep(FnAgents, AuthTenant, ok, a.deleteConversation),
 		routeKey("GET", "/v1/models"):                             ep(FnAgents, AuthTenant, ok, a.listModels),
+		routeKey("GET", "/v1/tickets"):                            ep(FnAgents, AuthTenant, ok, a.listTickets),
+		routeKey("GET", "/v1/tickets/{ticket_id}"):                ep(FnAgents, AuthTenant, ok, a.getTicket),
+		routeKey("PATCH", "/v1/tickets/{ticket_id}"):              ep(FnAgents, AuthTenant, ok, a.patchTicket),
 
 		routeKey("POST", "/v1/agents/{agent_id}/execute"): idempotent(ep(FnExecute, AuthTenant, ok, a.execute)),
 

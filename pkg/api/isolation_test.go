@@ -22,15 +22,17 @@ func TestIsolationWalksEveryRoute(t *testing.T) {
 	convA := execA.str("conversation_id")
 	keyA := h.must(201, "POST", "/v1/keys", a.key, map[string]any{"name": "ci"}).str("key_id")
 	agentB := h.newAgent(b)
+	ticketA := h.newTicket(a, "call_1")
 	// A has a closed invoice for November; B did not exist then.
 	h.clock.Set(time.Date(2026, 12, 1, 0, 11, 0, 0, time.UTC))
 	h.must(200, "POST", "/v1/admin/billing/close", adminToken, map[string]any{"month": "2026-11"})
 
 	ids := map[string]string{"agent_id": agentA, "conversation_id": convA, "key_id": keyA, "month": "2026-11",
-		"execution_id": execA.str("execution_id")}
+		"execution_id": execA.str("execution_id"), "ticket_id": ticketA}
 	bodies := map[string]any{
 		"PATCH /v1/agents/{agent_id}":        map[string]any{"name": "stolen"},
 		"POST /v1/agents/{agent_id}/execute": map[string]any{"message": "hi"},
+		"PATCH /v1/tickets/{ticket_id}":      map[string]any{"status": "closed"},
 	}
 	walked := 0
 	for _, r := range api.Routes() {

@@ -69,6 +69,9 @@ func Routes() []Route {
 		{"GET", "/v1/conversations/{conversation_id}", FnAgents, AuthTenant},
 		{"DELETE", "/v1/conversations/{conversation_id}", FnAgents, AuthTenant},
 		{"GET", "/v1/models", FnAgents, AuthTenant},
+		{"GET", "/v1/tickets", FnAgents, AuthTenant},
+		{"GET", "/v1/tickets/{ticket_id}", FnAgents, AuthTenant},
+		{"PATCH", "/v1/tickets/{ticket_id}", FnAgents, AuthTenant},
 
 		{"POST", "/v1/agents/{agent_id}/execute", FnExecute, AuthTenant},
 

@@ -14,6 +14,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/pkg/metrics"
 	"github.com/bulkhead-dev/bulkhead/pkg/runtime"
 	"github.com/bulkhead-dev/bulkhead/pkg/s3store"
+	"github.com/bulkhead-dev/bulkhead/pkg/ssrf"
 	"github.com/bulkhead-dev/bulkhead/pkg/tracing"
 )
 
@@ -31,6 +32,10 @@ type Config struct {
 	Edge Edge
 	// Metrics receives CloudWatch EMF lines in Lambda; nil writes none.
 	Metrics *metrics.Emitter
+	// ToolGuard checks tenant tools' URLs (nil: tools cannot be created).
+	ToolGuard *ssrf.Guard
+	// Sealer seals tool secrets at rest (nil: tools cannot be created).
+	Sealer runtime.Sealer
 }
 
 // Edge is the tenants' API Gateway keys on their tiers' usage plans.
@@ -53,6 +58,8 @@ type API struct {
 	endpoints   map[string]endpoint
 	edge        Edge
 	metrics     *metrics.Emitter
+	guard       *ssrf.Guard
+	sealer      runtime.Sealer
 }
 
 // request is an API Gateway event with what the handler learnt from it.
@@ -92,7 +99,8 @@ type endpoint struct {
 
 // New builds the API.
 func New(cfg Config) *API {
-	a := &API{store: cfg.Store, transcripts: cfg.Transcripts, runner: cfg.Runner, now: cfg.Now, log: cfg.Logger, edge: cfg.Edge, metrics: cfg.Metrics}
+	a := &API{store: cfg.Store, transcripts: cfg.Transcripts, runner: cfg.Runner, now: cfg.Now, log: cfg.Logger, edge: cfg.Edge, metrics: cfg.Metrics,
+		guard: cfg.ToolGuard, sealer: cfg.Sealer}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -125,6 +133,12 @@ func (a *API) table() map[string]endpoint {
 		routeKey("GET", "/v1/conversations/{conversation_id}"):    ep(FnAgents, AuthTenant, ok, a.getConversation),
 		routeKey("DELETE", "/v1/conversations/{conversation_id}"): ep(FnAgents, AuthTenant, ok, a.deleteConversation),
 		routeKey("GET", "/v1/models"):                             ep(FnAgents, AuthTenant, ok, a.listModels),
+		routeKey("POST", "/v1/tools"):                             idempotent(ep(FnAgents, AuthTenant, created, a.createTool)),
+		routeKey("GET", "/v1/tools"):                              ep(FnAgents, AuthTenant, ok, a.listTools),
+		routeKey("GET", "/v1/tools/{tool_id}"):                    ep(FnAgents, AuthTenant, ok, a.getTool),
+		routeKey("PATCH", "/v1/tools/{tool_id}"):                  ep(FnAgents, AuthTenant, ok, a.patchTool),
+		routeKey("DELETE", "/v1/tools/{tool_id}"):                 ep(FnAgents, AuthTenant, ok, a.deleteTool),
+		routeKey("POST", "/v1/tools/{tool_id}/rotate-secret"):     ep(FnAgents, AuthTenant, ok, a.rotateToolSecret),
 		routeKey("GET", "/v1/tickets"):                            ep(FnAgents, AuthTenant, ok, a.listTickets),
 		routeKey("GET", "/v1/tickets/{ticket_id}"):                ep(FnAgents, AuthTenant, ok, a.getTicket),
 		routeKey("PATCH", "/v1/tickets/{ticket_id}"):              ep(FnAgents, AuthTenant, ok, a.patchTicket),

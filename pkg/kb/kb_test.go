@@ -213,3 +213,16 @@ func TestTokenize(t *testing.T) {
 		t.Errorf("Tokenize = %q, want %q", got, want)
 	}
 }
+
+func TestValidDocID(t *testing.T) {
+	for _, ok := range []string{"a", "handbook.md", "Q3_report-v2.txt", "..a", strings.Repeat("x", 128)} {
+		if !kb.ValidDocID(ok) {
+			t.Errorf("ValidDocID(%q) = false, want true", ok)
+		}
+	}
+	for _, bad := range []string{"", ".", "..", "a/b", "a#b", "é", "a b", "%2F", strings.Repeat("x", 129)} {
+		if kb.ValidDocID(bad) {
+			t.Errorf("ValidDocID(%q) = true, want false", bad)
+		}
+	}
+}

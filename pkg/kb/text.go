@@ -128,3 +128,23 @@ func splitLong(s string, n int) []string {
 	}
 	return out
 }
+
+// MaxDocIDLen is the longest document id.
+const MaxDocIDLen = 128
+
+// ValidDocID reports whether s may name a document: 1-128 ASCII letters,
+// digits, '.', '_' and '-', and not "." or "..". Ids are parts of object
+// keys and sort keys, so nothing that could act as a separator or a path
+// step is allowed.
+func ValidDocID(s string) bool {
+	if s == "" || len(s) > MaxDocIDLen || s == "." || s == ".." {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

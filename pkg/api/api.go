@@ -125,6 +125,10 @@ func (a *API) table() map[string]endpoint {
 		routeKey("GET", "/v1/conversations/{conversation_id}"):    ep(FnAgents, AuthTenant, ok, a.getConversation),
 		routeKey("DELETE", "/v1/conversations/{conversation_id}"): ep(FnAgents, AuthTenant, ok, a.deleteConversation),
 		routeKey("GET", "/v1/models"):                             ep(FnAgents, AuthTenant, ok, a.listModels),
+		routeKey("PUT", "/v1/kb/documents/{doc_id}"):              ep(FnAgents, AuthTenant, ok, a.putKBDocument),
+		routeKey("GET", "/v1/kb/documents"):                       ep(FnAgents, AuthTenant, ok, a.listKBDocuments),
+		routeKey("GET", "/v1/kb/documents/{doc_id}"):              ep(FnAgents, AuthTenant, ok, a.getKBDocument),
+		routeKey("DELETE", "/v1/kb/documents/{doc_id}"):           ep(FnAgents, AuthTenant, ok, a.deleteKBDocument),
 
 		routeKey("POST", "/v1/agents/{agent_id}/execute"): idempotent(ep(FnExecute, AuthTenant, ok, a.execute)),
 

@@ -69,6 +69,10 @@ func Routes() []Route {
 		{"GET", "/v1/conversations/{conversation_id}", FnAgents, AuthTenant},
 		{"DELETE", "/v1/conversations/{conversation_id}", FnAgents, AuthTenant},
 		{"GET", "/v1/models", FnAgents, AuthTenant},
+		{"PUT", "/v1/kb/documents/{doc_id}", FnAgents, AuthTenant},
+		{"GET", "/v1/kb/documents", FnAgents, AuthTenant},
+		{"GET", "/v1/kb/documents/{doc_id}", FnAgents, AuthTenant},
+		{"DELETE", "/v1/kb/documents/{doc_id}", FnAgents, AuthTenant},
 
 		{"POST", "/v1/agents/{agent_id}/execute", FnExecute, AuthTenant},
 

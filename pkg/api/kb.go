@@ -104,7 +104,7 @@ func (a *API) putKBDocument(ctx context.Context, r *request) (any, error) {
 	if err := tr.PutKBDocument(ctx, id, doc.Rev, ct, body); err != nil {
 		return nil, err
 	}
-	if _, err := a.writeKB(ctx, r, id, &doc, string(body), tenant.Quota()); err != nil {
+	if err := a.writeKB(ctx, r, id, &doc, string(body), tenant.Quota()); err != nil {
 		a.cleanup(r, "kb document", tr.DeleteKBDocument(context.WithoutCancel(ctx), id, doc.Rev))
 		return nil, err
 	}
@@ -119,7 +119,7 @@ func (a *API) deleteKBDocument(ctx context.Context, r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := a.writeKB(ctx, r, id, nil, "", bulkhead.Quota{}); err != nil {
+	if err := a.writeKB(ctx, r, id, nil, "", bulkhead.Quota{}); err != nil {
 		return nil, err
 	}
 	return map[string]any{"doc_id": id, "deleted": true}, nil
@@ -136,20 +136,20 @@ func (a *API) deleteKBDocument(ctx context.Context, r *request) (any, error) {
 // documents that are counted, and a tenant cannot size them directly.
 // Errors: NotFound (deleting a missing document), Conflict (too much
 // contention), QuotaExceeded, Unavailable.
-func (a *API) writeKB(ctx context.Context, r *request, id string, put *dynamo.KBDoc, text string, quota bulkhead.Quota) (*dynamo.KBDoc, error) {
+func (a *API) writeKB(ctx context.Context, r *request, id string, put *dynamo.KBDoc, text string, quota bulkhead.Quota) error {
 	ts, tr := a.tenantStore(r), a.transcriptStore(r)
 	for attempt := range kbWriteAttempts {
 		if attempt > 0 {
 			if err := backoff(ctx, attempt); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		from, prev, err := ts.KBState(ctx, id)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if put == nil && prev == nil {
-			return nil, bulkhead.Errorf(bulkhead.NotFound, "document %s not found", id)
+			return bulkhead.Errorf(bulkhead.NotFound, "document %s not found", id)
 		}
 		ix := &kb.Index{}
 		if from.Name != "" {
@@ -159,10 +159,10 @@ func (a *API) writeKB(ctx context.Context, r *request, id string, put *dynamo.KB
 				continue
 			}
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if ix, err = kb.Decode(data); err != nil {
-				return nil, &bulkhead.Error{Code: bulkhead.Internal, Op: "write kb", Message: "unreadable knowledge base index " + from.Name, Err: err}
+				return &bulkhead.Error{Code: bulkhead.Internal, Op: "write kb", Message: "unreadable knowledge base index " + from.Name, Err: err}
 			}
 		}
 		if put != nil {
@@ -176,7 +176,7 @@ func (a *API) writeKB(ctx context.Context, r *request, id string, put *dynamo.KB
 		to := dynamo.KBIndexRef{Version: from.Version + 1}
 		to.Name = fmt.Sprintf("%012d-%s", to.Version, bulkhead.NewID("ix"))
 		if err := tr.PutKBIndex(ctx, to.Name, ix.Encode()); err != nil {
-			return nil, err
+			return err
 		}
 		err = ts.CommitKB(ctx, dynamo.KBWrite{From: from, To: to, Prev: prev, Put: put, Quota: quota, Now: a.now().UTC()})
 		if err != nil {
@@ -184,7 +184,7 @@ func (a *API) writeKB(ctx context.Context, r *request, id string, put *dynamo.KB
 			if bulkhead.IsCode(err, bulkhead.Conflict) {
 				continue
 			}
-			return nil, err
+			return err
 		}
 		bg := context.WithoutCancel(ctx)
 		if from.Name != "" {
@@ -193,9 +193,9 @@ func (a *API) writeKB(ctx context.Context, r *request, id string, put *dynamo.KB
 		if prev != nil {
 			a.cleanup(r, "kb document", tr.DeleteKBDocument(bg, id, prev.Rev))
 		}
-		return prev, nil
+		return nil
 	}
-	return nil, &bulkhead.Error{Code: bulkhead.Conflict, Message: "the knowledge base is being changed by many writes at once; retry", RetryAfter: 1}
+	return &bulkhead.Error{Code: bulkhead.Conflict, Message: "the knowledge base is being changed by many writes at once; retry", RetryAfter: 1}
 }
 
 // backoff waits a random time that grows with the attempt, so writers that

@@ -13,6 +13,9 @@ import (
 // SearchKB is the built-in tool that searches the tenant's knowledge base.
 const SearchKB = "search_kb"
 
+// kbReadAttempts bounds how often a search follows the index pointer.
+const kbReadAttempts = 3
+
 type kbResult struct {
 	DocID   string  `json:"doc_id"`
 	Passage string  `json:"passage"`
@@ -39,13 +42,21 @@ func (r *Runner) searchKB(ctx context.Context, st stores, args json.RawMessage) 
 		}
 		k = *a.TopK
 	}
-	ref, err := st.ts.KBIndex(ctx)
-	if err != nil {
-		return kbToolError(err)
-	}
 	results := []kbResult{}
-	if ref.Name != "" {
+	// A write that commits between the two reads deletes the index the
+	// pointer named: read the pointer again, a few times at most.
+	for attempt := 0; ; attempt++ {
+		ref, err := st.ts.KBIndex(ctx)
+		if err != nil {
+			return kbToolError(err)
+		}
+		if ref.Name == "" {
+			break
+		}
 		data, err := st.tr.KBIndex(ctx, ref.Name)
+		if bulkhead.IsCode(err, bulkhead.NotFound) && attempt < kbReadAttempts-1 {
+			continue
+		}
 		if err != nil {
 			return kbToolError(err)
 		}
@@ -57,6 +68,7 @@ func (r *Runner) searchKB(ctx context.Context, st stores, args json.RawMessage) 
 		for _, f := range found {
 			results = append(results, kbResult{DocID: f.DocID, Passage: f.Passage, Score: math.Round(f.Score*1e4) / 1e4})
 		}
+		break
 	}
 	return fitResults(results, maxToolResultBytes)
 }

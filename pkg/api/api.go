@@ -142,6 +142,10 @@ func (a *API) table() map[string]endpoint {
 		routeKey("GET", "/v1/tickets"):                            ep(FnAgents, AuthTenant, ok, a.listTickets),
 		routeKey("GET", "/v1/tickets/{ticket_id}"):                ep(FnAgents, AuthTenant, ok, a.getTicket),
 		routeKey("PATCH", "/v1/tickets/{ticket_id}"):              ep(FnAgents, AuthTenant, ok, a.patchTicket),
+		routeKey("PUT", "/v1/kb/documents/{doc_id}"):              ep(FnAgents, AuthTenant, ok, a.putKBDocument),
+		routeKey("GET", "/v1/kb/documents"):                       ep(FnAgents, AuthTenant, ok, a.listKBDocuments),
+		routeKey("GET", "/v1/kb/documents/{doc_id}"):              ep(FnAgents, AuthTenant, ok, a.getKBDocument),
+		routeKey("DELETE", "/v1/kb/documents/{doc_id}"):           ep(FnAgents, AuthTenant, ok, a.deleteKBDocument),
 
 		routeKey("POST", "/v1/agents/{agent_id}/execute"): idempotent(ep(FnExecute, AuthTenant, ok, a.execute)),
 

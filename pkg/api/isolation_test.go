@@ -23,12 +23,16 @@ func TestIsolationWalksEveryRoute(t *testing.T) {
 	keyA := h.must(201, "POST", "/v1/keys", a.key, map[string]any{"name": "ci"}).str("key_id")
 	agentB := h.newAgent(b)
 	ticketA := h.newTicket(a, "call_1")
+	const docA = "acme-launch-plans.md"
+	if r := h.putDoc(a, docA, "secret plans", "text/markdown"); r.status != 200 {
+		t.Fatalf("PUT A's document: %d %s", r.status, r.raw)
+	}
 	// A has a closed invoice for November; B did not exist then.
 	h.clock.Set(time.Date(2026, 12, 1, 0, 11, 0, 0, time.UTC))
 	h.must(200, "POST", "/v1/admin/billing/close", adminToken, map[string]any{"month": "2026-11"})
 
 	ids := map[string]string{"agent_id": agentA, "conversation_id": convA, "key_id": keyA, "month": "2026-11",
-		"execution_id": execA.str("execution_id"), "ticket_id": ticketA}
+		"execution_id": execA.str("execution_id"), "ticket_id": ticketA, "doc_id": docA}
 	bodies := map[string]any{
 		"PATCH /v1/agents/{agent_id}":        map[string]any{"name": "stolen"},
 		"POST /v1/agents/{agent_id}/execute": map[string]any{"message": "hi"},
@@ -37,6 +41,11 @@ func TestIsolationWalksEveryRoute(t *testing.T) {
 	walked := 0
 	for _, r := range api.Routes() {
 		if r.Auth != api.AuthTenant || !strings.Contains(r.Resource, "{") {
+			continue
+		}
+		// A PUT names the caller's own document: B's PUT would create B's,
+		// which TestKBIsolation checks leaves A's alone.
+		if r.Method == "PUT" && r.Resource == "/v1/kb/documents/{doc_id}" {
 			continue
 		}
 		path := r.Resource
@@ -61,9 +70,9 @@ func TestIsolationWalksEveryRoute(t *testing.T) {
 		t.Errorf("B continuing A's conversation: %d %s, want 404", r.status, r.raw)
 	}
 	for _, path := range []string{"/v1/agents", "/v1/conversations", "/v1/keys", "/v1/usage", "/v1/billing/current",
-		"/v1/billing/invoices", "/v1/usage/records?from=2026-11-01", "/v1/usage/daily?month=2026-11"} {
+		"/v1/billing/invoices", "/v1/usage/records?from=2026-11-01", "/v1/usage/daily?month=2026-11", "/v1/kb/documents"} {
 		resp := h.must(200, "GET", path, b.key, nil)
-		for _, id := range []string{a.id, agentA, convA, keyA} {
+		for _, id := range []string{a.id, agentA, convA, keyA, docA} {
 			if strings.Contains(resp.raw, id) {
 				t.Errorf("GET %s as B shows A's %s", path, id)
 			}

@@ -78,6 +78,10 @@ func Routes() []Route {
 		{"GET", "/v1/tickets", FnAgents, AuthTenant},
 		{"GET", "/v1/tickets/{ticket_id}", FnAgents, AuthTenant},
 		{"PATCH", "/v1/tickets/{ticket_id}", FnAgents, AuthTenant},
+		{"PUT", "/v1/kb/documents/{doc_id}", FnAgents, AuthTenant},
+		{"GET", "/v1/kb/documents", FnAgents, AuthTenant},
+		{"GET", "/v1/kb/documents/{doc_id}", FnAgents, AuthTenant},
+		{"DELETE", "/v1/kb/documents/{doc_id}", FnAgents, AuthTenant},
 
 		{"POST", "/v1/agents/{agent_id}/execute", FnExecute, AuthTenant},
 

@@ -27,6 +27,8 @@ func (r *Runner) runTool(ctx context.Context, st stores, c toolCall) string {
 	switch c.call.Name {
 	case InvokeAgent:
 		return r.invokeAgent(ctx, st, c.call, c.depth)
+	case SearchKB:
+		return r.searchKB(ctx, st, c.call.Arguments)
 	case CreateTicket:
 		return r.createTicket(ctx, st, c.exec.ID, c.exec.AgentID, c.call.ID, c.call.Arguments)
 	default:

@@ -148,40 +148,20 @@ func (b agentBody) validate(create bool) error {
 	return nil
 }
 
-// validTools accepts tool names ("search_kb") and tool definitions (objects
-// with a "name"); running tools comes later, storing them works now. Each
-// tool, and the tools array as a whole, is measured as the agent's view
-// encodes it (compacted, with HTML characters escaped).
+// validTools accepts tool names ("search_kb"): built-ins, the tenant's
+// tools (POST /v1/tools) and MCP servers' tools ("<server>__<tool>"); that
+// each name exists is checked against the tenant's tools afterwards.
 func validTools(tools []json.RawMessage) error {
 	if len(tools) > bulkhead.MaxTools {
 		return bulkhead.Errorf(bulkhead.Invalid, "at most %d tools", bulkhead.MaxTools)
-	}
-	total := 2 + max(len(tools)-1, 0) // the brackets and the commas
-	for i, raw := range tools {
-		enc, err := json.Marshal(raw)
-		if err != nil {
-			return bulkhead.Errorf(bulkhead.Invalid, "tools[%d] must be a tool name or an object with a \"name\"", i)
-		}
-		if len(enc) > bulkhead.MaxToolBytes {
-			return bulkhead.Errorf(bulkhead.Invalid, "tools[%d] is larger than %d bytes JSON-encoded", i, bulkhead.MaxToolBytes)
-		}
-		if total += len(enc); total > bulkhead.MaxToolsBytes {
-			return bulkhead.Errorf(bulkhead.Invalid, "tools are larger than %d bytes JSON-encoded together", bulkhead.MaxToolsBytes)
-		}
 	}
 	seen := map[string]bool{}
 	for i, raw := range tools {
 		var name string
 		if err := json.Unmarshal(raw, &name); err != nil {
-			var def struct {
-				Name string `json:"name"`
-			}
-			if err := json.Unmarshal(raw, &def); err != nil || def.Name == "" {
-				return bulkhead.Errorf(bulkhead.Invalid, "tools[%d] must be a tool name or an object with a \"name\"", i)
-			}
-			name = def.Name
+			return bulkhead.Errorf(bulkhead.Invalid, "tools[%d] must be a tool name (define tools with POST /v1/tools)", i)
 		}
-		if !validToolName(name) {
+		if !bulkhead.ValidToolName(name) {
 			return bulkhead.Errorf(bulkhead.Invalid, "tools[%d]: tool names are 1-64 characters of letters, digits, _ and -", i)
 		}
 		if seen[name] {
@@ -190,18 +170,6 @@ func validTools(tools []json.RawMessage) error {
 		seen[name] = true
 	}
 	return nil
-}
-
-func validToolName(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 func compactTools(tools []json.RawMessage) []json.RawMessage {
@@ -246,6 +214,9 @@ func (a *API) createAgent(ctx context.Context, r *request) (any, error) {
 		ag.FallbackModels = *b.Fallbacks
 	}
 	if err := a.checkAgentModels(ctx, ag.Model, ag.FallbackModels, tier.Name); err != nil {
+		return nil, err
+	}
+	if err := a.checkAgentTools(ctx, r, ag.Tools); err != nil {
 		return nil, err
 	}
 	view := viewAgent(ag)
@@ -318,6 +289,9 @@ func (a *API) patchAgent(ctx context.Context, r *request) (any, error) {
 	}
 	if b.Tools != nil {
 		ag.Tools = compactTools(*b.Tools)
+		if err := a.checkAgentTools(ctx, r, ag.Tools); err != nil {
+			return nil, err
+		}
 	}
 	if b.Model != nil {
 		ag.Model = *b.Model

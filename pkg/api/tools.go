@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
@@ -380,16 +379,4 @@ func (a *API) checkAgentTools(ctx context.Context, r *request, tools []json.RawM
 		return errNoTools
 	}
 	return a.runner.CheckTools(ctx, a.tenantStore(r), tools)
-}
-
-// toolsNamed lists the names in an agent's tools (for messages).
-func toolsNamed(tools []json.RawMessage) string {
-	names := make([]string, 0, len(tools))
-	for _, t := range tools {
-		var n string
-		if json.Unmarshal(t, &n) == nil {
-			names = append(names, n)
-		}
-	}
-	return strings.Join(names, ", ")
 }

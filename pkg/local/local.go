@@ -28,6 +28,8 @@ import (
 	"github.com/bulkhead-dev/bulkhead/pkg/embedded"
 	"github.com/bulkhead-dev/bulkhead/pkg/gateway"
 	"github.com/bulkhead-dev/bulkhead/pkg/platform"
+	"github.com/bulkhead-dev/bulkhead/pkg/sealed"
+	"github.com/bulkhead-dev/bulkhead/pkg/ssrf"
 )
 
 // Config is the local platform's configuration, normally from the environment.
@@ -50,6 +52,9 @@ type Config struct {
 	ShutdownGrace time.Duration
 	Out           io.Writer // the banner; os.Stdout when nil
 	Logger        *slog.Logger
+	// ToolGuard is the SSRF guard of tenant tools' calls; nil allows no
+	// exception (BULKHEAD_TOOL_ALLOW_HOSTS sets them).
+	ToolGuard *ssrf.Guard
 }
 
 // ConfigFromEnv reads the configuration from the environment.
@@ -58,7 +63,12 @@ func ConfigFromEnv() (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
+	guard, err := platform.ToolGuardFromEnv()
+	if err != nil {
+		return Config{}, err
+	}
 	c := Config{
+		ToolGuard:     guard,
 		Addr:          envOr("BULKHEAD_ADDR", "127.0.0.1:8080"),
 		AdminToken:    os.Getenv("BULKHEAD_ADMIN_TOKEN"),
 		DataDir:       envOr("BULKHEAD_DATA_DIR", ".bulkhead"),
@@ -129,7 +139,17 @@ func Start(ctx context.Context, c Config) (*Platform, error) {
 		}
 	}()
 
-	opts := platform.Options{Model: c.Model, Providers: c.Providers, Logger: logger, DynamoEndpoint: c.DynamoEndpoint, S3Endpoint: c.S3Endpoint}
+	opts := platform.Options{Model: c.Model, Providers: c.Providers, Logger: logger, DynamoEndpoint: c.DynamoEndpoint, S3Endpoint: c.S3Endpoint,
+		ToolGuard: c.ToolGuard}
+	if opts.ToolGuard == nil {
+		opts.ToolGuard = ssrf.New(nil)
+	}
+	// Tool secrets are sealed with a key kept in the data dir (KMS in AWS).
+	sealer, err := sealed.LoadOrCreateKeyFile(filepath.Join(c.DataDir, sealed.KeyFileName))
+	if err != nil {
+		return nil, err
+	}
+	opts.Sealer = sealer
 	external := c.DynamoEndpoint != "" || c.S3Endpoint != ""
 	if external {
 		cfg, err := awsclients.FromEnvironment(ctx)

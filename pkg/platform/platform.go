@@ -5,6 +5,7 @@ package platform
 
 import (
 	"context"
+	"fmt"
 	"log"
 	"log/slog"
 	"os"
@@ -21,9 +22,12 @@ import (
 	"github.com/bulkhead-dev/bulkhead/pkg/awsclients"
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
 	"github.com/bulkhead-dev/bulkhead/pkg/dynamo"
+	"github.com/bulkhead-dev/bulkhead/pkg/mcptool"
 	"github.com/bulkhead-dev/bulkhead/pkg/metrics"
 	"github.com/bulkhead-dev/bulkhead/pkg/runtime"
 	"github.com/bulkhead-dev/bulkhead/pkg/s3store"
+	"github.com/bulkhead-dev/bulkhead/pkg/sealed"
+	"github.com/bulkhead-dev/bulkhead/pkg/ssrf"
 	"github.com/bulkhead-dev/bulkhead/pkg/tenantcreds"
 	"github.com/bulkhead-dev/bulkhead/pkg/tracing"
 )
@@ -53,6 +57,22 @@ type Options struct {
 	Edge api.Edge
 	// Metrics receives CloudWatch EMF lines (Lambda); nil writes none.
 	Metrics *metrics.Emitter
+	// ToolGuard is the SSRF guard every call to a tenant's tool or MCP
+	// server goes through; nil builds one from BULKHEAD_TOOL_ALLOW_HOSTS.
+	ToolGuard *ssrf.Guard
+	// Sealer seals tool secrets at rest (KMS in Lambda, the data dir's key
+	// file locally); nil leaves tenant tools unable to be created or run.
+	Sealer sealed.Sealer
+}
+
+// ToolGuardFromEnv is the SSRF guard with BULKHEAD_TOOL_ALLOW_HOSTS's
+// exceptions (none by default, and none in AWS).
+func ToolGuardFromEnv() (*ssrf.Guard, error) {
+	allow, err := ssrf.ParseAllowHosts(os.Getenv(ssrf.AllowHostsEnv))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ssrf.AllowHostsEnv, err)
+	}
+	return ssrf.New(allow), nil
 }
 
 // New builds the API from options.
@@ -72,15 +92,29 @@ func New(o Options) *api.API {
 	if o.TenantCreds.Scoped() {
 		store, transcripts = store.WithTenantCredentials(o.TenantCreds), transcripts.WithTenantCredentials(o.TenantCreds)
 	}
-	return api.New(api.Config{
+	runner := &runtime.Runner{Model: o.Model, Providers: o.Providers, Catalogue: store, Now: o.Now, Logger: o.Logger, Metrics: o.Metrics}
+	if o.Sealer != nil {
+		runner.Sealer = o.Sealer
+	}
+	if o.ToolGuard != nil {
+		// One client for every tool call: each call's own timeout bounds it.
+		client := o.ToolGuard.Client(0)
+		runner.ToolHTTP, runner.MCP = client, &mcptool.Client{HTTP: client}
+	}
+	cfg := api.Config{
 		Edge:        o.Edge,
 		Metrics:     o.Metrics,
 		Store:       store,
 		Transcripts: transcripts,
-		Runner:      &runtime.Runner{Model: o.Model, Providers: o.Providers, Catalogue: store, Now: o.Now, Logger: o.Logger, Metrics: o.Metrics},
+		Runner:      runner,
 		Now:         o.Now,
 		Logger:      o.Logger,
-	})
+		ToolGuard:   o.ToolGuard,
+	}
+	if o.Sealer != nil {
+		cfg.Sealer = o.Sealer
+	}
+	return api.New(cfg)
 }
 
 // Provision creates the table and the bucket if they do not exist (the local
@@ -116,9 +150,19 @@ func FromLambdaEnv(ctx context.Context) (*api.API, error) {
 	if err != nil {
 		return nil, err
 	}
+	guard, err := ToolGuardFromEnv()
+	if err != nil {
+		return nil, err
+	}
 	o := Options{AWS: cfg, Table: os.Getenv("BULKHEAD_TABLE"), Bucket: os.Getenv("BULKHEAD_BUCKET"), Model: models.Offline,
 		Providers: models.Providers, Logger: Logger(),
-		Metrics: metrics.New(os.Stdout, nil)}
+		Metrics: metrics.New(os.Stdout, nil), ToolGuard: guard}
+	// Functions that seal or open tool secrets have the KMS key's id.
+	if os.Getenv(sealed.EnvKeyID) != "" {
+		if o.Sealer, err = sealed.FromEnv(os.Getenv, cfg, ""); err != nil {
+			return nil, err
+		}
+	}
 	// Data-plane functions assume the tenant-access role per tenant; the
 	// stack sets BULKHEAD_TENANT_ROLE_ARN on those only.
 	if role := os.Getenv("BULKHEAD_TENANT_ROLE_ARN"); role != "" {

@@ -4,6 +4,7 @@ package platformtest
 
 import (
 	"context"
+	"crypto/rand"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,8 @@ import (
 	"github.com/bulkhead-dev/bulkhead/pkg/embedded"
 	"github.com/bulkhead-dev/bulkhead/pkg/offline"
 	"github.com/bulkhead-dev/bulkhead/pkg/platform"
+	"github.com/bulkhead-dev/bulkhead/pkg/sealed"
+	"github.com/bulkhead-dev/bulkhead/pkg/ssrf"
 )
 
 // Env is a platform on embedded servers.
@@ -58,6 +61,9 @@ type Option func(*platform.Options)
 // WithClock injects a clock.
 func WithClock(now func() time.Time) Option { return func(o *platform.Options) { o.Now = now } }
 
+// WithToolGuard replaces the SSRF guard (which allows no exception).
+func WithToolGuard(g *ssrf.Guard) Option { return func(o *platform.Options) { o.ToolGuard = g } }
+
 // WithModel replaces the offline model.
 func WithModel(m bulkhead.Model) Option { return func(o *platform.Options) { o.Model = m } }
 
@@ -78,8 +84,15 @@ func Start(tb testing.TB, opts ...Option) *Env {
 	tb.Cleanup(func() { _ = s.Close(context.Background()) })
 	o := platform.Options{
 		AWS: awsclients.Static(""), DynamoEndpoint: d.URL(), S3Endpoint: s.URL(),
-		Model: offline.New(0),
+		Model: offline.New(0), ToolGuard: ssrf.New(nil),
 	}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	sealer, err := sealed.NewLocal(key)
+	if err != nil {
+		tb.Fatalf("sealer: %v", err)
+	}
+	o.Sealer = sealer
 	for _, opt := range opts {
 		opt(&o)
 	}

@@ -23,6 +23,8 @@ func TestIsolationWalksEveryRoute(t *testing.T) {
 	keyA := h.must(201, "POST", "/v1/keys", a.key, map[string]any{"name": "ci"}).str("key_id")
 	agentB := h.newAgent(b)
 	ticketA := h.newTicket(a, "call_1")
+	toolA := h.must(201, "POST", "/v1/tools", a.key, map[string]any{"name": "crm_lookup", "url": "https://crm.example.com/hook",
+		"input_schema": map[string]any{"type": "object"}}).str("tool_id")
 	const docA = "acme-launch-plans.md"
 	if r := h.putDoc(a, docA, "secret plans", "text/markdown"); r.status != 200 {
 		t.Fatalf("PUT A's document: %d %s", r.status, r.raw)
@@ -32,11 +34,12 @@ func TestIsolationWalksEveryRoute(t *testing.T) {
 	h.must(200, "POST", "/v1/admin/billing/close", adminToken, map[string]any{"month": "2026-11"})
 
 	ids := map[string]string{"agent_id": agentA, "conversation_id": convA, "key_id": keyA, "month": "2026-11",
-		"execution_id": execA.str("execution_id"), "ticket_id": ticketA, "doc_id": docA}
+		"execution_id": execA.str("execution_id"), "ticket_id": ticketA, "doc_id": docA, "tool_id": toolA}
 	bodies := map[string]any{
 		"PATCH /v1/agents/{agent_id}":        map[string]any{"name": "stolen"},
 		"POST /v1/agents/{agent_id}/execute": map[string]any{"message": "hi"},
 		"PATCH /v1/tickets/{ticket_id}":      map[string]any{"status": "closed"},
+		"PATCH /v1/tools/{tool_id}":          map[string]any{"description": "mine now"},
 	}
 	walked := 0
 	for _, r := range api.Routes() {
@@ -70,9 +73,10 @@ func TestIsolationWalksEveryRoute(t *testing.T) {
 		t.Errorf("B continuing A's conversation: %d %s, want 404", r.status, r.raw)
 	}
 	for _, path := range []string{"/v1/agents", "/v1/conversations", "/v1/keys", "/v1/usage", "/v1/billing/current",
-		"/v1/billing/invoices", "/v1/usage/records?from=2026-11-01", "/v1/usage/daily?month=2026-11", "/v1/kb/documents"} {
+		"/v1/billing/invoices", "/v1/usage/records?from=2026-11-01", "/v1/usage/daily?month=2026-11", "/v1/kb/documents",
+		"/v1/tools", "/v1/tickets"} {
 		resp := h.must(200, "GET", path, b.key, nil)
-		for _, id := range []string{a.id, agentA, convA, keyA, docA} {
+		for _, id := range []string{a.id, agentA, convA, keyA, docA, toolA, ticketA} {
 			if strings.Contains(resp.raw, id) {
 				t.Errorf("GET %s as B shows A's %s", path, id)
 			}

@@ -9,10 +9,6 @@ import (
 // the platform bounds what it stores and answers by construction, measuring
 // after JSON encoding (Go escapes <, > and & as six bytes each).
 const (
-	// MaxToolsBytes bounds an agent's tools together (the JSON-encoded
-	// array): 64 tools of 16 KiB each would be 1 MiB, more than a DynamoDB
-	// item holds once the agent's view is stored as an idempotent result.
-	MaxToolsBytes = 64 * 1024
 	// MaxPageBytes is the byte budget of one list page: a page stops before
 	// its items, JSON-encoded, would pass it (it always holds at least one).
 	MaxPageBytes = 1024 * 1024

@@ -259,7 +259,6 @@ const (
 	MaxSystemPromptLen = 32 * 1024
 	MaxMessageBytes    = 64 * 1024
 	MaxTools           = 64
-	MaxToolBytes       = 16 * 1024
 	MaxBodyBytes       = 256 * 1024
 	DefaultPageSize    = 20
 	MaxPageSize        = 100

@@ -38,16 +38,11 @@ func TestSizeLimitsHoldAsInAWS(t *testing.T) {
 	wantError(t, c.do(t, "POST", "/v1/agents", tn.Key, rawJSON(`{"name":"big","system_prompt":"`+strings.Repeat("<", 6000)+`"}`)),
 		"invalid_request", http.StatusBadRequest)
 
-	// The largest agent: a prompt and tools filled to their encoded bounds.
+	// The largest agent: a prompt and a name filled to their encoded bounds,
+	// and the built-in tools (tools are names of at most 64 characters).
 	prompt := strings.Repeat("<", 32*1024/6-1)
-	var tools []string
-	for i := range 4 {
-		// Each tool about 15.9 KiB encoded; four of them under the 64 KiB total.
-		desc := strings.Repeat("<", (16*1024-200)/6)
-		tools = append(tools, fmt.Sprintf(`{"name":"tool_%d","description":"%s"}`, i, desc))
-	}
-	body := fmt.Sprintf(`{"name":"%s","system_prompt":"%s","tools":[%s]}`, strings.Repeat("<", 128), prompt, strings.Join(tools, ","))
-	const agents = 12
+	body := fmt.Sprintf(`{"name":"%s","system_prompt":"%s","tools":["invoke_agent","search_kb","create_ticket"]}`, strings.Repeat("<", 128), prompt)
+	const agents = 40 // about 34 KB each: more than one 1 MiB page
 	ids := map[string]bool{}
 	var largest int
 	for i := range agents {

@@ -33,14 +33,14 @@ var stopwords = map[string]bool{
 }
 
 // Tokenize splits text into lowercase terms of Unicode letters and digits,
-// without stopwords, in order.
+// without stopwords, in order, each reduced to its stem.
 func Tokenize(text string) []string {
 	var out []string
 	var b strings.Builder
 	flush := func() {
 		if b.Len() > 0 && b.Len() <= maxTokenBytes {
 			if t := b.String(); !stopwords[t] {
-				out = append(out, t)
+				out = append(out, stem(t))
 			}
 		}
 		b.Reset()
@@ -147,4 +147,27 @@ func ValidDocID(s string) bool {
 		}
 	}
 	return true
+}
+
+// stem folds the commonest English inflections so that "refunds",
+// "refunded" and "refund" are one term: a light suffix strip (plural -s and
+// -es, past -ed, -ing), not a full stemmer; words of four letters or fewer
+// are kept whole, and so are words in -ss ("access") and -us ("status").
+func stem(t string) string {
+	if len(t) <= 4 {
+		return t
+	}
+	for _, suf := range []string{"ing", "ed", "es", "s"} {
+		if !strings.HasSuffix(t, suf) || len(t)-len(suf) < 3 {
+			continue
+		}
+		switch {
+		case suf == "s" && (strings.HasSuffix(t, "ss") || strings.HasSuffix(t, "us")):
+			return t
+		case suf == "es" && !strings.HasSuffix(t, "sses") && !strings.HasSuffix(t, "shes") && !strings.HasSuffix(t, "ches") && !strings.HasSuffix(t, "xes"):
+			continue // "orders"... is handled by -s; "ties" keeps its e
+		}
+		return t[:len(t)-len(suf)]
+	}
+	return t
 }

@@ -251,21 +251,18 @@ func (a *API) createTool(ctx context.Context, r *request) (any, error) {
 	}{view, secret}, nil
 }
 
-// toolID reads the path's tool id; a malformed id is simply not found.
-func toolID(r *request) (string, error) {
+// pathTool reads the path's tool of the request's tenant.
+func (a *API) pathTool(ctx context.Context, r *request) (bulkhead.Tool, error) {
 	id := r.PathParameters["tool_id"]
 	if !bulkhead.ValidID("tool", id) {
-		return "", bulkhead.Errorf(bulkhead.NotFound, "tool %s not found", id)
+		// A malformed id is simply not found.
+		return bulkhead.Tool{}, bulkhead.Errorf(bulkhead.NotFound, "tool %s not found", id)
 	}
-	return id, nil
+	return a.tenantStore(r).GetTool(ctx, id)
 }
 
 func (a *API) getTool(ctx context.Context, r *request) (any, error) {
-	id, err := toolID(r)
-	if err != nil {
-		return nil, err
-	}
-	t, err := a.tenantStore(r).GetTool(ctx, id)
+	t, err := a.pathTool(ctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -289,19 +286,15 @@ func (a *API) listTools(ctx context.Context, r *request) (any, error) {
 }
 
 func (a *API) patchTool(ctx context.Context, r *request) (any, error) {
-	id, err := toolID(r)
-	if err != nil {
-		return nil, err
-	}
 	var b toolBody
 	if err := decode(r.APIGatewayProxyRequest, &b); err != nil {
 		return nil, err
 	}
-	ts := a.tenantStore(r)
-	t, err := ts.GetTool(ctx, id)
+	t, err := a.pathTool(ctx, r)
 	if err != nil {
 		return nil, err
 	}
+	ts := a.tenantStore(r)
 	prev := t.Version
 	if err := a.applyTool(ctx, r.tenant, b, &t, false); err != nil {
 		return nil, err
@@ -314,19 +307,14 @@ func (a *API) patchTool(ctx context.Context, r *request) (any, error) {
 }
 
 func (a *API) deleteTool(ctx context.Context, r *request) (any, error) {
-	id, err := toolID(r)
+	t, err := a.pathTool(ctx, r)
 	if err != nil {
 		return nil, err
 	}
-	ts := a.tenantStore(r)
-	t, err := ts.GetTool(ctx, id)
-	if err != nil {
+	if err := a.tenantStore(r).DeleteTool(ctx, t); err != nil {
 		return nil, err
 	}
-	if err := ts.DeleteTool(ctx, t); err != nil {
-		return nil, err
-	}
-	return map[string]any{"tool_id": id, "deleted": true}, nil
+	return map[string]any{"tool_id": t.ID, "deleted": true}, nil
 }
 
 // rotateToolSecret makes a new signing secret; the one it replaces keeps
@@ -334,15 +322,11 @@ func (a *API) deleteTool(ctx context.Context, r *request) (any, error) {
 // Calls carry at most two signatures: a secret rotated out earlier stops
 // at the next rotation.
 func (a *API) rotateToolSecret(ctx context.Context, r *request) (any, error) {
-	id, err := toolID(r)
+	t, err := a.pathTool(ctx, r)
 	if err != nil {
 		return nil, err
 	}
 	ts := a.tenantStore(r)
-	t, err := ts.GetTool(ctx, id)
-	if err != nil {
-		return nil, err
-	}
 	if t.Type != bulkhead.ToolHTTP {
 		return nil, bulkhead.Errorf(bulkhead.Invalid, "only HTTP tools have signing secrets")
 	}

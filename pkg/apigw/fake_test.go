@@ -20,11 +20,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigateway"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/apigw"
+	"github.com/bulkhead-dev/bulkhead/pkg/awsfake"
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
 )
 
-// testRegion is the region the client signs for and the fake expects.
-const testRegion = "us-east-1"
+// The region and credentials the client signs with and the fake expects.
+const (
+	testRegion    = "us-east-1"
+	testAccessKey = "AKIDBULKHEADTEST"
+	testSecret    = "secret"
+)
 
 // fakeClock is a clock that only moves when slept on, so that the rate
 // limiter's waits cost no wall-clock time and its timestamps are exact.
@@ -164,16 +169,16 @@ func newFake(tb testing.TB, clock *fakeClock, plans ...string) (*fakeAPIGateway,
 // request, and applies injected failures.
 func (f *fakeAPIGateway) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		auth := r.Header.Get("Authorization")
-		scope := "/" + testRegion + "/apigateway/aws4_request"
-		if !strings.HasPrefix(auth, "AWS4-HMAC-SHA256 ") || !strings.Contains(auth, scope) {
-			f.tb.Errorf("%s %s: not SigV4-signed for apigateway in %s: Authorization %q", r.Method, r.URL.Path, testRegion, auth)
-			writeError(w, http.StatusForbidden, "UnauthorizedException", "missing or bad signature", "")
-			return
-		}
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
 			f.tb.Errorf("read body: %v", err)
+		}
+		creds := awsfake.Credentials{AccessKey: testAccessKey, SecretKey: testSecret, Region: testRegion, Service: "apigateway"}
+		if typ, msg := awsfake.VerifySigV4(r, body, creds); typ != "" {
+			f.tb.Errorf("%s %s: not SigV4-signed for apigateway in %s: %s: %s (Authorization %q)",
+				r.Method, r.URL.Path, testRegion, typ, msg, r.Header.Get("Authorization"))
+			writeError(w, http.StatusForbidden, "UnauthorizedException", "missing or bad signature", "")
+			return
 		}
 		line := r.Method + " " + r.URL.Path
 		if q := r.URL.Query(); len(q) > 0 {
@@ -505,7 +510,7 @@ func newEnv(tb testing.TB, cfg apigw.Config) *env {
 	fake, srv := newFake(tb, clock, ids...)
 	client := apigateway.New(apigateway.Options{
 		Region:       testRegion,
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDBULKHEADTEST", "secret", ""),
+		Credentials:  credentials.NewStaticCredentialsProvider(testAccessKey, testSecret, ""),
 		BaseEndpoint: aws.String(srv.URL),
 		HTTPClient:   srv.Client(),
 		// The SDK's standard retryer, without its wall-clock backoff.

@@ -3,6 +3,7 @@ package platform_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,24 +13,33 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/bulkhead-dev/bulkhead/pkg/awsfake"
 	"github.com/bulkhead-dev/bulkhead/pkg/platform"
 )
 
 // fakeSecrets is Secrets Manager's GetSecretValue at the wire level (the
-// JSON 1.1 protocol, X-Amz-Target), for the real SDK client.
+// JSON 1.1 protocol, X-Amz-Target, SigV4 checked), for the real SDK client.
 func fakeSecrets(t *testing.T, secrets map[string]string) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("X-Amz-Target") != "secretsmanager.GetSecretValue" || !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") {
+		body, err := io.ReadAll(r.Body)
+		if err != nil || r.Header.Get("X-Amz-Target") != "secretsmanager.GetSecretValue" {
 			http.Error(w, "unexpected request", http.StatusBadRequest)
 			return
 		}
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		creds := awsfake.Credentials{AccessKey: "AKID", SecretKey: "secret", Region: "us-east-1", Service: "secretsmanager"}
+		if typ, msg := awsfake.VerifySigV4(r, body, creds); typ != "" {
+			w.Header().Set("X-Amzn-ErrorType", typ)
+			w.WriteHeader(http.StatusForbidden)
+			_ = json.NewEncoder(w).Encode(map[string]string{"__type": typ, "message": msg})
+			return
+		}
 		var in struct{ SecretId string }
-		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+		if err := json.Unmarshal(body, &in); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 		v, ok := secrets[in.SecretId]
 		if !ok {
 			w.Header().Set("X-Amzn-ErrorType", "ResourceNotFoundException")

@@ -9,14 +9,10 @@ package kmsfake
 
 import (
 	"bytes"
-	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -25,10 +21,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/bulkhead-dev/bulkhead/pkg/awsfake"
 )
 
 // Fail answers one request with an AWS error: Status, error type Type.
@@ -312,61 +306,7 @@ func (s *Server) decrypt(w http.ResponseWriter, req request) {
 }
 
 // verify checks the request's SigV4 signature for the service kms, the
-// fake's region and its credentials, by signing the same request again.
+// fake's region and its credentials.
 func (s *Server) verify(r *http.Request, body []byte) (string, string) {
-	rest, ok := strings.CutPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ")
-	if !ok {
-		return "MissingAuthenticationTokenException", "Missing Authentication Token"
-	}
-	fields := map[string]string{}
-	for _, part := range strings.Split(rest, ",") {
-		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
-		fields[k] = v
-	}
-	scope := strings.Split(fields["Credential"], "/")
-	if len(scope) != 5 || scope[4] != "aws4_request" {
-		return "IncompleteSignatureException", "malformed Credential"
-	}
-	if scope[0] != s.accessKey {
-		return "UnrecognizedClientException", "The security token included in the request is invalid."
-	}
-	if scope[2] != s.region || scope[3] != "kms" {
-		return "InvalidSignatureException", fmt.Sprintf("Credential should be scoped to a valid region and service kms, not %s/%s", scope[2], scope[3])
-	}
-	signingTime, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
-	if err != nil || signingTime.Format("20060102") != scope[1] {
-		return "IncompleteSignatureException", "X-Amz-Date is missing or does not match the credential scope"
-	}
-	sum := sha256.Sum256(body)
-	payloadHash := hex.EncodeToString(sum[:])
-	if h := r.Header.Get("X-Amz-Content-Sha256"); h != "" && h != payloadHash {
-		return "InvalidSignatureException", "The provided X-Amz-Content-Sha256 header does not match what was computed."
-	}
-	signed := strings.Split(fields["SignedHeaders"], ";")
-	again, err := http.NewRequest(r.Method, "http://"+r.Host+r.URL.RequestURI(), bytes.NewReader(body))
-	if err != nil {
-		return "InvalidSignatureException", "unparsable request"
-	}
-	again.Header = http.Header{}
-	again.ContentLength = 0
-	for _, h := range signed {
-		switch h {
-		case "host":
-		case "content-length":
-			again.ContentLength = r.ContentLength
-		default:
-			for _, v := range r.Header.Values(h) {
-				again.Header.Add(h, v)
-			}
-		}
-	}
-	creds := aws.Credentials{AccessKeyID: s.accessKey, SecretAccessKey: s.secret, SessionToken: r.Header.Get("X-Amz-Security-Token")}
-	if err := v4.NewSigner().SignHTTP(context.Background(), creds, again, payloadHash, "kms", s.region, signingTime); err != nil {
-		return "InvalidSignatureException", "cannot verify the signature"
-	}
-	_, want, _ := strings.Cut(again.Header.Get("Authorization"), "Signature=")
-	if want == "" || subtle.ConstantTimeCompare([]byte(want), []byte(fields["Signature"])) != 1 {
-		return "InvalidSignatureException", "The request signature we calculated does not match the signature you provided."
-	}
-	return "", ""
+	return awsfake.VerifySigV4(r, body, awsfake.Credentials{AccessKey: s.accessKey, SecretKey: s.secret, Region: s.region, Service: "kms"})
 }

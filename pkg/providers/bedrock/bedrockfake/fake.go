@@ -5,11 +5,6 @@
 package bedrockfake
 
 import (
-	"bytes"
-	"context"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,12 +13,10 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
+	"github.com/bulkhead-dev/bulkhead/pkg/awsfake"
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
 )
 
@@ -307,87 +300,12 @@ func route(r *http.Request) (modelID string, streamed, ok bool) {
 	return "", false, false
 }
 
-// verify checks the request's SigV4 signature by signing the received
-// request again with the SDK's signer; it returns an AWS error type and
-// message when the request is refused.
+// verify checks the request's SigV4 signature; it returns an AWS error type
+// and message when the request is refused. Bedrock, unlike JSON services,
+// accepts an unsigned payload.
 func (s *Server) verify(r *http.Request, body []byte) (string, string) {
-	auth := r.Header.Get("Authorization")
-	rest, ok := strings.CutPrefix(auth, "AWS4-HMAC-SHA256 ")
-	if !ok {
-		return "MissingAuthenticationTokenException", "Missing Authentication Token"
-	}
-	fields := map[string]string{}
-	for _, part := range strings.Split(rest, ",") {
-		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
-		fields[k] = v
-	}
-	scope := strings.Split(fields["Credential"], "/")
-	if len(scope) != 5 || scope[4] != "aws4_request" {
-		return "IncompleteSignatureException", "malformed Credential"
-	}
-	if scope[0] != s.accessKey {
-		return "UnrecognizedClientException", "The security token included in the request is invalid."
-	}
-	if scope[2] != s.region || scope[3] != "bedrock" {
-		return "InvalidSignatureException", fmt.Sprintf("Credential should be scoped to a valid region and service bedrock, not %s/%s", scope[2], scope[3])
-	}
-	signingTime, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
-	if err != nil || signingTime.Format("20060102") != scope[1] {
-		return "IncompleteSignatureException", "X-Amz-Date is missing or does not match the credential scope"
-	}
-	sum := sha256.Sum256(body)
-	bodyHash := hex.EncodeToString(sum[:])
-	payloadHash := r.Header.Get("X-Amz-Content-Sha256")
-	switch payloadHash {
-	case "":
-		payloadHash = bodyHash
-	case "UNSIGNED-PAYLOAD", bodyHash:
-	default:
-		return "InvalidSignatureException", "The provided X-Amz-Content-Sha256 header does not match what was computed."
-	}
-	signed := strings.Split(fields["SignedHeaders"], ";")
-	again, err := http.NewRequest(r.Method, "http://"+r.Host+r.URL.RequestURI(), bytes.NewReader(body))
-	if err != nil {
-		return "InvalidSignatureException", "unparsable request"
-	}
-	again.Header = http.Header{}
-	for _, h := range signed {
-		switch h {
-		case "host":
-		case "content-length":
-			again.ContentLength = r.ContentLength
-		default:
-			for _, v := range r.Header.Values(h) {
-				again.Header.Add(h, v)
-			}
-		}
-	}
-	if !contains(signed, "content-length") {
-		again.ContentLength = 0
-	}
-	creds := aws.Credentials{AccessKeyID: s.accessKey, SecretAccessKey: s.secret, SessionToken: r.Header.Get("X-Amz-Security-Token")}
-	if err := v4.NewSigner().SignHTTP(context.Background(), creds, again, payloadHash, "bedrock", s.region, signingTime); err != nil {
-		return "InvalidSignatureException", "cannot verify the signature"
-	}
-	want := signature(again.Header.Get("Authorization"))
-	if want == "" || subtle.ConstantTimeCompare([]byte(want), []byte(fields["Signature"])) != 1 {
-		return "InvalidSignatureException", "The request signature we calculated does not match the signature you provided."
-	}
-	return "", ""
-}
-
-func signature(auth string) string {
-	_, sig, _ := strings.Cut(auth, "Signature=")
-	return sig
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
+	return awsfake.VerifySigV4(r, body, awsfake.Credentials{AccessKey: s.accessKey, SecretKey: s.secret, Region: s.region, Service: "bedrock"},
+		awsfake.AllowUnsignedPayload())
 }
 
 // converseRequest is the part of a Converse body the fake validates.

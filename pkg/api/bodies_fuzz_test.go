@@ -128,8 +128,11 @@ func FuzzExecuteBody(f *testing.F) {
 		key := trimOWS(idem)
 		r := p.send(t, "POST", path, p.tenant.key, body, hdr...)
 		ok := answered(t, "execute", r, 200)
+		// A replay answers the first request with the key (its identity is
+		// the method, path and body, not the other headers).
+		replayed := r.header.Get("Idempotent-Replayed") == "true"
 		if ok {
-			if d := trimOWS(depth); d != "" {
+			if d := trimOWS(depth); d != "" && !replayed {
 				n, err := strconv.ParseInt(d, 10, 64)
 				if err != nil || n < 0 || n >= maxDepth {
 					t.Fatalf("execute with %s %q ran", api.DepthHeader, depth)

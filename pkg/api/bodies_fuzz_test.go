@@ -130,7 +130,7 @@ func FuzzExecuteBody(f *testing.F) {
 		ok := answered(t, "execute", r, 200)
 		// A replay answers the first request with the key (its identity is
 		// the method, path and body, not the other headers).
-		replayed := r.header.Get("Idempotent-Replayed") == "true"
+		replayed := r.header.Get(api.ReplayedHeader) == "true"
 		if ok {
 			if d := trimOWS(depth); d != "" && !replayed {
 				n, err := strconv.ParseInt(d, 10, 64)

@@ -273,6 +273,9 @@ func TestToolsEndToEnd(t *testing.T) {
 	})
 
 	t.Run("5 MiB answer", func(t *testing.T) {
+		// A timeout that a loaded machine cannot reach: the answer's size
+		// alone must end the call.
+		c.must(t, http.StatusOK, "PATCH", "/v1/tools/"+toolID, a.Key, map[string]any{"timeout_ms": 30000})
 		rc.big.Store(true)
 		defer rc.big.Store(false)
 		r := c.must(t, http.StatusOK, "POST", "/v1/agents/"+agent+"/execute", a.Key, map[string]any{"message": "use tool order_status A-1005"})

@@ -123,6 +123,11 @@ func (d *DynamoDB) TTLAttribute(table string) (string, bool) {
 // does not know, and reports whether it did; the others are left to the caller.
 // The caller holds d.mu (for writing if op is in exclusiveOps).
 func (d *DynamoDB) serveTableOp(w http.ResponseWriter, r *http.Request, op string) bool {
+	if r.Method != http.MethodPost || !strings.HasPrefix(r.Header.Get("X-Amz-Target"), targetPrefix) {
+		writeDynamoError(w, http.StatusBadRequest, errorTypePrefix+"UnknownOperationException",
+			"not a request of the DynamoDB JSON protocol (POST with X-Amz-Target: "+targetPrefix+"<operation>)")
+		return true
+	}
 	switch op {
 	case "ListTables":
 		d.serveListTables(w, r)
@@ -133,15 +138,11 @@ func (d *DynamoDB) serveTableOp(w http.ResponseWriter, r *http.Request, op strin
 	case "UpdateTimeToLive":
 		d.serveUpdateTTL(w, r)
 	default:
-		if r.Method == http.MethodPost && minidynOps[op] && strings.HasPrefix(r.Header.Get("X-Amz-Target"), targetPrefix) {
+		if minidynOps[op] {
 			return false
 		}
-		name := op
-		if name == "" {
-			name = "(no X-Amz-Target)"
-		}
 		writeDynamoError(w, http.StatusBadRequest, errorTypePrefix+"UnknownOperationException",
-			"the embedded DynamoDB server does not support the operation "+name+" (POST with X-Amz-Target "+targetPrefix+"<operation>)")
+			"the embedded DynamoDB server does not support "+op)
 	}
 	return true
 }

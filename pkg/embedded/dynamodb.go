@@ -79,7 +79,8 @@ type DynamoDB struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	rules // DynamoDB's rules that minidyn does not enforce (rules.go)
+	rules   // DynamoDB's rules that minidyn does not enforce (rules.go)
+	catalog // what the table operations of tableops.go answer from
 }
 
 // tableLog is what is needed to recreate one table: the successful table operations
@@ -294,7 +295,10 @@ func (d *DynamoDB) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Requests from the network are held to DynamoDB's rules; a snapshot being
 	// restored (call) goes to apply directly, so that data accepted earlier always
-	// loads.
+	// loads. Operations minidyn lacks are answered first (tableops.go).
+	if d.serveTableOp(w, r, op) {
+		return
+	}
 	d.serveChecked(w, r, op)
 }
 
@@ -333,6 +337,7 @@ func (d *DynamoDB) apply(w http.ResponseWriter, r *http.Request, op string) {
 // recordDDL updates the table log after a successful table operation. The caller
 // holds mu for writing.
 func (d *DynamoDB) recordDDL(op, table string, body []byte) {
+	d.catalog.record(op, table, body)
 	i := d.tableIndex(table)
 	switch op {
 	case "CreateTable":

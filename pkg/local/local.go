@@ -38,10 +38,22 @@ type Config struct {
 	AdminToken string // BULKHEAD_ADMIN_TOKEN; generated (and kept in the data dir) when empty
 	DataDir    string // BULKHEAD_DATA_DIR, default .bulkhead
 	// DynamoEndpoint and S3Endpoint, when set, replace the embedded servers
-	// (AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL).
+	// (AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL). Both
+	// or neither, unless the other store is kept embedded explicitly: a store
+	// without an endpoint would otherwise go to AWS itself, unnoticed.
 	DynamoEndpoint string
 	S3Endpoint     string
-	Model          bulkhead.Model
+	// KeepDynamoEmbedded and KeepS3Embedded keep a store on its embedded
+	// server while the other uses an endpoint (BULKHEAD_DYNAMODB=embedded,
+	// BULKHEAD_S3=embedded).
+	KeepDynamoEmbedded bool
+	KeepS3Embedded     bool
+	// DynamoAddr and S3Addr fix the embedded servers' loopback addresses
+	// (BULKHEAD_DYNAMODB_ADDR, BULKHEAD_S3_ADDR), so that tools can be
+	// pointed at them once; "" picks a free port at every start.
+	DynamoAddr string
+	S3Addr     string
+	Model      bulkhead.Model
 	// Providers are the real model providers' clients, by provider name.
 	Providers map[string]bulkhead.Model
 	// SnapshotEvery is how often the embedded DynamoDB state is written to disk.
@@ -84,7 +96,66 @@ func ConfigFromEnv() (Config, error) {
 		c.ShutdownGrace = d
 	}
 	c.DynamoEndpoint, c.S3Endpoint = awsclients.EndpointsFromEnv()
+	c.DynamoAddr, c.S3Addr = os.Getenv("BULKHEAD_DYNAMODB_ADDR"), os.Getenv("BULKHEAD_S3_ADDR")
+	for _, s := range []struct {
+		name, endpointVar string
+		keep              *bool
+		endpoint          *string
+	}{
+		{"BULKHEAD_DYNAMODB", "AWS_ENDPOINT_URL_DYNAMODB", &c.KeepDynamoEmbedded, &c.DynamoEndpoint},
+		{"BULKHEAD_S3", "AWS_ENDPOINT_URL_S3", &c.KeepS3Embedded, &c.S3Endpoint},
+	} {
+		switch v := os.Getenv(s.name); v {
+		case "":
+		case "embedded":
+			// The store's own endpoint variable contradicts this one; the general
+			// AWS_ENDPOINT_URL is then meant for the other store alone.
+			if *s.endpoint != "" && os.Getenv(s.endpointVar) != "" {
+				return Config{}, fmt.Errorf("%s=embedded and %s=%s contradict each other: unset one", s.name, s.endpointVar, os.Getenv(s.endpointVar))
+			}
+			*s.keep, *s.endpoint = true, ""
+		default:
+			return Config{}, fmt.Errorf("%s=%q: the only value is \"embedded\" (to use an endpoint, set %s)", s.name, v, s.endpointVar)
+		}
+	}
+	if err := c.checkStores(); err != nil {
+		return Config{}, err
+	}
 	return c, nil
+}
+
+// checkStores refuses a configuration in which a store would silently go to AWS
+// itself (one endpoint set, the other store not kept embedded), or that names
+// an embedded server's address or keeps it embedded while that store uses an
+// endpoint.
+func (c Config) checkStores() error {
+	for _, s := range []struct {
+		store, endpoint, endpointVar, addr, addrVar string
+		keep                                        bool
+		keepVar                                     string
+	}{
+		{"DynamoDB", c.DynamoEndpoint, "AWS_ENDPOINT_URL_DYNAMODB", c.DynamoAddr, "BULKHEAD_DYNAMODB_ADDR", c.KeepDynamoEmbedded, "BULKHEAD_DYNAMODB"},
+		{"S3", c.S3Endpoint, "AWS_ENDPOINT_URL_S3", c.S3Addr, "BULKHEAD_S3_ADDR", c.KeepS3Embedded, "BULKHEAD_S3"},
+	} {
+		if s.endpoint == "" {
+			continue
+		}
+		if s.keep {
+			return fmt.Errorf("%s=embedded, but %s has the endpoint %s", s.keepVar, s.store, s.endpoint)
+		}
+		if s.addr != "" {
+			return fmt.Errorf("%s=%s sets the embedded %s server's address, but %s uses the endpoint %s: unset one", s.addrVar, s.addr, s.store, s.store, s.endpoint)
+		}
+	}
+	switch {
+	case c.DynamoEndpoint != "" && c.S3Endpoint == "" && !c.KeepS3Embedded:
+		return fmt.Errorf("DynamoDB uses the endpoint %s but S3 has none, so S3 would go to AWS itself: "+
+			"set AWS_ENDPOINT_URL_S3 too, or BULKHEAD_S3=embedded to keep the embedded S3 server", c.DynamoEndpoint)
+	case c.S3Endpoint != "" && c.DynamoEndpoint == "" && !c.KeepDynamoEmbedded:
+		return fmt.Errorf("S3 uses the endpoint %s but DynamoDB has none, so DynamoDB would go to AWS itself: "+
+			"set AWS_ENDPOINT_URL_DYNAMODB too, or BULKHEAD_DYNAMODB=embedded to keep the embedded DynamoDB server", c.S3Endpoint)
+	}
+	return nil
 }
 
 // DefaultShutdownGrace is the longest wall time any tier allows an
@@ -128,6 +199,9 @@ func Start(ctx context.Context, c Config) (*Platform, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if err := c.checkStores(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -160,28 +234,27 @@ func Start(ctx context.Context, c Config) (*Platform, error) {
 	} else {
 		opts.AWS = awsclients.Static("")
 	}
-	if c.DynamoEndpoint == "" && !external {
+	// checkStores made sure that a store without an endpoint is meant to be
+	// embedded. An embedded server accepts any credentials, so the
+	// environment's serve it too when the other store is external.
+	if c.DynamoEndpoint == "" {
 		d, err := embedded.StartDynamoDB(ctx, embedded.DynamoDBOptions{
-			SnapshotPath: filepath.Join(c.DataDir, "dynamodb.json"), SnapshotEvery: c.SnapshotEvery, Logger: logger,
+			Addr: c.DynamoAddr, SnapshotPath: filepath.Join(c.DataDir, "dynamodb.json"), SnapshotEvery: c.SnapshotEvery, Logger: logger,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("start embedded DynamoDB: %w", err)
+			return nil, fmt.Errorf("start embedded DynamoDB%s: %w", addrVar("BULKHEAD_DYNAMODB_ADDR", c.DynamoAddr), err)
 		}
 		p.Dynamo, opts.DynamoEndpoint = d, d.URL()
 	}
-	if c.S3Endpoint == "" && !external {
-		s, err := embedded.StartS3(ctx, embedded.S3Options{Path: filepath.Join(c.DataDir, "s3.bolt"), Logger: logger})
+	if c.S3Endpoint == "" {
+		s, err := embedded.StartS3(ctx, embedded.S3Options{Addr: c.S3Addr, Path: filepath.Join(c.DataDir, "s3.bolt"), Logger: logger})
 		if err != nil {
-			return nil, fmt.Errorf("start embedded S3: %w", err)
+			return nil, fmt.Errorf("start embedded S3%s: %w", addrVar("BULKHEAD_S3_ADDR", c.S3Addr), err)
 		}
 		p.S3, opts.S3Endpoint = s, s.URL()
 	}
-	kind := "embedded"
-	if external {
-		kind = "external"
-	}
-	fmt.Fprintf(out, "DynamoDB (%s): %s\n", kind, orAWS(opts.DynamoEndpoint))
-	fmt.Fprintf(out, "S3 (%s): %s\n", kind, orAWS(opts.S3Endpoint))
+	fmt.Fprintf(out, "DynamoDB (%s): %s\n", storeKind(c.DynamoEndpoint), orAWS(opts.DynamoEndpoint))
+	fmt.Fprintf(out, "S3 (%s): %s\n", storeKind(c.S3Endpoint), orAWS(opts.S3Endpoint))
 
 	if err := platform.Provision(ctx, opts); err != nil {
 		return nil, fmt.Errorf("provision table and bucket: %w", err)
@@ -260,6 +333,23 @@ var (
 	readTimeout       = 60 * time.Second
 	idleTimeout       = 2 * time.Minute
 )
+
+// storeKind is how the banner names a store with this configured endpoint.
+func storeKind(endpoint string) string {
+	if endpoint == "" {
+		return "embedded"
+	}
+	return "external"
+}
+
+// addrVar names the variable that fixed an embedded server's address, for
+// the error of a start that could not listen there.
+func addrVar(name, addr string) string {
+	if addr == "" {
+		return ""
+	}
+	return " (" + name + "=" + addr + ")"
+}
 
 func orAWS(endpoint string) string {
 	if endpoint == "" {

@@ -5,6 +5,7 @@ package platform
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"log/slog"
@@ -15,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/aws/aws-sdk-go-v2/service/apigateway"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/api"
@@ -117,8 +120,13 @@ func New(o Options) *api.API {
 	return api.New(cfg)
 }
 
-// Provision creates the table and the bucket if they do not exist (the local
-// platform and tests; in AWS the infrastructure creates them).
+// TTLAttribute is the table's TTL attribute, as the stack declares it: counter
+// windows, leases and idempotency records carry it.
+const TTLAttribute = "expires_at"
+
+// Provision creates the table and the bucket if they do not exist, and enables
+// the table's TTL as the stack does (the local platform and tests; in AWS the
+// infrastructure creates them).
 func Provision(ctx context.Context, o Options) error {
 	if o.Table == "" {
 		o.Table = DefaultTable
@@ -126,10 +134,63 @@ func Provision(ctx context.Context, o Options) error {
 	if o.Bucket == "" {
 		o.Bucket = DefaultBucket
 	}
-	if err := dynamo.CreateTable(ctx, awsclients.NewDynamoDB(o.AWS, o.DynamoEndpoint), o.Table); err != nil {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	ddb := awsclients.NewDynamoDB(o.AWS, o.DynamoEndpoint)
+	if err := dynamo.CreateTable(ctx, ddb, o.Table); err != nil {
 		return err
 	}
+	if err := enableTTL(ctx, ddb, o.Table); err != nil {
+		// Expiring items then pile up, as they would in AWS without the TTL.
+		o.Logger.Warn("cannot enable the table's TTL: expired items will not be deleted", "table", o.Table, "attribute", TTLAttribute, "err", err)
+	}
 	return s3store.CreateBucket(ctx, awsclients.NewS3(o.AWS, o.S3Endpoint), o.Bucket)
+}
+
+// How long enableTTL waits for a new table to become ACTIVE (DynamoDB refuses
+// UpdateTimeToLive while a table is CREATING), and how often it asks.
+const (
+	ttlWait      = time.Minute
+	ttlWaitEvery = time.Second
+)
+
+// enableTTL enables TTL on TTLAttribute unless it already is. A TTL someone set
+// on another attribute is left alone (and reported), not replaced.
+func enableTTL(ctx context.Context, c *dynamodb.Client, table string) error {
+	cur, err := c.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(table)})
+	if err != nil {
+		return err
+	}
+	if d := cur.TimeToLiveDescription; d != nil {
+		switch d.TimeToLiveStatus {
+		case ddbtypes.TimeToLiveStatusEnabled, ddbtypes.TimeToLiveStatusEnabling:
+			if aws.ToString(d.AttributeName) == TTLAttribute {
+				return nil
+			}
+			return fmt.Errorf("the table's TTL is on attribute %q", aws.ToString(d.AttributeName))
+		case ddbtypes.TimeToLiveStatusDisabling:
+			return errors.New("the table's TTL is being disabled; DynamoDB allows enabling it again only later")
+		}
+	}
+	deadline := time.Now().Add(ttlWait)
+	for {
+		_, err := c.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
+			TableName:               aws.String(table),
+			TimeToLiveSpecification: &ddbtypes.TimeToLiveSpecification{AttributeName: aws.String(TTLAttribute), Enabled: aws.Bool(true)},
+		})
+		var inUse *ddbtypes.ResourceInUseException
+		if !errors.As(err, &inUse) || time.Now().After(deadline) {
+			return err
+		}
+		t := time.NewTimer(ttlWaitEvery)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // Logger is the JSON logger every process uses.

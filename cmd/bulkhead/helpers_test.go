@@ -175,6 +175,7 @@ func tryStartDev(cleanup testing.TB, bin, dataDir, adminToken string, env []stri
 		// The embedded servers must be used even when the developer's shell
 		// points the SDK somewhere else.
 		"AWS_ENDPOINT_URL=", "AWS_ENDPOINT_URL_DYNAMODB=", "AWS_ENDPOINT_URL_S3=",
+		"BULKHEAD_DYNAMODB_ADDR=", "BULKHEAD_S3_ADDR=", "BULKHEAD_DYNAMODB=", "BULKHEAD_S3=",
 		"BULKHEAD_LOCAL_MODEL_DELAY=",
 	)
 	// exec.Cmd uses the last value of a duplicated name.

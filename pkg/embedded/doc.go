@@ -30,9 +30,13 @@
 //
 // Table operations (CreateTable, UpdateTable, DeleteTable, DescribeTable) are
 // serialised with all other requests here, because minidyn serves them without
-// its lock; tables may therefore be created while traffic runs. minidyn has no TTL
-// and no ListTables, and its DescribeTable answers an empty TableStatus, so the
-// SDK's TableExists waiter never succeeds against it. It encodes an empty list or
+// its lock; tables may therefore be created while traffic runs. ListTables,
+// DescribeTable (always ACTIVE, so the SDK's TableExists waiter succeeds),
+// DescribeTimeToLive and UpdateTimeToLive are answered here (tableops.go), and
+// any other operation minidyn lacks answers UnknownOperationException in
+// DynamoDB's JSON shape. The TTL setting is kept, but expired items are not
+// deleted yet, and the setting lives in memory (the platform turns it on at
+// every start). minidyn encodes an empty list or
 // map attribute as {}, which the SDK decodes as BOOL false: store an absent
 // attribute rather than an empty collection.
 //

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/truora/minidyn/server"
 )
@@ -354,6 +355,15 @@ func (d *DynamoDB) recover(ctx context.Context, compactAfter int64) error {
 			return err
 		}
 		replayed += size
+	}
+	if _, err := os.Stat(d.path); errors.Is(err, os.ErrNotExist) {
+		// An empty snapshot, holding no segment, so that the data's place is
+		// visible from the first start.
+		if err := writeFileAtomic(d.path, func(w *bufio.Writer) error {
+			return json.NewEncoder(w).Encode(snapshotHeader{Format: snapshotFormatV2, TakenAt: time.Now().UTC()})
+		}); err != nil {
+			return fmt.Errorf("write empty snapshot: %w", err)
+		}
 	}
 	d.wal, err = openWAL(d.path, last+1)
 	if err != nil {

@@ -10,21 +10,40 @@
 // memory until completed).
 //
 // DynamoDB (with DynamoDBOptions.SnapshotPath) is minidyn, which lives in memory;
-// this package persists it as a snapshot file. A graceful Close loses nothing:
-// every request acknowledged before Close returned is in the final snapshot. A
-// crash (kill -9, power loss) loses at most the writes acknowledged since the last
-// snapshot that reached the disk, that is, those of the last SnapshotEvery plus the
-// time it takes to write a snapshot. A snapshot is always consistent: it is taken
-// while no request is being served, so it never holds half of a TransactWriteItems,
-// or a later write without an earlier one. The file is replaced atomically (write a
-// temporary file, fsync, rename, fsync the directory), so a crash leaves either the
-// previous snapshot or the new one. A snapshot that fails (a full disk) is logged
-// and tried again every SnapshotEvery; until one succeeds, a crash loses more.
+// this package persists it as a snapshot file and a write-ahead log (wal.go).
+// Every request that changed something (PutItem, UpdateItem, DeleteItem,
+// BatchWriteItem, TransactWriteItems and the table operations) is appended to the
+// log, as the body the client sent, in the order the changes were made, and its
+// answer waits until the record is fsynced: an acknowledged write survives kill -9
+// and power loss. Writers that wait at the same time share one fsync. A request
+// that changed nothing (a failed condition, a cancelled transaction) is not
+// logged. A start loads the snapshot and replays the log after it through the
+// same engine: each request meets the state it met the first time, so it has the
+// outcome it had. A record torn by a crash at the end of the log was never
+// acknowledged; it is cut off. Damage anywhere else refuses the start, so that
+// acknowledged changes are never silently dropped.
 //
-// Taking a snapshot pauses requests for the time minidyn takes to scan every table
-// and encode its items (about 200 ms for 20,000 small items); writing the file
-// does not. Snapshots restore each table as it was created (and changed with
-// UpdateTable) through the server, and its items as minidyn stores them.
+// When the log passes DynamoDBOptions.CompactAfter (by default the larger of
+// 8 MB and the snapshot's size, so that rewriting the snapshot costs a bounded
+// amount per logged byte), a new segment is started and a background goroutine
+// rebuilds the data, from the previous snapshot and the closed segments, in a
+// private engine, writes it as the new snapshot (a temporary file, fsync, rename,
+// fsync of the directory) and deletes those segments. The live server is not
+// read, so requests go on meanwhile; the rebuild holds a second copy of the data
+// in memory while it runs. A snapshot names the last segment it holds, so a crash
+// between writing it and deleting the segments replays nothing twice.
+//
+// If the log cannot be written (a full disk), the change is answered
+// InternalServerError, and every later change is refused until a restart;
+// reads still work. A read may see a change whose answer is still waiting for
+// the disk; if the process dies then, that change is lost, but it was never
+// acknowledged.
+//
+// Items that expire under TTL must leave the data through a logged request
+// (a DeleteItem served by apply), not by a deletion inside the engine that the
+// log does not see: a later conditional write may depend on the item being gone
+// (attribute_not_exists), and a replay that met the item still there would
+// refuse it.
 //
 // # Differences from DynamoDB worth knowing
 //

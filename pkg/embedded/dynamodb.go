@@ -19,9 +19,11 @@ import (
 	"github.com/truora/minidyn/server"
 )
 
-// defaultSnapshotEvery bounds what a crash can lose while keeping the cost of
-// rewriting the snapshot file negligible for a developer's data set.
-const defaultSnapshotEvery = time.Second
+// minCompactAfter is the least the write-ahead log grows to before it is folded
+// into a new snapshot; past that, it may grow to the snapshot's size, so that
+// rewriting the snapshot costs a bounded amount per logged byte however large the
+// tables are.
+const minCompactAfter = 8 << 20
 
 // maxDDLBody caps the table-operation bodies that are buffered for the snapshot; a
 // CreateTable request is a few kilobytes even with many indexes.
@@ -32,13 +34,19 @@ type DynamoDBOptions struct {
 	// Addr is the loopback address to listen on; "" means 127.0.0.1 on a free port.
 	// Addresses that are not loopback are refused.
 	Addr string
-	// SnapshotPath is the file that holds the data between runs; "" keeps the data
-	// in memory only. Its directory is created if needed. Only one process may use
-	// a snapshot file at a time.
+	// SnapshotPath is the file that holds the data between runs, with its
+	// write-ahead log next to it (SnapshotPath.wal-NNNNNNNN); "" keeps the data in
+	// memory only. Its directory is created if needed. Only one process may use a
+	// snapshot file at a time.
 	SnapshotPath string
-	// SnapshotEvery is how often the data is written to SnapshotPath when something
-	// changed; 0 means one second. It bounds what a crash can lose.
+	// SnapshotEvery is ignored: every change is logged before it is acknowledged.
+	//
+	// Deprecated: persistence no longer runs on a timer.
 	SnapshotEvery time.Duration
+	// CompactAfter is how large the write-ahead log grows before it is folded into
+	// a new snapshot in the background; 0 means the larger of 8 MB and the
+	// snapshot's size.
+	CompactAfter int64
 	// Logger receives background snapshot failures and server errors; nil discards
 	// them.
 	Logger *slog.Logger
@@ -48,33 +56,40 @@ type DynamoDBOptions struct {
 }
 
 // DynamoDB is an embedded DynamoDB-compatible server (minidyn) listening on
-// loopback, optionally persisted to a snapshot file. Create it with StartDynamoDB
-// and stop it with Close.
+// loopback, optionally persisted to a snapshot file and a write-ahead log. Create
+// it with StartDynamoDB and stop it with Close.
 type DynamoDB struct {
-	inner   *server.Server
-	client  *server.Client // inner's in-process client, for snapshots and the checks of rules.go
-	path    string
-	every   time.Duration
-	log     *slog.Logger
-	ln      net.Listener
-	srv     *httpServer
-	unlock  func() error // releases the snapshot file's lock; nil when memory only
-	stop    chan struct{}
-	stopped chan struct{}
+	inner  *server.Server
+	client *server.Client // inner's in-process client, for snapshots and the checks of rules.go
+	path   string
+	log    *slog.Logger
+	ln     net.Listener
+	srv    *httpServer
+	unlock func() error // releases the snapshot file's lock; nil when memory only
 
-	// mu makes snapshots consistent: every request holds it for reading while it
-	// is served, a snapshot holds it for writing while it reads the tables. Table
-	// operations (CreateTable, UpdateTable, DeleteTable, DescribeTable) also hold
-	// it for writing, because minidyn serves them without its own lock.
+	// mu lets table operations (CreateTable, UpdateTable, DeleteTable,
+	// DescribeTable) run alone, because minidyn serves them without its own lock:
+	// they hold it for writing, every other request for reading.
 	mu     sync.RWMutex
 	tables []*tableLog // guarded by mu; in creation order
 	closed bool        // guarded by mu; set by Close, after which requests are refused
 
-	dirty atomic.Bool // something may have changed since the last snapshot
+	// wal logs every change before it is acknowledged; nil when memory only, and
+	// while the data is being restored. commitMu orders changes and their records
+	// alike: a change and its append happen under it (wal.go).
+	wal      *wal
+	commitMu sync.Mutex
 
-	// snapMu serialises whole snapshots (read and file write), so that an older
-	// snapshot can never be written over a newer one.
-	snapMu sync.Mutex
+	// snapMu serialises compactions, so that an older snapshot can never be
+	// written over a newer one.
+	snapMu       sync.Mutex
+	compactFixed int64        // DynamoDBOptions.CompactAfter
+	compactAfter atomic.Int64 // log size that starts a background compaction
+	closedBytes  atomic.Int64 // bytes in closed segments not yet in the snapshot
+	compacting   atomic.Bool  // a background compaction runs
+	bgCtx        context.Context
+	bgCancel     context.CancelFunc
+	bg           sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
@@ -83,10 +98,10 @@ type DynamoDB struct {
 	catalog // what the table operations of tableops.go answer from
 }
 
-// tableLog is what is needed to recreate one table: the successful table operations
-// that shaped it, in order (its CreateTable, then any UpdateTable), as the
-// request bodies that the client sent. It also keeps the table's key schema,
-// which the checks of rules.go need.
+// tableLog is what is needed to recreate one table: the successful table
+// operations that shaped it, in order (its CreateTable, then any UpdateTable or
+// UpdateTimeToLive), as the request bodies that the client sent. It also keeps
+// the table's key schema, which the checks of rules.go need.
 type tableLog struct {
 	name   string
 	ddl    []ddlOp
@@ -104,49 +119,55 @@ type ddlOp struct {
 // exists but cannot be read is an error rather than an empty start, so that a
 // damaged file is never silently replaced by an empty one.
 func StartDynamoDB(ctx context.Context, opts DynamoDBOptions) (*DynamoDB, error) {
-	d := &DynamoDB{
-		inner: server.NewServer(),
-		path:  opts.SnapshotPath,
-		every: opts.SnapshotEvery,
-		log:   opts.Logger,
-	}
-	if d.every <= 0 {
-		d.every = defaultSnapshotEvery
-	}
-	if d.log == nil {
-		d.log = discardLogger()
-	}
-	d.rules.init(opts.Now)
-
-	client, err := innerClient(d.inner)
+	d, err := newEngine(opts.Logger, opts.Now)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded dynamodb: %w", err)
 	}
-	d.client = client
+	d.path = opts.SnapshotPath
+	d.bgCtx, d.bgCancel = context.WithCancel(context.Background())
 	if d.path != "" {
-		if err := d.openSnapshot(ctx); err != nil {
+		if err := d.openSnapshot(ctx, opts.CompactAfter); err != nil {
+			d.bgCancel()
 			return nil, err
 		}
 	}
 
 	ln, err := listenLoopback(opts.Addr)
 	if err != nil {
+		d.bgCancel()
+		d.bg.Wait()
+		if d.wal != nil {
+			_ = d.wal.close()
+		}
 		d.release()
 		return nil, fmt.Errorf("start embedded dynamodb: %w", err)
 	}
 	d.ln = ln
 	d.srv = newHTTPServer(http.HandlerFunc(d.serveHTTP), opts.Logger)
 	go d.srv.serve(ln, d.log, "dynamodb")
-
-	if d.path != "" {
-		d.stop, d.stopped = make(chan struct{}), make(chan struct{})
-		go d.snapshotLoop()
-	}
 	return d, nil
 }
 
-// openSnapshot locks the snapshot file against a second process and loads it.
-func (d *DynamoDB) openSnapshot(ctx context.Context) error {
+// newEngine is a minidyn server with the wrapper's bookkeeping, neither
+// listening nor persisted: the live server's core, and the private copy in which
+// a compaction rebuilds the data.
+func newEngine(log *slog.Logger, now func() time.Time) (*DynamoDB, error) {
+	d := &DynamoDB{inner: server.NewServer(), log: log}
+	if d.log == nil {
+		d.log = discardLogger()
+	}
+	d.rules.init(now)
+	client, err := innerClient(d.inner)
+	if err != nil {
+		return nil, err
+	}
+	d.client = client
+	return d, nil
+}
+
+// openSnapshot locks the snapshot file against a second process, loads the
+// snapshot and replays the log after it, and opens a new log segment.
+func (d *DynamoDB) openSnapshot(ctx context.Context, compactAfter int64) error {
 	if err := os.MkdirAll(dirOf(d.path), 0o700); err != nil {
 		return fmt.Errorf("create snapshot directory for %s: %w", d.path, err)
 	}
@@ -156,7 +177,7 @@ func (d *DynamoDB) openSnapshot(ctx context.Context) error {
 	}
 	d.unlock = unlock
 	removeStaleTemps(d.path)
-	if err := d.restore(ctx); err != nil {
+	if err := d.recover(ctx, compactAfter); err != nil {
 		d.release()
 		return fmt.Errorf("restore snapshot %s: %w", d.path, err)
 	}
@@ -182,16 +203,15 @@ func (d *DynamoDB) URL() string {
 // Server returns the minidyn server, so that tests can inject failures
 // (EmulateFailure, EmulateFailureForTable, EmulateUnprocessedItems). minidyn sets
 // the global failure condition without a lock: change it while no request is in
-// flight. A snapshot reads the tables through the same server, so it fails while a
-// failure is emulated on them; clear it before Close. Changing data through this
-// value (Reset, ClearTable) bypasses change tracking: such a change is persisted
-// with the next snapshot that something else triggers.
+// flight. Changing data through this value (Reset, ClearTable) bypasses the
+// write-ahead log: such a change is not persisted, and requests logged after it
+// may replay differently at the next start.
 func (d *DynamoDB) Server() *server.Server {
 	return d.inner
 }
 
 // EmulateFailure sets minidyn's global failure condition while no request is
-// being served (it takes the same lock as a snapshot), so tests may switch
+// being served (it takes the lock of table operations), so tests may switch
 // failures on and off under load without a data race.
 func (d *DynamoDB) EmulateFailure(cond server.FailureCondition) {
 	d.mu.Lock()
@@ -200,22 +220,26 @@ func (d *DynamoDB) EmulateFailure(cond server.FailureCondition) {
 }
 
 // Close stops accepting connections, waits for in-flight requests until ctx is
-// done, writes a final snapshot and releases the snapshot file. Every request that
-// got a successful response before Close returned is in that snapshot. Close may be
-// called more than once; later calls return the first call's result.
+// done, stops a background compaction, closes the write-ahead log and releases
+// the snapshot file. Every change was on disk before it was acknowledged, so Close
+// writes no snapshot. Close may be called more than once; later calls return the
+// first call's result.
 func (d *DynamoDB) Close(ctx context.Context) error {
 	d.closeOnce.Do(func() {
 		errShutdown := d.srv.shutdown(ctx)
-		if d.stop != nil {
-			close(d.stop)
-			<-d.stopped
-		}
 		// Any handler still running after a forced shutdown holds mu for reading,
-		// so the final snapshot waits for it, and marks the server closed so that
-		// nothing can change after the snapshot.
-		errSnap := d.snapshot(true)
+		// so this waits for it; nothing changes afterwards.
+		d.mu.Lock()
+		d.closed = true
+		d.mu.Unlock()
+		d.bgCancel()
+		d.bg.Wait()
+		var errLog error
+		if d.wal != nil {
+			errLog = d.wal.close()
+		}
 		d.release()
-		d.closeErr = errors.Join(errShutdown, errSnap)
+		d.closeErr = errors.Join(errShutdown, errLog)
 		if d.closeErr != nil {
 			d.closeErr = fmt.Errorf("close embedded dynamodb: %w", d.closeErr)
 		}
@@ -223,35 +247,28 @@ func (d *DynamoDB) Close(ctx context.Context) error {
 	return d.closeErr
 }
 
-// Snapshot writes a consistent snapshot of every table now, whether or not
-// anything changed. It does nothing for a memory-only server, and fails after
+// Snapshot folds the write-ahead log into a new snapshot now: the snapshot file
+// then holds, alone, every change acknowledged before Snapshot was called. Requests
+// are served meanwhile. It does nothing for a memory-only server, and fails after
 // Close.
 func (d *DynamoDB) Snapshot(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("snapshot dynamodb: %w", err)
 	}
-	return d.snapshot(false)
-}
-
-// snapshotLoop writes a snapshot every d.every when something changed, until Close.
-func (d *DynamoDB) snapshotLoop() {
-	defer close(d.stopped)
-	t := time.NewTicker(d.every)
-	defer t.Stop()
-	for {
-		select {
-		case <-d.stop:
-			return
-		case <-t.C:
-			if !d.dirty.Load() {
-				continue
-			}
-			if err := d.snapshot(false); err != nil {
-				// The data is still dirty, so the next tick tries again.
-				d.log.Warn("background dynamodb snapshot failed", "path", d.path, "err", err)
-			}
-		}
+	d.mu.RLock()
+	closed := d.closed
+	d.mu.RUnlock()
+	if closed {
+		// The file's lock is released: another process may own it by now.
+		return errors.New("snapshot dynamodb: server is closed")
 	}
+	if d.wal == nil {
+		return nil
+	}
+	if err := d.compact(ctx); err != nil {
+		return fmt.Errorf("snapshot dynamodb to %s: %w", d.path, err)
+	}
+	return nil
 }
 
 // Operations and their handling by the wrapper.
@@ -262,11 +279,15 @@ var (
 	exclusiveOps = map[string]bool{
 		"CreateTable": true, "UpdateTable": true, "DeleteTable": true, "DescribeTable": true,
 	}
-	// mutatingOps mark the data dirty. They do so whatever the outcome: a failed
-	// BatchWriteItem may have applied its first writes before failing.
-	mutatingOps = map[string]bool{
+	// ddlOps shape a table rather than its items: a snapshot recreates each
+	// table by replaying its successful ones.
+	ddlOps = map[string]bool{"CreateTable": true, "UpdateTable": true, "DeleteTable": true, "UpdateTimeToLive": true}
+	// loggedOps may change the data, so their successes go to the write-ahead
+	// log (wal.go).
+	loggedOps = map[string]bool{
 		"PutItem": true, "UpdateItem": true, "DeleteItem": true, "BatchWriteItem": true,
 		"TransactWriteItems": true, "CreateTable": true, "DeleteTable": true, "UpdateTable": true,
+		"UpdateTimeToLive": true,
 	}
 )
 
@@ -302,13 +323,21 @@ func (d *DynamoDB) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	d.serveChecked(w, r, op)
 }
 
-// apply serves one request with minidyn and records what a snapshot needs. The
-// caller holds mu (for writing if op is in exclusiveOps), or is the only goroutine.
+// apply serves one request with minidyn, logs it if it changed something, and
+// records what a snapshot needs. The caller holds mu (for writing if op is in
+// exclusiveOps), or is the only goroutine.
 func (d *DynamoDB) apply(w http.ResponseWriter, r *http.Request, op string) {
-	if mutatingOps[op] {
-		d.dirty.Store(true)
+	if d.wal != nil && loggedOps[op] {
+		d.applyLogged(w, r, op)
+		return
 	}
-	if op != "CreateTable" && op != "UpdateTable" && op != "DeleteTable" {
+	d.execute(w, r, op)
+}
+
+// execute serves one request with minidyn and records the table operations that
+// a snapshot needs.
+func (d *DynamoDB) execute(w http.ResponseWriter, r *http.Request, op string) {
+	if !ddlOps[op] {
 		d.inner.ServeHTTP(w, r)
 		return
 	}
@@ -351,6 +380,10 @@ func (d *DynamoDB) recordDDL(op, table string, body []byte) {
 		if i >= 0 {
 			d.tables[i].ddl = append(d.tables[i].ddl, ddlOp{Op: op, Body: body})
 			d.tables[i].schema.applyUpdateTable(body)
+		}
+	case "UpdateTimeToLive":
+		if i >= 0 {
+			d.tables[i].ddl = append(d.tables[i].ddl, ddlOp{Op: op, Body: body})
 		}
 	case "DeleteTable":
 		if i >= 0 {

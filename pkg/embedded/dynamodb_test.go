@@ -12,7 +12,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -184,7 +183,7 @@ func TestDynamoDBSnapshotConsistentUnderWrites(t *testing.T) {
 	ctx := testContext(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "dynamodb.json")
-	d := mustStartDynamoDB(t, embedded.DynamoDBOptions{SnapshotPath: path, SnapshotEvery: time.Hour})
+	d := mustStartDynamoDB(t, embedded.DynamoDBOptions{SnapshotPath: path})
 	c := dynamoClient(d)
 	mustCreateTable(t, c, table)
 	mustCreateTable(t, c, mirror)
@@ -324,49 +323,12 @@ func TestDynamoDBSnapshotConsistentUnderWrites(t *testing.T) {
 	}
 }
 
-// TestDynamoDBBackgroundSnapshot checks that a write reaches the snapshot file
-// within SnapshotEvery without Close, and that a server started from that file (as
-// after kill -9) has it.
-func TestDynamoDBBackgroundSnapshot(t *testing.T) {
-	const every = 20 * time.Millisecond
-	dir := t.TempDir()
-	path := filepath.Join(dir, "dynamodb.json")
-	d := mustStartDynamoDB(t, embedded.DynamoDBOptions{SnapshotPath: path, SnapshotEvery: every})
-	c := dynamoClient(d)
-	mustCreateTable(t, c, table)
-	marker := "written-at-" + strconv.FormatInt(time.Now().UnixNano(), 10)
-	mustPutItem(t, c, table, item("TENANT#a", "PROFILE", map[string]types.AttributeValue{"name": &types.AttributeValueMemberS{Value: marker}}))
-
-	start := time.Now()
-	deadline := start.Add(5 * time.Second)
-	for {
-		b, err := os.ReadFile(path)
-		if err == nil && bytes.Contains(b, []byte(marker)) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("snapshot file does not contain the write %v after it was acknowledged (SnapshotEvery %v); last read error: %v", time.Since(start), every, err)
-		}
-		time.Sleep(every / 4)
-	}
-	t.Logf("write became durable after %v (SnapshotEvery %v)", time.Since(start), every)
-
-	// Abandon d without Close, as kill -9 would, and start from what is on disk.
-	crashed := filepath.Join(t.TempDir(), "after-crash.json")
-	mustCopyFile(t, path, crashed)
-	c2 := dynamoClient(mustStartDynamoDB(t, embedded.DynamoDBOptions{SnapshotPath: crashed}))
-	got := mustGetItem(t, c2, table, "TENANT#a", "PROFILE")
-	if name, _ := got["name"].(*types.AttributeValueMemberS); name == nil || name.Value != marker {
-		t.Errorf("item after crash = %#v, want name %q", got, marker)
-	}
-}
-
 // TestDynamoDBTableOperationsDuringTraffic creates, describes and deletes tables
 // while items are written to another one. minidyn serves table operations without
 // its lock; under -race this fails unless the server serialises them.
 func TestDynamoDBTableOperationsDuringTraffic(t *testing.T) {
 	ctx := testContext(t)
-	d := mustStartDynamoDB(t, embedded.DynamoDBOptions{SnapshotPath: filepath.Join(t.TempDir(), "dynamodb.json"), SnapshotEvery: 5 * time.Millisecond})
+	d := mustStartDynamoDB(t, embedded.DynamoDBOptions{SnapshotPath: filepath.Join(t.TempDir(), "dynamodb.json"), CompactAfter: 16 << 10})
 	c := dynamoClient(d)
 	mustCreateTable(t, c, table)
 

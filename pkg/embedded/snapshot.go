@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,18 +20,34 @@ import (
 	"github.com/truora/minidyn/server"
 )
 
-// snapshotFormat names the layout of the snapshot file, so that a later layout can
-// be told apart from this one.
-const snapshotFormat = "bulkhead-minidyn-snapshot/1"
+// The snapshot file's layouts. The first is one JSON document, read still so
+// that data written by earlier versions loads; snapshots are written in the
+// second, which is read and written one item at a time:
+//
+//	{"format":"bulkhead-minidyn-snapshot/2","taken_at":...,"wal_through":N}
+//	{"table":{"name":...,"ddl":[...],"items":K}}   then K lines, one item each
+//	...                                            (the next table)
+//
+// wal_through is the last log segment whose changes the snapshot holds: the
+// start replays only later ones, so that a crash between writing a snapshot
+// and deleting the segments it holds never applies a change twice.
+const (
+	snapshotFormat   = "bulkhead-minidyn-snapshot/1"
+	snapshotFormatV2 = "bulkhead-minidyn-snapshot/2"
+)
 
 // batchWriteLimit is the number of items DynamoDB (and minidyn) accept in one
 // BatchWriteItem call.
 const batchWriteLimit = 25
 
-// snapshotFile is the layout of the snapshot file. Each table carries its table
-// operations (CreateTable, then any UpdateTable that changed its indexes) rather
-// than one CreateTable body, so that indexes added after creation come back too;
-// items are DynamoDB JSON (see scanAll), so that they go back through
+// maxSnapshotLine bounds one line of a snapshot file: an item is at most 400 KB,
+// and a table's operations a few kilobytes.
+const maxSnapshotLine = 64 << 20
+
+// snapshotFile is the first layout of the snapshot file. Each table carries its
+// table operations (CreateTable, then any UpdateTable that changed its indexes)
+// rather than one CreateTable body, so that indexes added after creation come
+// back too; items are DynamoDB JSON (see scanTable), so that they go back through
 // BatchWriteItem without any conversion.
 type snapshotFile struct {
 	Format  string          `json:"format"`
@@ -38,85 +55,75 @@ type snapshotFile struct {
 	Tables  []snapshotTable `json:"tables"`
 }
 
-// snapshotTable is one table in the snapshot file.
+// snapshotTable is one table in the first layout.
 type snapshotTable struct {
 	Name  string            `json:"name"`
 	DDL   []ddlOp           `json:"ddl"`
 	Items []json.RawMessage `json:"items"`
 }
 
-// snapshot captures every table under the write lock and then writes the file
-// outside it, so that requests wait only for the in-memory scan. With markClosed
-// it also marks the server closed before releasing the lock, so that nothing can
-// change after the final snapshot.
-func (d *DynamoDB) snapshot(markClosed bool) error {
-	d.snapMu.Lock()
-	defer d.snapMu.Unlock()
+// snapshotHeader is the first line of the second layout.
+type snapshotHeader struct {
+	Format     string    `json:"format"`
+	TakenAt    time.Time `json:"taken_at"`
+	WALThrough uint64    `json:"wal_through"`
+}
 
-	d.mu.Lock()
-	if d.closed && !markClosed {
-		// The final snapshot is written and the file's lock released: another
-		// process may own the file by now.
-		d.mu.Unlock()
-		return errors.New("snapshot dynamodb: server is closed")
-	}
-	if markClosed {
-		d.closed = true
-	}
-	if d.path == "" {
-		d.mu.Unlock()
-		return nil
-	}
-	wasDirty := d.dirty.Swap(false)
-	snap, err := d.capture()
-	d.mu.Unlock()
-	if err != nil {
-		if wasDirty {
-			d.dirty.Store(true)
-		}
-		return fmt.Errorf("snapshot dynamodb: %w", err)
-	}
+// snapshotTableLine introduces a table and its items in the second layout.
+type snapshotTableLine struct {
+	Table *snapshotTableHead `json:"table"`
+}
 
-	if err := writeFileAtomic(d.path, func(w *bufio.Writer) error {
-		return json.NewEncoder(w).Encode(snap)
-	}); err != nil {
-		if wasDirty {
-			d.dirty.Store(true)
+type snapshotTableHead struct {
+	Name  string  `json:"name"`
+	DDL   []ddlOp `json:"ddl"`
+	Items int     `json:"items"`
+}
+
+// writeSnapshot writes every table in the second layout. The caller is the only
+// goroutine using d (a compaction's private engine).
+func (d *DynamoDB) writeSnapshot(ctx context.Context, w *bufio.Writer, walThrough uint64) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(snapshotHeader{Format: snapshotFormatV2, TakenAt: time.Now().UTC(), WALThrough: walThrough}); err != nil {
+		return err
+	}
+	for _, t := range d.tables {
+		items, err := d.scanTable(t.name)
+		if _, ok := errors.AsType[*ddbtypes.ResourceNotFoundException](err); ok {
+			continue
 		}
-		return fmt.Errorf("snapshot dynamodb to %s: %w", d.path, err)
+		if err != nil {
+			return err
+		}
+		if err := enc.Encode(snapshotTableLine{Table: &snapshotTableHead{Name: t.name, DDL: t.ddl, Items: len(items)}}); err != nil {
+			return err
+		}
+		for i, it := range items {
+			if i%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			if err := enc.Encode(exactItem(it)); err != nil {
+				return fmt.Errorf("scan table %s: encode item: %w", t.name, err)
+			}
+		}
 	}
 	return nil
 }
 
-// capture reads every table into memory. The caller holds mu for writing, so no
-// request is being served meanwhile.
-func (d *DynamoDB) capture() (*snapshotFile, error) {
-	snap := &snapshotFile{Format: snapshotFormat, TakenAt: time.Now().UTC()}
-	for _, t := range d.tables {
-		items, err := d.scanAll(t.name)
-		if _, ok := errors.AsType[*ddbtypes.ResourceNotFoundException](err); ok {
-			// Dropped behind our back (Server().Reset()): nothing to save.
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		snap.Tables = append(snap.Tables, snapshotTable{Name: t.name, DDL: t.ddl, Items: items})
-	}
-	return snap, nil
-}
-
-// scanAll returns every item of a table as DynamoDB JSON. It scans through
-// minidyn's in-process client rather than its HTTP handler because the handler's
-// encoding drops empty lists and maps (it answers {} for them), and an item
-// restored with such a typeless value breaks every later Query that reads it;
-// the client's Go values still tell an empty list from an empty map. minidyn
+// scanTable returns every item of a table. It scans through minidyn's in-process
+// client rather than its HTTP handler because the handler's encoding drops empty
+// lists and maps (it answers {} for them), and an item restored with such a
+// typeless value breaks every later Query that reads it; the client's Go values
+// still tell an empty list from an empty map (exactAV encodes them). minidyn
 // returns a whole table in one Scan when no Limit is given; the loop over
 // LastEvaluatedKey is there so that a page limit, should minidyn ever add one,
 // cannot truncate a snapshot.
-func (d *DynamoDB) scanAll(table string) ([]json.RawMessage, error) {
+func (d *DynamoDB) scanTable(table string) ([]map[string]*server.AttributeValue, error) {
 	var (
-		items []json.RawMessage
+		items []map[string]*server.AttributeValue
 		start map[string]*server.AttributeValue
 	)
 	for {
@@ -124,13 +131,7 @@ func (d *DynamoDB) scanAll(table string) ([]json.RawMessage, error) {
 		if err != nil {
 			return nil, fmt.Errorf("scan table %s: %w", table, err)
 		}
-		for _, it := range out.Items {
-			b, err := json.Marshal(exactItem(it))
-			if err != nil {
-				return nil, fmt.Errorf("scan table %s: encode item: %w", table, err)
-			}
-			items = append(items, b)
-		}
+		items = append(items, out.Items...)
 		if len(out.LastEvaluatedKey) == 0 {
 			return items, nil
 		}
@@ -216,7 +217,7 @@ func (e *dynamoError) Error() string {
 // call sends one DynamoDB JSON request straight to the handler, bypassing the
 // network (restore runs before the server listens), and decodes a successful
 // answer into out. It goes through apply so that the table log records the table
-// operations.
+// operations (and the write-ahead log what changed, once it is open).
 func (d *DynamoDB) call(op string, in any, out any) error {
 	body, err := json.Marshal(in)
 	if err != nil {
@@ -245,21 +246,31 @@ func (d *DynamoDB) call(op string, in any, out any) error {
 	return nil
 }
 
-// restore loads the snapshot file, if any: it replays each table's operations and
-// then writes its items back with BatchWriteItem. It runs before the server listens,
-// so nothing else touches minidyn meanwhile.
-func (d *DynamoDB) restore(ctx context.Context) error {
-	f, err := os.Open(d.path)
+// restore loads the snapshot file, if any, and returns the last log segment it
+// holds (0 for none or the first layout). It runs before the server listens, or
+// on a compaction's private engine, so nothing else touches minidyn meanwhile.
+func (d *DynamoDB) restore(ctx context.Context, path string) (walThrough uint64, err error) {
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer f.Close()
+	r := bufio.NewReaderSize(f, 1<<20)
+	head, _ := r.Peek(len(`{"format":"`) + len(snapshotFormat))
+	if bytes.HasSuffix(head, []byte(snapshotFormat)) {
+		return 0, d.restoreV1(ctx, r)
+	}
+	return d.restoreV2(ctx, r)
+}
 
+// restoreV1 loads the first layout: it replays each table's operations and then
+// writes its items back with BatchWriteItem.
+func (d *DynamoDB) restoreV1(ctx context.Context, r io.Reader) error {
 	var snap snapshotFile
-	if err := json.NewDecoder(bufio.NewReader(f)).Decode(&snap); err != nil {
+	if err := json.NewDecoder(r).Decode(&snap); err != nil {
 		return fmt.Errorf("decode: %w", err)
 	}
 	if snap.Format != snapshotFormat {
@@ -280,8 +291,71 @@ func (d *DynamoDB) restore(ctx context.Context) error {
 			}
 		}
 	}
-	d.dirty.Store(false)
 	return nil
+}
+
+// restoreV2 loads the second layout, one line at a time. Items go to minidyn's
+// in-process client, skipping the HTTP handler's re-encoding.
+func (d *DynamoDB) restoreV2(ctx context.Context, r io.Reader) (uint64, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 1<<20), maxSnapshotLine)
+	line := func() ([]byte, error) {
+		if sc.Scan() {
+			return sc.Bytes(), nil
+		}
+		if err := sc.Err(); err != nil {
+			return nil, err
+		}
+		return nil, io.EOF
+	}
+	b, err := line()
+	if err != nil {
+		return 0, fmt.Errorf("read header: %w", err)
+	}
+	var head snapshotHeader
+	if err := json.Unmarshal(b, &head); err != nil {
+		return 0, fmt.Errorf("decode header: %w", err)
+	}
+	if head.Format != snapshotFormatV2 {
+		return 0, fmt.Errorf("unknown format %q, want %q", head.Format, snapshotFormatV2)
+	}
+	for {
+		b, err := line()
+		if errors.Is(err, io.EOF) {
+			return head.WALThrough, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		var tl snapshotTableLine
+		if err := json.Unmarshal(b, &tl); err != nil || tl.Table == nil {
+			return 0, fmt.Errorf("decode table line: %v", err)
+		}
+		t := tl.Table
+		for _, op := range t.DDL {
+			if err := d.call(op.Op, op.Body, nil); err != nil {
+				return 0, fmt.Errorf("recreate table %s: %w", t.Name, err)
+			}
+		}
+		for i := range t.Items {
+			if i%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return 0, err
+				}
+			}
+			b, err := line()
+			if err != nil {
+				return 0, fmt.Errorf("table %s: item %d of %d: %w", t.Name, i+1, t.Items, err)
+			}
+			var it map[string]*server.AttributeValue
+			if err := json.Unmarshal(b, &it); err != nil {
+				return 0, fmt.Errorf("table %s: decode item %d: %w", t.Name, i+1, err)
+			}
+			if _, err := d.client.PutItem(ctx, &server.PutItemInput{TableName: &t.Name, Item: it}); err != nil {
+				return 0, fmt.Errorf("table %s: reload item %d: %w", t.Name, i+1, err)
+			}
+		}
+	}
 }
 
 // putBatch writes items to table in one BatchWriteItem call.

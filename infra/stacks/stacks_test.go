@@ -111,12 +111,7 @@ func stacksUnderTest(t *testing.T) (pool, silo *synthesized) {
 		ctx[stacks.CtxAssetDir] = assets
 		ctx[stacks.CtxOpenAIBaseURL] = openAIBaseURL
 		ctx[stacks.CtxOpenAIKeySecret] = openAIKeySecret
-		app := awscdk.NewApp(&awscdk.AppProps{
-			Context:            &ctx,
-			Outdir:             jsii.String(filepath.Join(dir, "cdk.out")),
-			AnalyticsReporting: jsii.Bool(false),
-			StackTraces:        jsii.Bool(false),
-		})
+		app := stacks.NewApp(ctx, filepath.Join(dir, "cdk.out"))
 		cfg, err := stacks.ConfigFromContext(func(k string) any { return app.Node().TryGetContext(jsii.String(k)) })
 		if err != nil {
 			panic(err)

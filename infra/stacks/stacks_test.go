@@ -424,6 +424,13 @@ func TestFunctions(t *testing.T) {
 			if b := render(env[stacks.EnvBucket]); !strings.HasPrefix(b, "<PlatformBucket") {
 				t.Errorf("%s: %s = %s, want the data bucket", name, stacks.EnvBucket, b)
 			}
+			// Declared, so that sam local passes the values of
+			// events/sam-env.json; empty, so that in AWS the SDK ignores them.
+			for _, k := range []string{stacks.EnvEndpointDynamoDB, stacks.EnvEndpointS3} {
+				if v, ok := env[k]; !ok || v != "" {
+					t.Errorf("%s: %s = %v (declared %v), want declared and empty", name, k, v, ok)
+				}
+			}
 
 			logs := render(p["LoggingConfig"].(map[string]any)["LogGroup"])
 			lg, ok := s.res[strings.Trim(logs, "<>")]

@@ -177,7 +177,8 @@ deploy: build node-check ## Deploy every stack with the AWS CDK CLI (pinned CDK_
 # The infra tests carry the "infra" build tag, so `go test ./...` skips them.
 # They include infra/cli_test.go, which synthesizes the app as `make synth`
 # does and through the pinned cdk CLI (CDK_CLI_VERSION, from this file) and
-# compares the templates: it needs npx, and about 40 s more on 2 cores.
+# compares the templates: it needs npx, and adds about a minute on 2 cores
+# (two more syntheses; make test-infra went from about 1 to about 2 minutes).
 test-infra: node-check ## CDK template assertions and cdk-nag checks of the stacks (infra/).
 	$(GO) vet -tags infra ./infra/...
 	$(INFRA_ENV) $(GO) test -tags infra -count=1 -timeout $(INFRA_TEST_TIMEOUT) ./infra/...

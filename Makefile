@@ -149,9 +149,21 @@ node-check:
 		echo 'error: node not found on PATH. The CDK app (infra/) runs the AWS CDK through jsii, which needs Node.js >= 20:' >&2; \
 		echo '       install it (e.g. apt-get install nodejs, or https://nodejs.org) and retry.' >&2; exit 1; }
 
+# The cdk CLI `make deploy` runs, pinned: a CLI release reads the cloud
+# assembly of the aws-cdk-lib in go.mod (github.com/aws/aws-cdk-go/awscdk/v2,
+# 2.276.0) and was current with it. Raise both together. npx fetches it from
+# npm once and keeps it in its cache (a few seconds).
+CDK_CLI_VERSION    := 2.1148.1
+CDK                := npx --yes aws-cdk@$(CDK_CLI_VERSION)
+# The CLI sends no telemetry (and, with --no-notices, fetches no notices).
+CDK_CLI_ENV        := CDK_DISABLE_CLI_TELEMETRY=true
+
 # The app runs directly (go run), not through the cdk CLI: it reads cdk.json's
 # context itself, CDK_CONTEXT_JSON adds to it, and nag=true fails the synthesis
-# on any unsuppressed cdk-nag AwsSolutions finding.
+# on any unsuppressed cdk-nag AwsSolutions finding. The app also sets the
+# context the CLI would add (stacks.CLIContext), so the templates are the ones
+# `cdk synth` writes; infra/cli_test.go runs this command and the CLI and
+# compares them (keep it in step).
 synth: build node-check ## Synthesize the CDK app to cdk.out/ (pool + silo stacks, cdk-nag checked; offline).
 	rm -rf $(CDK_OUT)
 	$(INFRA_ENV) CDK_OUTDIR=$(CDK_OUT) CDK_CONTEXT_JSON='{"siloTenants":"$(SILO_TENANTS)","nag":"true"}' $(GO) run ./infra
@@ -159,10 +171,14 @@ synth: build node-check ## Synthesize the CDK app to cdk.out/ (pool + silo stack
 
 # Never run by the tests. The example silo is not deployed; list real silo
 # tenants with SILO_TENANTS=acme,globex.
-deploy: build node-check ## Deploy every stack with the AWS CDK CLI (npx aws-cdk@2; needs AWS credentials).
-	$(INFRA_ENV) npx --yes aws-cdk@2 deploy --all -c exampleSilo=false -c siloTenants=$(SILO_TENANTS) -c nag=true
+deploy: build node-check ## Deploy every stack with the AWS CDK CLI (pinned CDK_CLI_VERSION; needs AWS credentials).
+	$(INFRA_ENV) $(CDK_CLI_ENV) $(CDK) deploy --all --no-notices -c exampleSilo=false -c siloTenants=$(SILO_TENANTS) -c nag=true
 
 # The infra tests carry the "infra" build tag, so `go test ./...` skips them.
+# They include infra/cli_test.go, which synthesizes the app as `make synth`
+# does and through the pinned cdk CLI (CDK_CLI_VERSION, from this file) and
+# compares the templates: it needs npx, and adds about a minute on 2 cores
+# (two more syntheses; make test-infra went from about 1 to about 2 minutes).
 test-infra: node-check ## CDK template assertions and cdk-nag checks of the stacks (infra/).
 	$(GO) vet -tags infra ./infra/...
 	$(INFRA_ENV) $(GO) test -tags infra -count=1 -timeout $(INFRA_TEST_TIMEOUT) ./infra/...

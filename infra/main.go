@@ -32,11 +32,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	app := awscdk.NewApp(&awscdk.AppProps{
-		Context:            &ctx,
-		AnalyticsReporting: jsii.Bool(false),
-		StackTraces:        jsii.Bool(false),
-	})
+	// The context the cdk CLI adds (stacks.CLIContext) is set here too: the
+	// template is the same whichever way the app runs.
+	app := stacks.NewApp(ctx, "")
 	cfg, err := stacks.ConfigFromContext(func(k string) any { return app.Node().TryGetContext(jsii.String(k)) })
 	if err != nil {
 		return err

@@ -163,6 +163,41 @@ func ContextFromFile(path string) (map[string]any, error) {
 	return f.Context, nil
 }
 
+// CLIContext is the context the cdk CLI gives every app it runs (cdk synth,
+// cdk deploy) on top of cdk.json's, with the CLI's defaults. NewApp sets it
+// too, so the app synthesized directly (`make synth`, the tests) writes the
+// templates the CLI deploys: path metadata on every resource (which also
+// changes the API deployment's logical id, a hash of the methods' rendered
+// CloudFormation) and asset metadata (which sam local reads). These keys are
+// reserved to the CLI: cdk.json must not set them.
+func CLIContext() map[string]any {
+	return map[string]any{
+		"aws:cdk:enable-path-metadata":  true,
+		"aws:cdk:enable-asset-metadata": true,
+		"aws:cdk:bundling-stacks":       []any{"**"},
+	}
+}
+
+// NewApp returns the app with context (cdk.json's, see ContextFromFile) over
+// CLIContext, writing to outdir ("" = CDK_OUTDIR, as the CLI sets it). The
+// CLI's own CDK_CONTEXT_JSON overrides both. Version reporting is off however
+// the app runs: no AWS::CDK::Metadata resource.
+func NewApp(context map[string]any, outdir string) awscdk.App {
+	ctx := CLIContext()
+	for k, v := range context {
+		ctx[k] = v
+	}
+	props := &awscdk.AppProps{
+		Context:            &ctx,
+		AnalyticsReporting: jsii.Bool(false),
+		StackTraces:        jsii.Bool(false),
+	}
+	if outdir != "" {
+		props.Outdir = jsii.String(outdir)
+	}
+	return awscdk.NewApp(props)
+}
+
 // Stacks are the stacks of one app.
 type Stacks struct {
 	Pool  *PoolStack

@@ -31,15 +31,21 @@ import (
 // Environment variables the functions read (pkg/platform, pkg/apigw and
 // pkg/tenantcreds document their meaning).
 const (
-	EnvTable          = "BULKHEAD_TABLE"
-	EnvBucket         = "BULKHEAD_BUCKET"
-	EnvTableARN       = "BULKHEAD_TABLE_ARN"
-	EnvTenantRoleARN  = "BULKHEAD_TENANT_ROLE_ARN"
-	EnvUsagePlan      = "BULKHEAD_USAGE_PLAN_" // + the tier's name, upper-cased
-	EnvMaxTenantKeys  = "BULKHEAD_MAX_TENANT_KEYS"
-	tenantTagKey      = "tenant_id" // tenantcreds.TenantTagKey: the session tag carrying the tenant
-	tenantPartition   = "TENANT#"   // the partition-key prefix of every tenant-owned item
-	tenantObjectsRoot = "tenants/"  // the key prefix of every tenant-owned object
+	EnvTable         = "BULKHEAD_TABLE"
+	EnvBucket        = "BULKHEAD_BUCKET"
+	EnvTableARN      = "BULKHEAD_TABLE_ARN"
+	EnvTenantRoleARN = "BULKHEAD_TENANT_ROLE_ARN"
+	EnvUsagePlan     = "BULKHEAD_USAGE_PLAN_" // + the tier's name, upper-cased
+	EnvMaxTenantKeys = "BULKHEAD_MAX_TENANT_KEYS"
+	// The AWS SDK's endpoint overrides, declared empty (the SDK ignores an
+	// empty value): sam local passes a function only the variables its
+	// template declares, and events/sam-env.json points these at a running
+	// `bulkhead dev`'s stores.
+	EnvEndpointDynamoDB = "AWS_ENDPOINT_URL_DYNAMODB"
+	EnvEndpointS3       = "AWS_ENDPOINT_URL_S3"
+	tenantTagKey        = "tenant_id" // tenantcreds.TenantTagKey: the session tag carrying the tenant
+	tenantPartition     = "TENANT#"   // the partition-key prefix of every tenant-owned item
+	tenantObjectsRoot   = "tenants/"  // the key prefix of every tenant-owned object
 )
 
 // Access a function has to the platform's data.
@@ -331,8 +337,10 @@ func (p *Platform) functions() {
 		logs.GrantWrite(role)
 
 		env := map[string]*string{
-			EnvTable:  p.Table.TableName(),
-			EnvBucket: p.Bucket.BucketName(),
+			EnvTable:            p.Table.TableName(),
+			EnvBucket:           p.Bucket.BucketName(),
+			EnvEndpointDynamoDB: jsii.String(""),
+			EnvEndpointS3:       jsii.String(""),
 		}
 		var reserved *float64
 		if n, ok := p.props.ReservedConcurrency[name]; ok {

@@ -111,12 +111,7 @@ func stacksUnderTest(t *testing.T) (pool, silo *synthesized) {
 		ctx[stacks.CtxAssetDir] = assets
 		ctx[stacks.CtxOpenAIBaseURL] = openAIBaseURL
 		ctx[stacks.CtxOpenAIKeySecret] = openAIKeySecret
-		app := awscdk.NewApp(&awscdk.AppProps{
-			Context:            &ctx,
-			Outdir:             jsii.String(filepath.Join(dir, "cdk.out")),
-			AnalyticsReporting: jsii.Bool(false),
-			StackTraces:        jsii.Bool(false),
-		})
+		app := stacks.NewApp(ctx, filepath.Join(dir, "cdk.out"))
 		cfg, err := stacks.ConfigFromContext(func(k string) any { return app.Node().TryGetContext(jsii.String(k)) })
 		if err != nil {
 			panic(err)
@@ -428,6 +423,13 @@ func TestFunctions(t *testing.T) {
 			}
 			if b := render(env[stacks.EnvBucket]); !strings.HasPrefix(b, "<PlatformBucket") {
 				t.Errorf("%s: %s = %s, want the data bucket", name, stacks.EnvBucket, b)
+			}
+			// Declared, so that sam local passes the values of
+			// events/sam-env.json; empty, so that in AWS the SDK ignores them.
+			for _, k := range []string{stacks.EnvEndpointDynamoDB, stacks.EnvEndpointS3} {
+				if v, ok := env[k]; !ok || v != "" {
+					t.Errorf("%s: %s = %v (declared %v), want declared and empty", name, k, v, ok)
+				}
 			}
 
 			logs := render(p["LoggingConfig"].(map[string]any)["LogGroup"])

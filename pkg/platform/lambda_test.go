@@ -93,7 +93,8 @@ func (f fixture) rewrite(payload []byte) []byte {
 	return sampleKey.ReplaceAll(payload, []byte(f.secret))
 }
 
-// eventNames lists the sample events by function name.
+// eventNames lists the sample events by function name (events/ also holds
+// sam local's --env-vars file, which is no event).
 func eventNames(tb testing.TB) []string {
 	tb.Helper()
 	paths, err := filepath.Glob(filepath.Join(eventsDir, "*.json"))
@@ -102,7 +103,9 @@ func eventNames(tb testing.TB) []string {
 	}
 	var out []string
 	for _, p := range paths {
-		out = append(out, strings.TrimSuffix(filepath.Base(p), ".json"))
+		if filepath.Base(p) != samEnvFile {
+			out = append(out, strings.TrimSuffix(filepath.Base(p), ".json"))
+		}
 	}
 	slices.Sort(out)
 	return out

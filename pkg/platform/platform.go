@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
 	"log/slog"
 	"os"
 	"time"
@@ -215,20 +214,23 @@ func FromLambdaEnv(ctx context.Context) (*api.API, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := Options{AWS: cfg, Table: os.Getenv("BULKHEAD_TABLE"), Bucket: os.Getenv("BULKHEAD_BUCKET"), Model: models.Offline,
+	getenv := lambdaGetenv(os.Getenv)
+	o := Options{AWS: cfg, Table: getenv("BULKHEAD_TABLE"), Bucket: getenv("BULKHEAD_BUCKET"), Model: models.Offline,
 		Providers: models.Providers, Logger: Logger(),
 		Metrics: metrics.New(os.Stdout, nil), ToolGuard: guard}
 	// Functions that seal or open tool secrets have the KMS key's id.
-	if os.Getenv(sealed.EnvKeyID) != "" {
-		if o.Sealer, err = sealed.FromEnv(os.Getenv, cfg, ""); err != nil {
+	if getenv(sealed.EnvKeyID) != "" {
+		if o.Sealer, err = sealed.FromEnv(getenv, cfg, ""); err != nil {
 			return nil, err
 		}
 	}
 	// Data-plane functions assume the tenant-access role per tenant; the
-	// stack sets BULKHEAD_TENANT_ROLE_ARN on those only.
-	if role := os.Getenv("BULKHEAD_TENANT_ROLE_ARN"); role != "" {
+	// stack sets BULKHEAD_TENANT_ROLE_ARN on those only. Unset (or empty, as
+	// sam local can be told with an --env-vars file) they keep their own
+	// credentials.
+	if role := getenv(EnvTenantRoleARN); role != "" {
 		o.TenantCreds = tenantcreds.NewProvider(sts.NewFromConfig(cfg), role,
-			tenantcreds.Params{TableARN: os.Getenv("BULKHEAD_TABLE_ARN"), Bucket: o.Bucket}, nil)
+			tenantcreds.Params{TableARN: getenv("BULKHEAD_TABLE_ARN"), Bucket: o.Bucket}, nil)
 		if err := o.TenantCreds.Validate(); err != nil {
 			return nil, err
 		}
@@ -248,38 +250,42 @@ func FromLambdaEnv(ctx context.Context) (*api.API, error) {
 // ServeFunction is the whole main of a Lambda function: it builds the API
 // once from the environment and serves the named function's handler.
 func ServeFunction(name string) {
-	a, err := FromLambdaEnv(context.Background())
-	if err != nil {
-		log.Fatal(err)
-	}
-	lambda.Start(a.Function(name))
+	serve(func(a *api.API) any { return a.Function(name) })
 }
 
 // ServeStreamingFunction runs one API function as a Lambda handler whose
 // response streams (API Gateway response transfer mode STREAM).
 func ServeStreamingFunction(name string) {
-	a, err := FromLambdaEnv(context.Background())
-	if err != nil {
-		log.Fatal(err)
-	}
-	lambda.Start(a.StreamFunction(name))
+	serve(func(a *api.API) any { return a.StreamFunction(name) })
 }
 
 // ServeAuthorizer is the main of the authorizer function.
 func ServeAuthorizer() {
-	a, err := FromLambdaEnv(context.Background())
-	if err != nil {
-		log.Fatal(err)
-	}
-	lambda.Start(a.Authorizer)
+	serve(func(a *api.API) any { return a.Authorizer })
 }
 
 // ServeBilling is the main of the billing function: its routes and the
 // monthly close on a schedule.
 func ServeBilling() {
+	serve(func(a *api.API) any { return a.BillingHandler() })
+}
+
+// serve builds the API from the environment and serves the handler it
+// gives. A function that cannot start says why through the Runtime API
+// (the failed invocation carries the message, in AWS and under sam local)
+// as well as in its log, then exits.
+func serve(handler func(*api.API) any) {
 	a, err := FromLambdaEnv(context.Background())
 	if err != nil {
-		log.Fatal(err)
+		Logger().Error("function init failed", "error", err.Error())
+		if runtimeAPI := os.Getenv(EnvRuntimeAPI); runtimeAPI != "" {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if rerr := reportInitError(ctx, runtimeAPI, err); rerr != nil {
+				Logger().Error("init error not reported to the Runtime API", "error", rerr.Error())
+			}
+			cancel()
+		}
+		os.Exit(1)
 	}
-	lambda.Start(a.BillingHandler())
+	lambda.Start(handler(a))
 }

@@ -592,8 +592,7 @@ func (t *Table) setItem(key string, item map[string]*types.Item) {
 	t.Data[key] = item
 
 	if !exists {
-		t.SortedKeys = append(t.SortedKeys, key)
-		sort.Strings(t.SortedKeys)
+		t.SortedKeys = insertKey(t.SortedKeys, key)
 	}
 }
 
@@ -961,15 +960,7 @@ func (t *Table) Delete(input *types.DeleteItemInput) (map[string]*types.Item, er
 	item = copyItem(item)
 
 	delete(t.Data, key)
-
-	pos := sort.SearchStrings(t.SortedKeys, key)
-	if pos == len(t.SortedKeys) {
-		return item, nil
-	}
-
-	copy(t.SortedKeys[pos:], t.SortedKeys[pos+1:])
-	t.SortedKeys[len(t.SortedKeys)-1] = ""
-	t.SortedKeys = t.SortedKeys[:len(t.SortedKeys)-1]
+	t.SortedKeys = removeKey(t.SortedKeys, key)
 
 	for _, index := range t.Indexes {
 		err := index.delete(key, item)

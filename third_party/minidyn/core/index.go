@@ -15,14 +15,21 @@ const (
 	indexTypeLocal  indexType = "local"
 )
 
+// indexEntry is one item in a secondary index: its index key and its primary key.
+type indexEntry struct {
+	ik string
+	pk string
+}
+
 type index struct {
-	keySchema  keySchema
-	sortedKeys []string
-	sortedRefs [][2]string // used for searching
+	keySchema keySchema
+	// entries are the indexed items ordered by (index key, primary key), kept
+	// sorted on every write so that a query can seek instead of sorting.
+	entries    []indexEntry
 	typ        indexType
 	projection *types.Projection
 	Table      *Table
-	refs       map[string]string
+	refs       map[string]string // primary key -> index key of each indexed item
 	createdAt  time.Time
 }
 
@@ -30,37 +37,66 @@ func newIndex(t *Table, typ indexType, ks keySchema) *index {
 	ks.Secondary = true
 
 	return &index{
-		keySchema:  ks,
-		sortedKeys: []string{},
-		typ:        typ,
-		Table:      t,
-		refs:       map[string]string{},
+		keySchema: ks,
+		typ:       typ,
+		Table:     t,
+		refs:      map[string]string{},
 	}
 }
 
 func (i *index) Clear() {
-	i.sortedKeys = []string{}
+	i.entries = nil
 	i.refs = map[string]string{}
 }
 
 type indexSnapshot struct {
-	sortedKeys []string
-	refs       map[string]string
+	entries []indexEntry
+	refs    map[string]string
 }
 
 func (i *index) snapshot() indexSnapshot {
-	keys := make([]string, len(i.sortedKeys))
-	copy(keys, i.sortedKeys)
+	entries := make([]indexEntry, len(i.entries))
+	copy(entries, i.entries)
 
 	refs := make(map[string]string, len(i.refs))
 	maps.Copy(refs, i.refs)
 
-	return indexSnapshot{sortedKeys: keys, refs: refs}
+	return indexSnapshot{entries: entries, refs: refs}
 }
 
 func (i *index) restore(s indexSnapshot) {
-	i.sortedKeys = s.sortedKeys
+	i.entries = s.entries
 	i.refs = s.refs
+}
+
+// search returns the position of the first entry not before (ik, pk).
+func (i *index) search(ik, pk string) int {
+	return sort.Search(len(i.entries), func(n int) bool {
+		e := i.entries[n]
+		return e.ik > ik || (e.ik == ik && e.pk >= pk)
+	})
+}
+
+func (i *index) insertEntry(ik, pk string) {
+	pos := i.search(ik, pk)
+	if pos < len(i.entries) && i.entries[pos] == (indexEntry{ik, pk}) {
+		return
+	}
+
+	i.entries = append(i.entries, indexEntry{})
+	copy(i.entries[pos+1:], i.entries[pos:])
+	i.entries[pos] = indexEntry{ik, pk}
+}
+
+func (i *index) removeEntry(ik, pk string) {
+	pos := i.search(ik, pk)
+	if pos == len(i.entries) || i.entries[pos] != (indexEntry{ik, pk}) {
+		return
+	}
+
+	copy(i.entries[pos:], i.entries[pos+1:])
+	i.entries[len(i.entries)-1] = indexEntry{}
+	i.entries = i.entries[:len(i.entries)-1]
 }
 
 // ProjectItem returns the attributes visible through this index's projection (ALL, KEYS_ONLY, INCLUDE).
@@ -112,128 +148,51 @@ func (i *index) projectInclude(item map[string]*types.Item) map[string]*types.It
 	return out
 }
 
+// putData indexes the item stored under the primary key key, replacing the
+// entry of its previous version; an item without the index's key attributes
+// leaves the index (indexes are sparse).
 func (i *index) putData(key string, item map[string]*types.Item) error {
 	indexKey, err := i.keySchema.GetKey(i.Table.AttributesDef, item)
-	if err != nil || indexKey == "" {
+	if err != nil {
 		return err
 	}
 
-	old, exists := i.refs[key]
+	if old, exists := i.refs[key]; exists {
+		if old == indexKey {
+			return nil
+		}
 
-	i.refs[key] = indexKey
+		i.removeEntry(old, key)
+		delete(i.refs, key)
+	}
 
-	if !exists {
-		i.sortedKeys = append(i.sortedKeys, indexKey)
-		sort.Strings(i.sortedKeys)
-
+	if indexKey == "" {
 		return nil
 	}
 
-	// On overwrite, reconcile sortedKeys so a changed index key does not leave
-	// a stale projection behind (and the new projection becomes searchable).
-	if old != indexKey {
-		pos := sort.SearchStrings(i.sortedKeys, old)
-		if pos >= len(i.sortedKeys) {
-			i.sortedKeys = append(i.sortedKeys, indexKey)
-		} else {
-			i.sortedKeys[pos] = indexKey
-		}
-
-		sort.Strings(i.sortedKeys)
-	}
+	i.refs[key] = indexKey
+	i.insertEntry(indexKey, key)
 
 	return nil
 }
 
 func (i *index) updateData(key string, item, oldItem map[string]*types.Item) error {
-	indexKey, err := i.keySchema.GetKey(i.Table.AttributesDef, item)
-	if err != nil || indexKey == "" {
-		return err
-	}
-
-	old := i.refs[key]
-	i.refs[key] = indexKey
-
-	if old != indexKey {
-		pos := sort.SearchStrings(i.sortedKeys, old)
-		if pos >= len(i.sortedKeys) {
-			i.sortedKeys = append(i.sortedKeys, indexKey)
-		} else {
-			i.sortedKeys[pos] = indexKey
-		}
-
-		sort.Strings(i.sortedKeys)
-	}
-
-	return nil
+	return i.putData(key, item)
 }
 
+// delete removes the item stored under the primary key key from the index.
 func (i *index) delete(key string, item map[string]*types.Item) error {
+	old, exists := i.refs[key]
+	if !exists {
+		return nil
+	}
+
 	delete(i.refs, key)
-
-	indexKey, err := i.keySchema.GetKey(i.Table.AttributesDef, item)
-	if err != nil || indexKey == "" {
-		return err
-	}
-
-	pos := sort.SearchStrings(i.sortedKeys, indexKey)
-	if pos == len(i.sortedKeys) {
-		return err
-	}
-
-	copy(i.sortedKeys[pos:], i.sortedKeys[pos+1:])
-	i.sortedKeys[len(i.sortedKeys)-1] = ""
-	i.sortedKeys = i.sortedKeys[:len(i.sortedKeys)-1]
+	i.removeEntry(old, key)
 
 	return nil
-}
-
-func (i *index) lessKey(x, y int) bool {
-	if i.sortedRefs[x][1] < i.sortedRefs[y][1] {
-		return true
-	}
-
-	if i.sortedRefs[x][1] > i.sortedRefs[y][1] {
-		return false
-	}
-
-	return i.sortedRefs[x][0] < i.sortedRefs[y][0]
-}
-
-func (i *index) startSearch(scanForward bool) {
-	i.sortedRefs = make([][2]string, len(i.refs))
-	pos := 0
-
-	for k, v := range i.refs {
-		i.sortedRefs[pos] = [2]string{k, v}
-		pos++
-	}
-
-	sort.Slice(i.sortedRefs, func(x, y int) bool {
-		less := i.lessKey(x, y)
-		if scanForward {
-			return less
-		}
-
-		return !less
-	})
-}
-
-func (i *index) getPrimaryKey(indexKey string) (string, bool) {
-	if len(i.sortedRefs) > 0 {
-		key := i.sortedRefs[0]
-		pk, ik := key[0], key[1]
-
-		i.sortedRefs = i.sortedRefs[1:len(i.sortedRefs)]
-
-		if indexKey == ik {
-			return pk, true
-		}
-	}
-
-	return "", false
 }
 
 func (i *index) count() int64 {
-	return int64(len(i.sortedKeys))
+	return int64(len(i.entries))
 }

@@ -333,44 +333,6 @@ func (t *Table) parseStartKey(schema keySchema, startkeyAttr map[string]*types.I
 	return startKey
 }
 
-func getPrimaryKey(index *index, k string) (string, bool) {
-	pk, ok := k, true
-
-	if index != nil {
-		pk, ok = index.getPrimaryKey(k)
-	}
-
-	return pk, ok
-}
-
-func (t *Table) fetchQueryData(input QueryInput) (*index, []string) {
-	if input.Index != "" {
-		i := t.Indexes[input.Index]
-		i.startSearch(input.ScanIndexForward)
-
-		return i, i.sortedKeys
-	}
-
-	return nil, t.SortedKeys
-}
-
-func prepareSearch(input *QueryInput, index *index, k, startKey string) (string, bool) {
-	pk, ok := getPrimaryKey(index, k)
-	if !ok {
-		return pk, ok
-	}
-
-	if input.started {
-		return pk, true
-	}
-
-	if pk == startKey {
-		input.started = true
-	}
-
-	return "", false
-}
-
 func (t *Table) getMatchedItemAndCount(input *QueryInput, pk, startKey string, idx *index) (map[string]*types.Item, map[string]*types.Item, interpreter.ExpressionType, bool, error) {
 	storedItem, ok := t.Data[pk]
 
@@ -435,8 +397,10 @@ func GetKeyAt(sortedKeys []string, size int64, pos int64, forward bool) string {
 	return sortedKeys[pos]
 }
 
-// SearchData queries the table based on the input.
-func (t *Table) SearchData(input QueryInput) ([]map[string]*types.Item, map[string]*types.Item, error) { //nolint:gocognit // query loop with paging, filters, and interpreter errors
+// SearchData queries the table based on the input. It walks only the keys
+// that can match (see searchBounds): a query on a partition reads that
+// partition, from its start key when it has one, not the whole table.
+func (t *Table) SearchData(input QueryInput) ([]map[string]*types.Item, map[string]*types.Item, error) {
 	if err := validateSearchInputMaps(input); err != nil {
 		return nil, nil, err
 	}
@@ -447,31 +411,24 @@ func (t *Table) SearchData(input QueryInput) ([]map[string]*types.Item, map[stri
 
 	items := []map[string]*types.Item{}
 	limit := input.Limit
-	exclusiveStartKey := input.ExclusiveStartKey
-	index, sortedKeys := t.fetchQueryData(input)
-
-	startKey := t.parseStartKey(t.KeySchema, exclusiveStartKey)
-	input.started = startKey == ""
+	keys := t.searchKeys(input.Index)
+	lo, hi := t.searchBounds(&input, keys)
+	input.started = true
 	last := map[string]*types.Item{}
-	sortedKeysSize := int64(len(sortedKeys))
-
-	forward := input.ScanIndexForward
+	keysSize := int64(keys.len())
 
 	var (
 		count   int64
 		scanned int64
 	)
 
-	for pos := range sortedKeys {
-		k := GetKeyAt(sortedKeys, sortedKeysSize, int64(pos), forward)
-
-		pk, ok := prepareSearch(&input, index, k, startKey)
-		if !ok {
-			scanned++
-			continue
+	for n := 0; n < hi-lo; n++ {
+		pos := lo + n
+		if !input.ScanIndexForward {
+			pos = hi - 1 - n
 		}
 
-		item, keyItem, expressionType, matched, gerr := t.getMatchedItemAndCount(&input, pk, startKey, index)
+		item, keyItem, expressionType, matched, gerr := t.getMatchedItemAndCount(&input, keys.primary(pos), "", keys.idx)
 		if gerr != nil {
 			return nil, nil, types.NewError("ValidationException", gerr.Error(), nil)
 		}
@@ -493,7 +450,7 @@ func (t *Table) SearchData(input QueryInput) ([]map[string]*types.Item, map[stri
 		}
 	}
 
-	return items, t.getLastKey(last, limit, count, scanned, sortedKeysSize, index), nil
+	return items, t.getLastKey(last, limit, count, scanned, keysSize, keys.idx), nil
 }
 
 func (t *Table) getLastKey(item map[string]*types.Item, limit, count, scanned, keysSize int64, index *index) map[string]*types.Item {

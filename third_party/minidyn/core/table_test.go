@@ -604,7 +604,7 @@ func TestDeleteIndex(t *testing.T) {
 	}
 
 	index := newTable.Indexes["invert"]
-	index.sortedKeys = []string{"key1", "key2"}
+	index.entries = []indexEntry{{ik: "key1", pk: "k1"}, {ik: "key2", pk: "k2"}}
 	newTable.Indexes["invert"] = index
 
 	_, err = newTable.Delete(inp)
@@ -655,10 +655,9 @@ func TestSearchData(t *testing.T) {
 	queryInput.ScanIndexForward = true
 
 	newIndex := index{
-		sortedRefs: [][2]string{{"ref1", "ref2"}},
-		sortedKeys: []string{"ref2", "ref1"},
-		refs:       map[string]string{"ref1": "ref2"},
-		Table:      newTable,
+		entries: []indexEntry{{ik: "ref2", pk: "ref1"}},
+		refs:    map[string]string{"ref1": "ref2"},
+		Table:   newTable,
 	}
 
 	newTable.Indexes = map[string]*index{
@@ -1158,10 +1157,9 @@ func TestGetLastKey(t *testing.T) {
 	})
 
 	newIndex := &index{
-		sortedRefs: [][2]string{{"ref1", "ref2"}},
-		sortedKeys: []string{"ref2", "ref1"},
-		refs:       map[string]string{"ref1": "ref2"},
-		Table:      newTable,
+		entries: []indexEntry{{ik: "ref2", pk: "ref1"}},
+		refs:    map[string]string{"ref1": "ref2"},
+		Table:   newTable,
 	}
 
 	result := newTable.getLastKey(item, 1, 1, 1, 2, newIndex)
@@ -1597,12 +1595,10 @@ func TestFetchQueryData(t *testing.T) {
 	c.NoError(err)
 	c.Len(newTable.Data, 6)
 
-	index, sortedKeys := newTable.fetchQueryData(QueryInput{
-		Index: "invert",
-	})
+	keys := newTable.searchKeys("invert")
 
-	c.NotEmpty(sortedKeys)
-	c.Equal(index.sortedRefs[0][0], "006.Bellsprout")
+	c.NotZero(keys.len())
+	c.Equal("006.Bellsprout", keys.primary(keys.len()-1)) // first of a backward search
 }
 
 func TestSearchDataWithProjectionExpression(t *testing.T) {

@@ -988,3 +988,49 @@ func handleConditionalCheckError(input *types.UpdateItemInput, checkErr *types.C
 		checkErr.Item = item
 	}
 }
+
+// ItemUndo is what puts one item back as it was: its stored value, or its
+// absence. A transaction keeps one for each item it touches, instead of a
+// copy of every table it touches.
+type ItemUndo struct {
+	key  string
+	prev map[string]*types.Item // nil: the item did not exist
+}
+
+// SaveItem records the item stored under key (a key string of
+// KeySchema.GetKey), to be put back by RestoreItem.
+func (t *Table) SaveItem(key string) ItemUndo {
+	prev, ok := t.Data[key]
+	if !ok {
+		return ItemUndo{key: key}
+	}
+
+	return ItemUndo{key: key, prev: deepCopyItemMap(prev)}
+}
+
+// RestoreItem puts an item back as SaveItem found it, with its index entries.
+func (t *Table) RestoreItem(u ItemUndo) {
+	if cur, ok := t.Data[u.key]; ok {
+		for _, idx := range t.Indexes {
+			_ = idx.delete(u.key, cur)
+		}
+
+		if u.prev == nil {
+			delete(t.Data, u.key)
+			t.SortedKeys = removeKey(t.SortedKeys, u.key)
+
+			return
+		}
+	}
+
+	if u.prev == nil {
+		return
+	}
+
+	t.setItem(u.key, u.prev)
+
+	for _, idx := range t.Indexes {
+		// The item was indexed under these attributes before, so this cannot fail.
+		_ = idx.putData(u.key, u.prev)
+	}
+}

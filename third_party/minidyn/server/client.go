@@ -790,8 +790,17 @@ func (c *Client) batchGetItemForTable(ctx context.Context, tableName string, req
 	return responses, unprocessedKeys, nil
 }
 
-func (c *Client) prepareTransact(items []TransactWriteItem) (map[string]core.TableSnapshot, error) {
-	snapshots := map[string]core.TableSnapshot{}
+// transactUndo puts back one item that a transaction touched.
+type transactUndo struct {
+	table *core.Table
+	item  core.ItemUndo
+}
+
+// prepareTransact validates a transaction's items and records how to put
+// back each item it touches, should it fail: only those items are saved, so
+// a transaction costs the same whatever the size of its tables.
+func (c *Client) prepareTransact(items []TransactWriteItem) ([]transactUndo, error) {
+	undo := make([]transactUndo, 0, len(items))
 	seenKeys := make(map[string]struct{}, len(items))
 
 	for _, item := range items {
@@ -817,16 +826,11 @@ func (c *Client) prepareTransact(items []TransactWriteItem) (map[string]core.Tab
 			return nil, ferr
 		}
 
-		if _, alreadySnapped := snapshots[tableName]; !alreadySnapped {
-			table, err := c.getTable(tableName)
-			if err != nil {
-				return nil, mapKnownError(err)
-			}
-
-			snapshots[tableName] = table.Snapshot()
+		table, err := c.getTable(tableName)
+		if err != nil {
+			return nil, mapKnownError(err)
 		}
 
-		table := c.tables[tableName]
 		internalKeyMap := mapAttributeValueMapToTypes(rawKeyMap)
 
 		if key, err := table.KeySchema.GetKey(table.AttributesDef, internalKeyMap); err == nil {
@@ -840,14 +844,19 @@ func (c *Client) prepareTransact(items []TransactWriteItem) (map[string]core.Tab
 			}
 
 			seenKeys[id] = struct{}{}
+
+			if item.ConditionCheck == nil {
+				undo = append(undo, transactUndo{table: table, item: table.SaveItem(key)})
+			}
 		}
 	}
 
-	return snapshots, nil
+	return undo, nil
 }
 
 // TransactWriteItems executes a set of Put, Update, Delete, and ConditionCheck operations atomically.
-// If any operation fails the entire transaction is  rolled back via table snapshots captured before execution begins.
+// If any operation fails the entire transaction is rolled back: the items it touched are put back
+// as they were before execution began, in reverse order.
 func (c *Client) TransactWriteItems(ctx context.Context, input *TransactWriteItemsInput) (*TransactWriteItemsOutput, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -856,7 +865,7 @@ func (c *Client) TransactWriteItems(ctx context.Context, input *TransactWriteIte
 		return nil, c.forceFailureErr
 	}
 
-	snapshots, err := c.prepareTransact(input.TransactItems)
+	undo, err := c.prepareTransact(input.TransactItems)
 	if err != nil {
 		return nil, err
 	}
@@ -865,8 +874,8 @@ func (c *Client) TransactWriteItems(ctx context.Context, input *TransactWriteIte
 
 	defer func() {
 		if execErr != nil {
-			for name, snap := range snapshots {
-				c.tables[name].Restore(snap)
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i].table.RestoreItem(undo[i].item)
 			}
 		}
 	}()

@@ -43,6 +43,7 @@ type Table struct {
 	NativeInterpreter    interpreter.Native
 	LangInterpreter      interpreter.Language
 	IndexActivationDelay time.Duration
+	ttl                  *ttlIndex // nil when time to live is disabled
 }
 
 // NewTable creates a new Table
@@ -551,6 +552,10 @@ func (t *Table) setItem(key string, item map[string]*types.Item) {
 	if !exists {
 		t.SortedKeys = insertKey(t.SortedKeys, key)
 	}
+
+	if t.ttl != nil {
+		t.ttl.put(key, item)
+	}
 }
 
 func (t *Table) getItem(key string) map[string]*types.Item {
@@ -566,6 +571,10 @@ func (t *Table) getItem(key string) map[string]*types.Item {
 func (t *Table) Clear() {
 	t.SortedKeys = []string{}
 	t.Data = map[string]map[string]*types.Item{}
+
+	if t.ttl != nil {
+		t.ttl = &ttlIndex{attr: t.ttl.attr, at: map[string]float64{}}
+	}
 }
 
 // TableSnapshot captures a point-in-time copy of mutable table state for transactional rollback
@@ -573,6 +582,7 @@ type TableSnapshot struct {
 	data       map[string]map[string]*types.Item
 	sortedKeys []string
 	indexes    map[string]indexSnapshot
+	ttl        *ttlIndex
 }
 
 // Snapshot returns a deep copy of the table's mutable state
@@ -590,13 +600,14 @@ func (t *Table) Snapshot() TableSnapshot {
 		indexes[name] = idx.snapshot()
 	}
 
-	return TableSnapshot{data: data, sortedKeys: keys, indexes: indexes}
+	return TableSnapshot{data: data, sortedKeys: keys, indexes: indexes, ttl: t.ttl.clone()}
 }
 
 // Restore replaces the table's mutable state with a previously taken snapshot
 func (t *Table) Restore(s TableSnapshot) {
 	t.Data = s.data
 	t.SortedKeys = s.sortedKeys
+	t.ttl = s.ttl
 
 	for name, idx := range t.Indexes {
 		if snap, ok := s.indexes[name]; ok {
@@ -919,6 +930,10 @@ func (t *Table) Delete(input *types.DeleteItemInput) (map[string]*types.Item, er
 	delete(t.Data, key)
 	t.SortedKeys = removeKey(t.SortedKeys, key)
 
+	if t.ttl != nil {
+		t.ttl.remove(key)
+	}
+
 	for _, index := range t.Indexes {
 		err := index.delete(key, item)
 		if err != nil {
@@ -1010,21 +1025,15 @@ func (t *Table) SaveItem(key string) ItemUndo {
 
 // RestoreItem puts an item back as SaveItem found it, with its index entries.
 func (t *Table) RestoreItem(u ItemUndo) {
+	if u.prev == nil {
+		t.removeItem(u.key)
+		return
+	}
+
 	if cur, ok := t.Data[u.key]; ok {
 		for _, idx := range t.Indexes {
 			_ = idx.delete(u.key, cur)
 		}
-
-		if u.prev == nil {
-			delete(t.Data, u.key)
-			t.SortedKeys = removeKey(t.SortedKeys, u.key)
-
-			return
-		}
-	}
-
-	if u.prev == nil {
-		return
 	}
 
 	t.setItem(u.key, u.prev)

@@ -127,6 +127,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err = decoder.Decode(&input); err == nil {
 			resp, err = s.client.TransactGetItems(context.Background(), &input)
 		}
+	case "UpdateTimeToLive":
+		var input UpdateTimeToLiveInput
+		if err = decoder.Decode(&input); err == nil {
+			resp, err = s.client.UpdateTimeToLive(context.Background(), &input)
+		}
+	case "DescribeTimeToLive":
+		var input DescribeTimeToLiveInput
+		if err = decoder.Decode(&input); err == nil {
+			resp, err = s.client.DescribeTimeToLive(context.Background(), &input)
+		}
 	default:
 		http.Error(w, "unsupported operation", http.StatusBadRequest)
 		return

@@ -112,23 +112,48 @@ func (t *Table) SetTTLAttribute(attr string) {
 	}
 }
 
-// ExpireItems deletes the items whose expiry time is before now, with their
-// index entries, and returns how many it deleted. Its cost is that of the
-// expired items, not of the table.
-func (t *Table) ExpireItems(now time.Time) int {
+// ExpiredKeys returns the primary keys of the items whose expiry time is
+// before now, earliest first, at most max of them (all when max <= 0). It
+// deletes nothing: the caller deletes them through requests of its own, which
+// can be logged and conditioned. Its cost is that of the keys returned, not of
+// the table.
+func (t *Table) ExpiredKeys(now time.Time, max int) []map[string]*types.Item {
 	if t.ttl == nil {
-		return 0
+		return nil
 	}
 
 	cutoff := float64(now.UnixNano()) / float64(time.Second)
-	n := 0
 
-	for len(t.ttl.entries) > 0 && t.ttl.entries[0].at < cutoff {
-		t.removeItem(t.ttl.entries[0].key)
-		n++
+	var keys []map[string]*types.Item
+
+	for _, e := range t.ttl.entries {
+		if e.at >= cutoff || (max > 0 && len(keys) == max) {
+			break
+		}
+
+		item, ok := t.Data[e.key]
+		if !ok {
+			continue
+		}
+
+		keys = append(keys, t.primaryKey(item))
 	}
 
-	return n
+	return keys
+}
+
+// primaryKey returns copies of an item's key attributes.
+func (t *Table) primaryKey(item map[string]*types.Item) map[string]*types.Item {
+	key := make(map[string]*types.Item, 2)
+
+	for _, name := range []string{t.KeySchema.HashKey, t.KeySchema.RangeKey} {
+		if v, ok := item[name]; ok && name != "" && v != nil {
+			c := *v
+			key[name] = &c
+		}
+	}
+
+	return key
 }
 
 // removeItem deletes a stored item with its index and expiry entries.

@@ -100,24 +100,33 @@ func (c *Client) DescribeTimeToLive(ctx context.Context, input *DescribeTimeToLi
 		AttributeName: aws.String(attr), TimeToLiveStatus: "ENABLED"}}, nil
 }
 
-// ExpireItems deletes, in every table with time to live enabled, the items
-// whose TTL attribute is a number of unix seconds before now, and returns how
-// many it deleted. Nothing calls it on its own: the caller decides how often
-// (DynamoDB deletes expired items within a few days, typically sooner). Its
-// cost is that of the expired items, not of the tables.
-func (c *Client) ExpireItems(now time.Time) (int, error) {
+// ExpiredKeys returns the primary keys of the items of a table whose TTL
+// attribute is a number of unix seconds before now, earliest first, at most
+// max of them (all when max <= 0); none when time to live is disabled. It
+// deletes nothing: the caller decides how and when (DynamoDB deletes expired
+// items within a few days, typically sooner), for instance with a DeleteItem
+// conditioned on the attribute still being in the past. Its cost is that of
+// the keys returned, not of the table.
+func (c *Client) ExpiredKeys(tableName string, now time.Time, max int) ([]map[string]*AttributeValue, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 
-	n := 0
-	for _, table := range c.tables {
-		n += table.ExpireItems(now)
+	table, err := c.getTable(tableName)
+	if err != nil {
+		return nil, err
 	}
 
-	return n, nil
+	found := table.ExpiredKeys(now, max)
+	keys := make([]map[string]*AttributeValue, len(found))
+
+	for i, k := range found {
+		keys[i] = mapTypesMapToAttributeValue(k)
+	}
+
+	return keys, nil
 }
 
-// ExpireItems deletes the expired items of every table (see Client.ExpireItems).
-func (s *Server) ExpireItems(now time.Time) (int, error) {
-	return s.client.ExpireItems(now)
+// ExpiredKeys lists a table's expired items (see Client.ExpiredKeys).
+func (s *Server) ExpiredKeys(tableName string, now time.Time, max int) ([]map[string]*AttributeValue, error) {
+	return s.client.ExpiredKeys(tableName, now, max)
 }

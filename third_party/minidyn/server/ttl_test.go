@@ -13,7 +13,7 @@ import (
 )
 
 // TestTimeToLiveExpiresItems enables time to live through the SDK and checks
-// which items ExpireItems deletes: those whose attribute is a number of unix
+// which items ExpiredKeys lists for deletion: those whose attribute is a number of unix
 // seconds before now, with their index entries; never those without the
 // attribute or with a value that is not a number.
 func TestTimeToLiveExpiresItems(t *testing.T) {
@@ -90,13 +90,10 @@ func TestTimeToLiveExpiresItems(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	n, err := srv.ExpireItems(now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := expire(t, srv.client, now)
 
 	if n != 2 {
-		t.Errorf("ExpireItems deleted %d items, want 2 (old, early)", n)
+		t.Errorf("expire deleted %d items, want 2 (old, early)", n)
 	}
 
 	left := map[string]bool{}
@@ -134,12 +131,12 @@ func TestTimeToLiveExpiresItems(t *testing.T) {
 
 	// Nothing more has expired a second later than the run before; an hour
 	// later, "future" has (and "just" and "now" too).
-	if n, _ := srv.ExpireItems(now); n != 0 {
-		t.Errorf("second ExpireItems at the same time deleted %d items, want 0", n)
+	if n := expire(t, srv.client, now); n != 0 {
+		t.Errorf("second expire at the same time deleted %d items, want 0", n)
 	}
 
-	if n, _ := srv.ExpireItems(now.Add(time.Hour + time.Second)); n != 3 {
-		t.Errorf("ExpireItems an hour later deleted %d items, want 3 (just, now, future)", n)
+	if n := expire(t, srv.client, now.Add(time.Hour+time.Second)); n != 3 {
+		t.Errorf("expire an hour later deleted %d items, want 3 (just, now, future)", n)
 	}
 
 	// Disabled, nothing expires any more.
@@ -152,8 +149,8 @@ func TestTimeToLiveExpiresItems(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if n, _ := srv.ExpireItems(now); n != 0 {
-		t.Errorf("ExpireItems with time to live disabled deleted %d items, want 0", n)
+	if n := expire(t, srv.client, now); n != 0 {
+		t.Errorf("expire with time to live disabled deleted %d items, want 0", n)
 	}
 }
 
@@ -185,8 +182,8 @@ func TestTimeToLiveAfterRolledBackTransaction(t *testing.T) {
 		t.Fatal("TransactWriteItems: err = nil, want a cancellation")
 	}
 
-	if n, _ := c.ExpireItems(time.Unix(200, 0)); n != 1 {
-		t.Errorf("ExpireItems after the rollback deleted %d items, want 1 (the restored item)", n)
+	if n := expire(t, c, time.Unix(200, 0)); n != 1 {
+		t.Errorf("expire after the rollback deleted %d items, want 1 (the restored item)", n)
 	}
 
 	out, err := c.Scan(ctx, &ScanInput{TableName: aws.String("t")})
@@ -196,5 +193,74 @@ func TestTimeToLiveAfterRolledBackTransaction(t *testing.T) {
 
 	if len(out.Items) != 0 {
 		t.Errorf("table after expiry: %v, want empty", out.Items)
+	}
+}
+
+// expire deletes what ExpiredKeys lists in table "t", as a caller of the
+// engine would, and returns how many keys it listed.
+func expire(t *testing.T, c *Client, now time.Time) int {
+	t.Helper()
+
+	keys, err := c.ExpiredKeys("t", now, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, k := range keys {
+		if _, err := c.DeleteItem(context.Background(), &DeleteItemInput{TableName: aws.String("t"), Key: k}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	return len(keys)
+}
+
+// TestExpiredKeysListsWithoutDeleting checks that ExpiredKeys answers the
+// primary keys alone, earliest expiry first, honours max, and deletes nothing.
+func TestExpiredKeysListsWithoutDeleting(t *testing.T) {
+	ctx := context.Background()
+	c := NewClient()
+	newUndoTable(t, c)
+
+	if keys, err := c.ExpiredKeys("t", time.Unix(1000, 0), 0); err != nil || len(keys) != 0 {
+		t.Fatalf("ExpiredKeys with time to live disabled: %v, %v; want none", keys, err)
+	}
+
+	if _, err := c.UpdateTimeToLive(ctx, &UpdateTimeToLiveInput{TableName: aws.String("t"),
+		TimeToLiveSpecification: &TimeToLiveSpecification{AttributeName: aws.String("expires_at"), Enabled: aws.Bool(true)}}); err != nil {
+		t.Fatal(err)
+	}
+
+	for sk, at := range map[string]string{"c": "30", "a": "10", "b": "20", "d": "2000"} {
+		if _, err := c.PutItem(ctx, &PutItemInput{TableName: aws.String("t"),
+			Item: map[string]*AttributeValue{"PK": sv("p"), "SK": sv(sk), "G": sv("x"), "expires_at": nv(at)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	keys, err := c.ExpiredKeys("t", time.Unix(1000, 0), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if len(keys) != 2 || *keys[0]["SK"].S != "a" || *keys[1]["SK"].S != "b" || len(keys[0]) != 2 || *keys[0]["PK"].S != "p" {
+		t.Fatalf("ExpiredKeys(max 2) = %v, want the keys {PK, SK} of a and b", keys)
+	}
+
+	if all, _ := c.ExpiredKeys("t", time.Unix(1000, 0), 0); len(all) != 3 {
+		t.Errorf("ExpiredKeys(max 0) listed %d keys, want 3 (a, b, c)", len(all))
+	}
+
+	out, err := c.Scan(ctx, &ScanInput{TableName: aws.String("t")})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if len(out.Items) != 4 {
+		t.Errorf("table holds %d items after ExpiredKeys, want 4: listing must not delete", len(out.Items))
+	}
+
+	if _, err := c.ExpiredKeys("missing", time.Unix(1000, 0), 0); err == nil {
+		t.Error("ExpiredKeys on a missing table: err = nil, want ResourceNotFoundException")
 	}
 }

@@ -51,8 +51,13 @@ type DynamoDBOptions struct {
 	// them.
 	Logger *slog.Logger
 	// Now is the clock of the ClientRequestToken window of TransactWriteItems
-	// (see rules.go); nil means time.Now. Tests inject one to pass the window.
+	// (see rules.go) and of TTL expiry (ttl.go); nil means time.Now. Tests inject
+	// one to pass the window or expire items.
 	Now func() time.Time
+	// TTLSweepEvery is how often items whose TTL attribute is in the past are
+	// deleted (ttl.go); 0 means every 15 seconds, a negative value never (SweepTTL
+	// still deletes them on demand).
+	TTLSweepEvery time.Duration
 }
 
 // DynamoDB is an embedded DynamoDB-compatible server (minidyn) listening on
@@ -145,6 +150,7 @@ func StartDynamoDB(ctx context.Context, opts DynamoDBOptions) (*DynamoDB, error)
 	d.ln = ln
 	d.srv = newHTTPServer(http.HandlerFunc(d.serveHTTP), opts.Logger)
 	go d.srv.serve(ln, d.log, "dynamodb")
+	d.startTTLSweeper(opts.TTLSweepEvery)
 	return d, nil
 }
 
@@ -275,9 +281,11 @@ func (d *DynamoDB) Snapshot(ctx context.Context) error {
 var (
 	// exclusiveOps are served under the write lock, because minidyn serves them
 	// without its own lock and they read or change the table map and table
-	// metadata that concurrent item operations use.
+	// metadata that concurrent item operations use (UpdateTimeToLive changes the
+	// table log).
 	exclusiveOps = map[string]bool{
 		"CreateTable": true, "UpdateTable": true, "DeleteTable": true, "DescribeTable": true,
+		"UpdateTimeToLive": true,
 	}
 	// ddlOps shape a table rather than its items: a snapshot recreates each
 	// table by replaying its successful ones.

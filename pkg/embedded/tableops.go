@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -101,6 +102,8 @@ func (c *catalog) record(op, table string, body []byte) {
 		if in.BillingMode != "" {
 			t.billing = in.BillingMode
 		}
+	case "UpdateTimeToLive":
+		c.recordTTL(table, body)
 	case "DeleteTable":
 		delete(c.tables, table)
 		c.ttlMu.Lock()
@@ -386,15 +389,23 @@ func (d *DynamoDB) serveDescribeTTL(w http.ResponseWriter, r *http.Request) {
 	writeDynamoJSON(w, map[string]any{"TimeToLiveDescription": desc})
 }
 
-// serveUpdateTTL answers UpdateTimeToLive, refusing what DynamoDB refuses: enabling
+// serveUpdateTTL checks UpdateTimeToLive, refusing what DynamoDB refuses: enabling
 // a TTL that is enabled, disabling one that is not, or naming another attribute
-// than the enabled one.
+// than the enabled one. An accepted change goes to apply, like any other table
+// operation, so that the write-ahead log and the snapshot's table log keep it and
+// a restart restores it; the catalog follows it in recordDDL. The caller holds
+// d.mu for writing.
 func (d *DynamoDB) serveUpdateTTL(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxDDLBody))
 	var in struct {
 		TableName               string
 		TimeToLiveSpecification *wireTTLSpec
 	}
-	if !decodeRequest(w, r, &in) {
+	if err == nil {
+		err = json.Unmarshal(body, &in)
+	}
+	if err != nil {
+		writeDynamoError(w, http.StatusBadRequest, errorTypePrefix+"SerializationException", "read request body: "+err.Error())
 		return
 	}
 	spec := in.TimeToLiveSpecification
@@ -406,29 +417,35 @@ func (d *DynamoDB) serveUpdateTTL(w http.ResponseWriter, r *http.Request) {
 		writeTableNotFound(w, in.TableName)
 		return
 	}
-	c := &d.catalog
-	c.ttlMu.Lock()
-	cur, enabled := c.ttl[in.TableName]
-	var msg string
+	cur, enabled := d.TTLAttribute(in.TableName)
 	switch {
 	case enabled && cur != spec.AttributeName:
-		msg = "TimeToLive is active on a different AttributeName: current AttributeName is " + cur
+		writeValidation(w, "TimeToLive is active on a different AttributeName: current AttributeName is "+cur)
 	case enabled && *spec.Enabled:
-		msg = "TimeToLive is already enabled"
+		writeValidation(w, "TimeToLive is already enabled")
 	case !enabled && !*spec.Enabled:
-		msg = "TimeToLive is already disabled"
-	case *spec.Enabled:
+		writeValidation(w, "TimeToLive is already disabled")
+	default:
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		d.apply(w, r, "UpdateTimeToLive")
+	}
+}
+
+// recordTTL updates the TTL setting after a successful UpdateTimeToLive.
+func (c *catalog) recordTTL(table string, body []byte) {
+	var in struct{ TimeToLiveSpecification *wireTTLSpec }
+	if json.Unmarshal(body, &in) != nil || in.TimeToLiveSpecification == nil {
+		return // minidyn accepted the body, so this cannot happen
+	}
+	spec := in.TimeToLiveSpecification
+	c.ttlMu.Lock()
+	defer c.ttlMu.Unlock()
+	if spec.Enabled != nil && *spec.Enabled {
 		if c.ttl == nil {
 			c.ttl = map[string]string{}
 		}
-		c.ttl[in.TableName] = spec.AttributeName
-	default:
-		delete(c.ttl, in.TableName)
+		c.ttl[table] = spec.AttributeName
+	} else {
+		delete(c.ttl, table)
 	}
-	c.ttlMu.Unlock()
-	if msg != "" {
-		writeValidation(w, msg)
-		return
-	}
-	writeDynamoJSON(w, map[string]any{"TimeToLiveSpecification": spec})
 }

@@ -39,11 +39,17 @@
 // the disk; if the process dies then, that change is lost, but it was never
 // acknowledged.
 //
-// Items that expire under TTL must leave the data through a logged request
-// (a DeleteItem served by apply), not by a deletion inside the engine that the
-// log does not see: a later conditional write may depend on the item being gone
-// (attribute_not_exists), and a replay that met the item still there would
-// refuse it.
+// Items that expire under TTL leave the data through logged requests (ttl.go):
+// every DynamoDBOptions.TTLSweepEvery (15 seconds by default), or when SweepTTL
+// is called, minidyn lists the keys of the items whose TTL attribute is a number
+// of unix seconds before the clock's current second (DynamoDBOptions.Now), at
+// the cost of the expired items, and each is deleted by a DeleteItem served by
+// apply, conditioned on the attribute still being in the past, so that an item
+// rewritten meanwhile stays. A deletion inside the engine, which the log would
+// not see, would make replay diverge: a later conditional write may depend on
+// the item being gone (attribute_not_exists). UpdateTimeToLive is logged and
+// kept in the snapshot's table log like the other table operations, so the
+// setting survives restarts.
 //
 // # Differences from DynamoDB worth knowing
 //
@@ -53,9 +59,10 @@
 // DescribeTable (always ACTIVE, so the SDK's TableExists waiter succeeds),
 // DescribeTimeToLive and UpdateTimeToLive are answered here (tableops.go), and
 // any other operation minidyn lacks answers UnknownOperationException in
-// DynamoDB's JSON shape. The TTL setting is kept, but expired items are not
-// deleted yet, and the setting lives in memory (the platform turns it on at
-// every start). minidyn encodes an empty list or
+// DynamoDB's JSON shape. A TTL setting takes effect at once (DynamoDB takes up to
+// an hour), and expired items are gone within TTLSweepEvery (DynamoDB takes up
+// to a few days, and skips expiry times more than five years old; here they
+// expire too). minidyn encodes an empty list or
 // map attribute as {}, which the SDK decodes as BOOL false: store an absent
 // attribute rather than an empty collection.
 //
@@ -87,7 +94,7 @@
 // LoseResponses and LoseTokenResponses make committed writes answer 500, so that
 // tests can prove that an SDK retry of them is harmless.
 //
-// Not emulated: TTL, capacity and throttling, item collection and index size
+// Not emulated: capacity and throttling, item collection and index size
 // limits, TransactionConflict between concurrent transactions, and the 16 MB
 // request limit of batch operations.
 package embedded

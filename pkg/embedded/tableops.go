@@ -23,7 +23,8 @@ import (
 // Workbench, dynamodb-admin) and the SDK's waiters use and that minidyn lacks or
 // answers incompletely: ListTables (absent), DescribeTable (minidyn answers an
 // empty TableStatus and no attribute definitions, so the SDK's TableExists waiter
-// never succeeds), DescribeTimeToLive and UpdateTimeToLive (absent). It also
+// never succeeds), DescribeTimeToLive (answered from the catalog) and
+// UpdateTimeToLive (checked here, then served by minidyn and logged). It also
 // answers any other operation minidyn does not know in DynamoDB's JSON error
 // shape: minidyn answers those in plain text, which the SDK cannot decode.
 

@@ -9,17 +9,13 @@ package dynamo_test
 //     ceiling of real DynamoDB (about 1,000 WCU/s per partition, 2 WCU per
 //     item written in a transaction) cannot be seen here; it is stated in
 //     the README.
-//   - Its TransactWriteItems deep-copies the whole table before it runs
-//     (the rollback snapshot), so an admission or a settlement costs time
-//     and memory in proportion to the items in the table, whoever owns
-//     them; real DynamoDB's do not. BenchmarkAdmitSettleTableSize measures
-//     it: on 2 cores (Go 1.26, minidyn v0.8.2, 8 workers) admit+settle ran
-//     at about 750/s with ~0 other items, 44/s with 2,000 and 7.5/s with
-//     10,000 (p50 10 ms, 180 ms, 800 ms), allocating 0.55, 11.9 and 57 MB
-//     per op: each 1,000 items the size of a usage record add about 14 ms
-//     of server time and 5.7 MB to every admit+settle (two transactions).
-//     So local admissions/s are a property of minidyn and of the table's
-//     size, not a forecast for DynamoDB; the request counts per op are the
+//   - Its TransactWriteItems rolls back from an undo log of the items it
+//     touched (the fork in third_party/minidyn; v0.8.2 deep-copied every
+//     table it touched, so admit+settle ran at about 750/s with ~0 other
+//     items and 7.5/s with 10,000). BenchmarkAdmitSettleTableSize shows
+//     that the cost per op no longer grows with the table. Local
+//     admissions/s are still a property of minidyn, not a forecast for
+//     DynamoDB; the request counts per op are the
 //     figures that carry over. Settling leaves one usage record per op, so
 //     benchAdmitSettle deletes them between chunks of ops (timer stopped)
 //     to keep each run at the size it names.
@@ -305,9 +301,8 @@ func BenchmarkAdmitSettle(b *testing.B) {
 }
 
 // BenchmarkAdmitSettleTableSize is BenchmarkAdmitSettle/one-tenant on a
-// table that already holds other items: minidyn copies the whole table in
-// every TransactWriteItems, so the local cost per op grows with the table
-// (real DynamoDB's does not).
+// table that already holds other items: the cost per op must not grow with
+// them (as in DynamoDB).
 func BenchmarkAdmitSettleTableSize(b *testing.B) {
 	for _, fill := range []int{0, 2000, 10000} {
 		b.Run(fmt.Sprintf("items-%d", fill), func(b *testing.B) { benchAdmitSettle(b, 1, fill) })

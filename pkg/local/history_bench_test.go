@@ -7,7 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/awsclients"
+	"github.com/bulkhead-dev/bulkhead/pkg/embedded"
 	"github.com/bulkhead-dev/bulkhead/pkg/offline"
 	"github.com/bulkhead-dev/bulkhead/pkg/platform"
 )
@@ -230,4 +235,95 @@ func prefill(b *testing.B, db *dynamodb.Client, tenant, agent string, items int)
 	if int(out.Count) < executions*3 && out.LastEvaluatedKey == nil {
 		b.Fatalf("prefill: the table holds %d items, want at least %d", out.Count, executions*3)
 	}
+}
+
+// BenchmarkStartupHistory is the start of the embedded DynamoDB on a data dir
+// holding the history of 100,000 executions, and the heap it then holds
+// (heap-MB: HeapInuse after the start and a GC; heap-grown-MB: what the start
+// added). It first counts, on the real platform, the items an execution that
+// starts a conversation leaves in the table, and checks that prefill writes as
+// many. The data dir is then left as the platform leaves it: a snapshot and
+// the write-ahead log written since it.
+func BenchmarkStartupHistory(b *testing.B) {
+	const executions = 100_000
+	dir := b.TempDir()
+	h := newHistoryPlatform(b, 0)
+	db := awsclients.NewDynamoDB(awsclients.Static(""), h.p.Dynamo.URL())
+	count := func() int {
+		n := 0
+		p := dynamodb.NewScanPaginator(db, &dynamodb.ScanInput{TableName: aws.String(platform.DefaultTable), Select: types.SelectCount})
+		for p.HasMorePages() {
+			out, err := p.NextPage(context.Background())
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += int(out.Count)
+		}
+		return n
+	}
+	// The first execution also creates the month's, day's and hour's
+	// counters; the next ones show what each execution adds.
+	if err := h.execute(); err != nil {
+		b.Fatal(err)
+	}
+	before := count()
+	const probe = 5
+	for range probe {
+		if err := h.execute(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	perExec := (count() - before) / probe
+	b.ReportMetric(float64(perExec), "items/exec")
+	if perExec != 3 {
+		b.Fatalf("an execution leaves %d items in the table; prefill writes 3", perExec)
+	}
+	h.close()
+
+	// The history goes into a data dir of its own, through the platform's
+	// own start, so that its table is provisioned as in use.
+	p, err := Start(context.Background(), Config{Addr: "127.0.0.1:0", DataDir: dir, Model: offline.New(0), Out: io.Discard})
+	if err != nil {
+		b.Fatal(err)
+	}
+	prefill(b, awsclients.NewDynamoDB(awsclients.Static(""), p.Dynamo.URL()), p.Demo.TenantID, "agt_history", executions*3)
+	if err := p.Close(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	var size int64
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.Type().IsRegular() && strings.HasPrefix(e.Name(), "dynamodb.json") {
+			info, err := e.Info()
+			if err != nil {
+				b.Fatal(err)
+			}
+			size += info.Size()
+		}
+	}
+	b.ReportMetric(float64(size)/1e6, "dir-MB")
+
+	var ms runtime.MemStats
+	var heap, grown float64
+	for b.Loop() {
+		b.StopTimer()
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		base := ms.HeapInuse
+		b.StartTimer()
+		d, err := embedded.StartDynamoDB(context.Background(), embedded.DynamoDBOptions{SnapshotPath: filepath.Join(dir, "dynamodb.json")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		heap, grown = float64(ms.HeapInuse)/(1<<20), (float64(ms.HeapInuse)-float64(base))/(1<<20)
+		if err := d.Close(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(heap, "heap-MB")
+	b.ReportMetric(grown, "heap-grown-MB")
 }

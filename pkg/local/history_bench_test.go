@@ -237,14 +237,14 @@ func prefill(b *testing.B, db *dynamodb.Client, tenant, agent string, items int)
 	}
 }
 
-// BenchmarkStartupHistory is the start of the embedded DynamoDB on a data dir
+// BenchmarkStartupMonthOfUse is the start of the embedded DynamoDB on a data dir
 // holding the history of 100,000 executions, and the heap it then holds
 // (heap-MB: HeapInuse after the start and a GC; heap-grown-MB: what the start
 // added). It first counts, on the real platform, the items an execution that
 // starts a conversation leaves in the table, and checks that prefill writes as
 // many. The data dir is then left as the platform leaves it: a snapshot and
 // the write-ahead log written since it.
-func BenchmarkStartupHistory(b *testing.B) {
+func BenchmarkStartupMonthOfUse(b *testing.B) {
 	const executions = 100_000
 	dir := b.TempDir()
 	h := newHistoryPlatform(b, 0)

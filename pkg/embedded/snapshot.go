@@ -13,11 +13,14 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/truora/minidyn/server"
+	minitypes "github.com/truora/minidyn/types"
 )
 
 // The snapshot file's layouts. The first is one JSON document, read still so
@@ -294,8 +297,10 @@ func (d *DynamoDB) restoreV1(ctx context.Context, r io.Reader) error {
 	return nil
 }
 
-// restoreV2 loads the second layout, one line at a time. Items go to minidyn's
-// in-process client, skipping the HTTP handler's re-encoding.
+// restoreV2 loads the second layout, one line at a time. Each item is decoded
+// once, straight into minidyn's own values, and a table's items go into minidyn
+// in one LoadItems call, which sorts the keys and index entries once instead of
+// inserting into sorted slices item by item (quadratic in the table's size).
 func (d *DynamoDB) restoreV2(ctx context.Context, r io.Reader) (uint64, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 1<<20), maxSnapshotLine)
@@ -337,25 +342,82 @@ func (d *DynamoDB) restoreV2(ctx context.Context, r io.Reader) (uint64, error) {
 				return 0, fmt.Errorf("recreate table %s: %w", t.Name, err)
 			}
 		}
-		for i := range t.Items {
-			if i%4096 == 0 {
-				if err := ctx.Err(); err != nil {
-					return 0, err
-				}
-			}
-			b, err := line()
-			if err != nil {
-				return 0, fmt.Errorf("table %s: item %d of %d: %w", t.Name, i+1, t.Items, err)
-			}
-			var it map[string]*server.AttributeValue
-			if err := json.Unmarshal(b, &it); err != nil {
-				return 0, fmt.Errorf("table %s: decode item %d: %w", t.Name, i+1, err)
-			}
-			if _, err := d.client.PutItem(ctx, &server.PutItemInput{TableName: &t.Name, Item: it}); err != nil {
-				return 0, fmt.Errorf("table %s: reload item %d: %w", t.Name, i+1, err)
-			}
+		items, err := decodeItems(ctx, line, t.Name, t.Items)
+		if err != nil {
+			return 0, err
+		}
+		if err := d.client.LoadItems(t.Name, items); err != nil {
+			return 0, fmt.Errorf("table %s: reload items: %w", t.Name, err)
 		}
 	}
+}
+
+// decodeItems reads the n item lines of a table and decodes them, in batches
+// spread over the available cores: decoding is most of the cost of a start.
+func decodeItems(ctx context.Context, line func() ([]byte, error), table string, n int) ([]map[string]*minitypes.Item, error) {
+	const batchSize = 1024
+	type batch struct {
+		first int    // index of the batch's first item
+		buf   []byte // the batch's lines, one after the other
+		ends  []int  // where each line ends in buf
+	}
+	items := make([]map[string]*minitypes.Item, n)
+	work := make(chan batch, 4)
+	var (
+		wg      sync.WaitGroup
+		errMu   sync.Mutex
+		errAt   = n
+		decoErr error
+	)
+	fail := func(i int, err error) {
+		errMu.Lock()
+		defer errMu.Unlock()
+		if i < errAt {
+			errAt, decoErr = i, fmt.Errorf("table %s: decode item %d: %w", table, i+1, err)
+		}
+	}
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for b := range work {
+				start := 0
+				for k, end := range b.ends {
+					if err := json.Unmarshal(b.buf[start:end], &items[b.first+k]); err != nil {
+						fail(b.first+k, err)
+					}
+					start = end
+				}
+			}
+		})
+	}
+	readErr := func() error {
+		defer close(work)
+		size := 64 << 10 // of the previous batch, to allocate each one once
+		for first := 0; first < n; first += batchSize {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			b := batch{first: first, buf: make([]byte, 0, size+size/4), ends: make([]int, 0, batchSize)}
+			for i := first; i < min(n, first+batchSize); i++ {
+				l, err := line()
+				if err != nil {
+					return fmt.Errorf("table %s: item %d of %d: %w", table, i+1, n, err)
+				}
+				b.buf = append(b.buf, l...)
+				b.ends = append(b.ends, len(b.buf))
+			}
+			size = len(b.buf)
+			work <- b
+		}
+		return nil
+	}()
+	wg.Wait()
+	if readErr != nil {
+		return nil, readErr
+	}
+	if decoErr != nil {
+		return nil, decoErr
+	}
+	return items, nil
 }
 
 // putBatch writes items to table in one BatchWriteItem call.

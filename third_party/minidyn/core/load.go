@@ -1,10 +1,12 @@
 package core
 
 import (
+	"errors"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/truora/minidyn/types"
 )
@@ -46,36 +48,48 @@ func (t *Table) LoadItems(items []map[string]*types.Item) error {
 }
 
 // rebuild recomputes the sorted keys, every index and the expiry order from
-// t.Data.
+// t.Data. Each only reads t.Data, so they are built at the same time.
 func (t *Table) rebuild() error {
-	keys := make([]string, 0, len(t.Data))
-	for k := range t.Data {
-		keys = append(keys, k)
-	}
+	var (
+		wg   sync.WaitGroup
+		errs = make([]error, len(t.Indexes))
+		n    = 0
+	)
 
-	slices.Sort(keys)
-	t.SortedKeys = keys
+	wg.Go(func() {
+		keys := make([]string, 0, len(t.Data))
+		for k := range t.Data {
+			keys = append(keys, k)
+		}
+
+		slices.Sort(keys)
+		t.SortedKeys = keys
+	})
 
 	for _, idx := range t.Indexes {
-		if err := idx.rebuild(keys); err != nil {
-			return err
-		}
+		at := n
+		n++
+
+		wg.Go(func() { errs[at] = idx.rebuild() })
 	}
 
 	if t.ttl != nil {
-		t.ttl.rebuild(t.Data)
+		wg.Go(func() { t.ttl.rebuild(t.Data) })
 	}
 
-	return nil
+	wg.Wait()
+
+	return errors.Join(errs...)
 }
 
-// rebuild indexes the table's items, visiting them in the order of keys.
-func (i *index) rebuild(keys []string) error {
-	entries := make([]indexEntry, 0, len(keys))
-	refs := make(map[string]string, len(keys))
+// rebuild indexes the table's items.
+func (i *index) rebuild() error {
+	data := i.Table.Data
+	entries := make([]indexEntry, 0, len(data))
+	refs := make(map[string]string, len(data))
 
-	for _, k := range keys {
-		ik, err := i.keySchema.GetKey(i.Table.AttributesDef, i.Table.Data[k])
+	for k, item := range data {
+		ik, err := i.keySchema.GetKey(i.Table.AttributesDef, item)
 		if err != nil {
 			return err
 		}

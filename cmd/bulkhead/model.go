@@ -32,40 +32,7 @@ func (m modelRow) cells() []string {
 }
 
 func modelList(cl *cmdLine, args []string) error {
-	limit := cl.fs.Int("limit", 0, "list at most N models (default: all of them, following next_cursor)")
-	output := cl.outputFlag("table")
-	conn := cl.operatorFlags()
-	if _, err := cl.parse(args, 0, ""); err != nil {
-		return err
-	}
-	if err := checkOutput(*output); err != nil {
-		return err
-	}
-	if *limit < 0 {
-		return usagef("--limit is %d, want 1 or more (0: all)", *limit)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-	defer cancel()
-	c, err := conn.client(ctx)
-	if err != nil {
-		return err
-	}
-	items, err := c.listAll(ctx, "/v1/admin/models", *limit)
-	if err != nil {
-		return err
-	}
-	if *output == "json" {
-		return printJSONList(items)
-	}
-	rows := make([][]string, len(items))
-	for i, it := range items {
-		var m modelRow
-		if err := json.Unmarshal(it, &m); err != nil {
-			return fmt.Errorf("decode a model: %w", err)
-		}
-		rows[i] = m.cells()
-	}
-	return printTable(modelHeader, rows)
+	return operatorList[modelRow](cl, args, "/v1/admin/models", "model", modelHeader)
 }
 
 // modelSet adds or changes a catalogue entry: every field is sent (the

@@ -542,7 +542,19 @@ func tenantCreate(cl *cmdLine, args []string) error {
 }
 
 func tenantList(cl *cmdLine, args []string) error {
-	limit := cl.fs.Int("limit", 0, "list at most N tenants (default: all of them, following next_cursor)")
+	return operatorList[tenantRow](cl, args, "/v1/admin/tenants", "tenant", tenantHeader)
+}
+
+// row is a list item that prints as table cells.
+type row[T any] interface {
+	*T
+	cells() []string
+}
+
+// operatorList is an operator's list command: every page of path (or the
+// first --limit items), as a table of R or as JSON.
+func operatorList[R any, P row[R]](cl *cmdLine, args []string, path, noun string, header []string) error {
+	limit := cl.fs.Int("limit", 0, "list at most N "+noun+"s (default: all of them, following next_cursor)")
 	output := cl.outputFlag("table")
 	conn := cl.operatorFlags()
 	if _, err := cl.parse(args, 0, ""); err != nil {
@@ -560,22 +572,27 @@ func tenantList(cl *cmdLine, args []string) error {
 	if err != nil {
 		return err
 	}
-	items, err := c.listAll(ctx, "/v1/admin/tenants", *limit)
+	items, err := c.listAll(ctx, path, *limit)
 	if err != nil {
 		return err
 	}
-	if *output == "json" {
+	return printList[R, P](items, *output, noun, header)
+}
+
+// printList prints list items as JSON, or decoded as R in a table.
+func printList[R any, P row[R]](items []json.RawMessage, output, noun string, header []string) error {
+	if output == "json" {
 		return printJSONList(items)
 	}
 	rows := make([][]string, len(items))
 	for i, it := range items {
-		var t tenantRow
-		if err := json.Unmarshal(it, &t); err != nil {
-			return fmt.Errorf("decode a tenant: %w", err)
+		var r R
+		if err := json.Unmarshal(it, &r); err != nil {
+			return fmt.Errorf("decode a %s: %w", noun, err)
 		}
-		rows[i] = t.cells()
+		rows[i] = P(&r).cells()
 	}
-	return printTable(tenantHeader, rows)
+	return printTable(header, rows)
 }
 
 func tenantGet(cl *cmdLine, args []string) error {
@@ -699,6 +716,8 @@ type keyRow struct {
 	CreatedAt string `json:"created_at"`
 }
 
+func (k keyRow) cells() []string { return []string{k.ID, k.Name, k.Prefix, k.Status, k.CreatedAt} }
+
 func keyCreate(cl *cmdLine, args []string) error {
 	name := cl.fs.String("name", "", "the key's name (default \"default\")")
 	conn := cl.tenantFlags()
@@ -741,18 +760,7 @@ func keyList(cl *cmdLine, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *output == "json" {
-		return printJSONList(items)
-	}
-	rows := make([][]string, len(items))
-	for i, it := range items {
-		var k keyRow
-		if err := json.Unmarshal(it, &k); err != nil {
-			return fmt.Errorf("decode a key: %w", err)
-		}
-		rows[i] = []string{k.ID, k.Name, k.Prefix, k.Status, k.CreatedAt}
-	}
-	return printTable([]string{"KEY_ID", "NAME", "PREFIX", "STATUS", "CREATED_AT"}, rows)
+	return printList[keyRow](items, *output, "key", []string{"KEY_ID", "NAME", "PREFIX", "STATUS", "CREATED_AT"})
 }
 
 func keyRevoke(cl *cmdLine, args []string) error {

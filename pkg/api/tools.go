@@ -176,7 +176,7 @@ func (a *API) sealHeaders(ctx context.Context, tenantID string, h map[string]str
 	if total > bulkhead.MaxToolHeaderBytes {
 		return bulkhead.Errorf(bulkhead.Invalid, "headers must be at most %d bytes together", bulkhead.MaxToolHeaderBytes)
 	}
-	if err := (mcptool.Server{Name: "check", URL: "https://check.invalid", Headers: h}).Validate(); err != nil {
+	if err := mcptool.ValidateHeaders(h); err != nil {
 		return bulkhead.Errorf(bulkhead.Invalid, "%s", err.Error())
 	}
 	slices.Sort(names)

@@ -332,24 +332,40 @@ func check(s Server) (*url.URL, http.Header, error) {
 		return nil, nil, errors.New("the URL must not carry credentials; use headers")
 	}
 	u.Fragment, u.RawFragment = "", ""
-	if len(s.Headers) > maxHeaders {
-		return nil, nil, fmt.Errorf("at most %d headers", maxHeaders)
+	h, err := checkHeaders(s.Headers)
+	if err != nil {
+		return nil, nil, err
 	}
-	h := make(http.Header, len(s.Headers))
-	for name, value := range s.Headers {
+	return u, h, nil
+}
+
+// checkHeaders validates a server's headers; its messages name headers
+// but never their values.
+func checkHeaders(headers map[string]string) (http.Header, error) {
+	if len(headers) > maxHeaders {
+		return nil, fmt.Errorf("at most %d headers", maxHeaders)
+	}
+	h := make(http.Header, len(headers))
+	for name, value := range headers {
 		if !headerNameRE.MatchString(name) {
-			return nil, nil, fmt.Errorf("header name %q is not a valid HTTP token", truncate(name, 64))
+			return nil, fmt.Errorf("header name %q is not a valid HTTP token", truncate(name, 64))
 		}
 		canon := http.CanonicalHeaderKey(name)
 		if reservedHeaders[canon] || strings.HasPrefix(canon, "Mcp-") {
-			return nil, nil, fmt.Errorf("header %s is reserved", canon)
+			return nil, fmt.Errorf("header %s is reserved", canon)
 		}
 		if len(value) > maxHeaderValue || strings.ContainsAny(value, "\r\n\x00") {
-			return nil, nil, fmt.Errorf("the value of header %s is too long or holds a line break or NUL", canon)
+			return nil, fmt.Errorf("the value of header %s is too long or holds a line break or NUL", canon)
 		}
 		h[canon] = []string{value}
 	}
-	return u, h, nil
+	return h, nil
+}
+
+// ValidateHeaders checks a server's headers as a call would.
+func ValidateHeaders(headers map[string]string) error {
+	_, err := checkHeaders(headers)
+	return err
 }
 
 // originOf is the scheme://host of a registered URL, for messages.

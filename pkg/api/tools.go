@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"slices"
 	"time"
@@ -354,13 +353,7 @@ func (a *API) rotateToolSecret(ctx context.Context, r *request) (any, error) {
 	}{a.viewTool(t), secret}, nil
 }
 
-// errNoTools is what the API says when tools cannot be checked.
-var errNoTools = errors.New("tools unavailable")
-
 // checkAgentTools checks an agent's tools against the tenant's.
 func (a *API) checkAgentTools(ctx context.Context, r *request, tools []json.RawMessage) error {
-	if a.runner == nil {
-		return errNoTools
-	}
 	return a.runner.CheckTools(ctx, a.tenantStore(r), tools)
 }

@@ -94,10 +94,8 @@ func New(o Options) *api.API {
 	if o.TenantCreds.Scoped() {
 		store, transcripts = store.WithTenantCredentials(o.TenantCreds), transcripts.WithTenantCredentials(o.TenantCreds)
 	}
-	runner := &runtime.Runner{Model: o.Model, Providers: o.Providers, Catalogue: store, Now: o.Now, Logger: o.Logger, Metrics: o.Metrics}
-	if o.Sealer != nil {
-		runner.Sealer = o.Sealer
-	}
+	runner := &runtime.Runner{Model: o.Model, Providers: o.Providers, Catalogue: store, Now: o.Now, Logger: o.Logger, Metrics: o.Metrics,
+		Sealer: o.Sealer}
 	if o.ToolGuard != nil {
 		// One client for every tool call: each call's own timeout bounds it.
 		client := o.ToolGuard.Client(0)
@@ -112,9 +110,7 @@ func New(o Options) *api.API {
 		Now:         o.Now,
 		Logger:      o.Logger,
 		ToolGuard:   o.ToolGuard,
-	}
-	if o.Sealer != nil {
-		cfg.Sealer = o.Sealer
+		Sealer:      o.Sealer,
 	}
 	return api.New(cfg)
 }

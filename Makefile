@@ -84,6 +84,14 @@ endif
 # package's testdata/fuzz/FuzzX/ and fails the run: commit it with the fix,
 # and it is a regression test from then on.
 FUZZTIME ?= 3s
+# Go 1.26's fuzz coordinator can fail a target with a bare "context deadline
+# exceeded" when a duration -fuzztime ends while a worker on a loaded machine
+# is mid-call (golang/go#75804, fixed in Go 1.27). That failure writes no
+# failing input and names no test line; it is reported and passed over. A real
+# finding always writes its input (and a panic or t.Error names its line), and
+# fails the run. A count (FUZZTIME=10000x) has no deadline to race, but the
+# targets that go through HTTP to the embedded servers run a few hundred
+# inputs a second, so a count that suits every target takes ten minutes.
 # Each input that finds new code is shrunk before fuzzing goes on; the default
 # (60 s) could spend a short run on that alone. A failing input is written
 # whether or not it is fully shrunk.
@@ -102,8 +110,14 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 3s).
 		importpath=$$($(GO) list "./$$pkg") || exit 1; \
 		for name in $$names; do \
 			n=$$((n + 1)); echo "fuzz: $$name (./$$pkg) for $(FUZZTIME)"; \
-			(cd "$$pkg" && "$$bin" -test.run '^$$' -test.fuzz "^$$name\$$" -test.fuzztime $(FUZZTIME) -test.fuzzminimizetime $(FUZZMINIMIZETIME) \
-				-test.fuzzcachedir "$$cache/$$importpath" -test.timeout 10m) || exit 1; \
+			log="$(CURDIR)/bin/fuzz/$$name.log"; \
+			if ! (cd "$$pkg" && "$$bin" -test.run '^$$' -test.fuzz "^$$name\$$" -test.fuzztime $(FUZZTIME) -test.fuzzminimizetime $(FUZZMINIMIZETIME) \
+				-test.fuzzcachedir "$$cache/$$importpath" -test.timeout 10m) >"$$log" 2>&1; then \
+				cat "$$log"; \
+				if grep -q 'context deadline exceeded' "$$log" && ! grep -qE 'Failing input written|panic:|_test\.go:[0-9]+:' "$$log"; then \
+					echo "fuzz: $$name: the fuzz coordinator's end-of-fuzztime race (golang/go#75804), no failing input; not a finding"; \
+				else exit 1; fi; \
+			else tail -n 3 "$$log"; fi; \
 		done; \
 	done; \
 	echo "fuzz: $$n targets in $$(( $$(date +%s) - start ))s"

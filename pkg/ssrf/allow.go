@@ -56,7 +56,10 @@ func allowKey(canonHost string, port uint16) string {
 // parsePort accepts 1 to 65535 in decimal.
 func parsePort(s string) (uint16, error) {
 	n, err := strconv.ParseUint(s, 10, 16)
-	if err != nil || n == 0 {
+	// A leading zero ("0443") is refused rather than read as 443: a port is
+	// written one way, so what is stored, shown and compared with the
+	// allow-list is what is dialled.
+	if err != nil || n == 0 || s[0] == '0' {
 		return 0, refusedf("port %q is not a valid port", s)
 	}
 	return uint16(n), nil

@@ -70,6 +70,7 @@ func TestCheckURLRefuses(t *testing.T) {
 		{"http://localhost:8787/", "scheme"},
 		{"https://127.0.0.1:8788/", "port"},
 		{"https://example.com:8443/", "port"},
+		{"https://example.com:0443/", "port"},
 		{"https://example.com:22/", "port"},
 		{"https://user:pass@example.com/", "credentials"},
 		{"https://user@example.com/", "credentials"},

@@ -24,8 +24,8 @@
 // acknowledged changes are never silently dropped.
 //
 // When the log passes DynamoDBOptions.CompactAfter (by default the larger of
-// 8 MB and the snapshot's size, so that rewriting the snapshot costs a bounded
-// amount per logged byte), a new segment is started and a background goroutine
+// 8 MB and a quarter of the snapshot's size, so that rewriting the snapshot
+// costs a bounded amount per logged byte and a start replays a bounded log), a new segment is started and a background goroutine
 // rebuilds the data, from the previous snapshot and the closed segments, in a
 // private engine, writes it as the new snapshot (a temporary file, fsync, rename,
 // fsync of the directory) and deletes those segments. The live server is not

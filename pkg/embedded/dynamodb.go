@@ -20,10 +20,17 @@ import (
 )
 
 // minCompactAfter is the least the write-ahead log grows to before it is folded
-// into a new snapshot; past that, it may grow to the snapshot's size, so that
-// rewriting the snapshot costs a bounded amount per logged byte however large the
-// tables are.
-const minCompactAfter = 8 << 20
+// into a new snapshot; past that, it may grow to compactFraction of the
+// snapshot's size, so that rewriting the snapshot costs a bounded amount per
+// logged byte (compactFraction bytes of snapshot per byte logged) however large
+// the tables are. A logged byte costs a start about three times what a byte of
+// snapshot costs (it goes through the request path), so a quarter keeps the
+// worst start (a log just short of the threshold) within about 1.5 times a
+// start from the snapshot alone.
+const (
+	minCompactAfter = 8 << 20
+	compactFraction = 4
+)
 
 // maxDDLBody caps the table-operation bodies that are buffered for the snapshot; a
 // CreateTable request is a few kilobytes even with many indexes.
@@ -44,8 +51,8 @@ type DynamoDBOptions struct {
 	// Deprecated: persistence no longer runs on a timer.
 	SnapshotEvery time.Duration
 	// CompactAfter is how large the write-ahead log grows before it is folded into
-	// a new snapshot in the background; 0 means the larger of 8 MB and the
-	// snapshot's size.
+	// a new snapshot in the background; 0 means the larger of 8 MB and a
+	// quarter of the snapshot's size.
 	CompactAfter int64
 	// Logger receives background snapshot failures and server errors; nil discards
 	// them.

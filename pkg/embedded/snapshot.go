@@ -19,6 +19,7 @@ import (
 	"time"
 
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/truora/minidyn/core"
 	"github.com/truora/minidyn/server"
 	minitypes "github.com/truora/minidyn/types"
 )
@@ -299,8 +300,8 @@ func (d *DynamoDB) restoreV1(ctx context.Context, r io.Reader) error {
 
 // restoreV2 loads the second layout, one line at a time. Each item is decoded
 // once, straight into minidyn's own values, and a table's items go into minidyn
-// in one LoadItems call, which sorts the keys and index entries once instead of
-// inserting into sorted slices item by item (quadratic in the table's size).
+// in one LoadEntries call, which sorts the keys and index entries once instead
+// of inserting into sorted slices item by item (quadratic in the table's size).
 func (d *DynamoDB) restoreV2(ctx context.Context, r io.Reader) (uint64, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 1<<20), maxSnapshotLine)
@@ -342,26 +343,32 @@ func (d *DynamoDB) restoreV2(ctx context.Context, r io.Reader) (uint64, error) {
 				return 0, fmt.Errorf("recreate table %s: %w", t.Name, err)
 			}
 		}
-		items, err := decodeItems(ctx, line, t.Name, t.Items)
+		loader, err := d.client.NewLoader(t.Name)
+		if err != nil {
+			return 0, fmt.Errorf("table %s: reload items: %w", t.Name, err)
+		}
+		entries, err := decodeItems(ctx, line, t.Name, t.Items, loader)
 		if err != nil {
 			return 0, err
 		}
-		if err := d.client.LoadItems(t.Name, items); err != nil {
+		if err := d.client.LoadEntries(loader, entries); err != nil {
 			return 0, fmt.Errorf("table %s: reload items: %w", t.Name, err)
 		}
 	}
 }
 
-// decodeItems reads the n item lines of a table and decodes them, in batches
-// spread over the available cores: decoding is most of the cost of a start.
-func decodeItems(ctx context.Context, line func() ([]byte, error), table string, n int) ([]map[string]*minitypes.Item, error) {
+// decodeItems reads the n item lines of a table, decodes them and prepares them
+// for loading (their validation, keys, index keys and expiry), in batches
+// spread over the available cores: this is most of the cost of a start, and an
+// item is prepared while it is still in the cache of the core that decoded it.
+func decodeItems(ctx context.Context, line func() ([]byte, error), table string, n int, loader *core.Loader) ([]core.LoadEntry, error) {
 	const batchSize = 1024
 	type batch struct {
 		first int    // index of the batch's first item
 		buf   []byte // the batch's lines, one after the other
 		ends  []int  // where each line ends in buf
 	}
-	items := make([]map[string]*minitypes.Item, n)
+	entries := make([]core.LoadEntry, n)
 	work := make(chan batch, 4)
 	var (
 		wg      sync.WaitGroup
@@ -373,7 +380,7 @@ func decodeItems(ctx context.Context, line func() ([]byte, error), table string,
 		errMu.Lock()
 		defer errMu.Unlock()
 		if i < errAt {
-			errAt, decoErr = i, fmt.Errorf("table %s: decode item %d: %w", table, i+1, err)
+			errAt, decoErr = i, fmt.Errorf("table %s: item %d: %w", table, i+1, err)
 		}
 	}
 	for range max(1, runtime.GOMAXPROCS(0)) {
@@ -381,7 +388,12 @@ func decodeItems(ctx context.Context, line func() ([]byte, error), table string,
 			for b := range work {
 				start := 0
 				for k, end := range b.ends {
-					if err := json.Unmarshal(b.buf[start:end], &items[b.first+k]); err != nil {
+					var item map[string]*minitypes.Item
+					err := decodeItem(b.buf[start:end], &item)
+					if err == nil {
+						entries[b.first+k], err = loader.Prepare(item)
+					}
+					if err != nil {
 						fail(b.first+k, err)
 					}
 					start = end
@@ -417,7 +429,7 @@ func decodeItems(ctx context.Context, line func() ([]byte, error), table string,
 	if decoErr != nil {
 		return nil, decoErr
 	}
-	return items, nil
+	return entries, nil
 }
 
 // putBatch writes items to table in one BatchWriteItem call.

@@ -327,34 +327,55 @@ func readSegment(path string, truncate bool, fn func(walRecord) error) (dropped 
 	}
 }
 
-// recover loads the snapshot, replays the log segments it does not hold and
-// deletes those it does, and opens a new segment for this run. A compaction
-// starts in the background if the replayed log is already past its threshold.
-func (d *DynamoDB) recover(ctx context.Context, compactAfter int64) error {
+// load restores the snapshot, with garbage collection off (see pauseGC), and
+// replays the log segments it does not hold (deleting those it does). It
+// returns the last segment seen and the bytes replayed.
+func (d *DynamoDB) load(ctx context.Context) (last uint64, replayed int64, err error) {
+	resume := pauseGC()
 	through, err := d.restore(ctx, d.path)
+	resume()
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	segs, err := listSegments(d.path)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
-	last := through
-	var replayed int64
+	last = through
+	// Replay in bulk mode: each write keeps only the items up to date, and
+	// the sorted keys, indexes and expiry order are built once at the end,
+	// so replaying a log costs the same per write whatever the table holds.
+	if err := d.client.SetBulk(true); err != nil {
+		return 0, 0, err
+	}
 	for i, n := range segs {
 		last = max(last, n)
 		if n <= through {
 			// Held by the snapshot; a crash came between writing it and this.
 			if err := os.Remove(segmentPath(d.path, n)); err != nil {
-				return err
+				return 0, 0, err
 			}
 			continue
 		}
 		size, err := d.replaySegment(ctx, segmentPath(d.path, n), i == len(segs)-1)
 		if err != nil {
-			return err
+			return 0, 0, err
 		}
 		replayed += size
+	}
+	if err := d.client.SetBulk(false); err != nil {
+		return 0, 0, fmt.Errorf("index replayed items: %w", err)
+	}
+	return last, replayed, nil
+}
+
+// recover loads the snapshot, replays the log segments it does not hold and
+// deletes those it does, and opens a new segment for this run. A compaction
+// starts in the background if the replayed log is already past its threshold.
+func (d *DynamoDB) recover(ctx context.Context, compactAfter int64) error {
+	last, replayed, err := d.load(ctx)
+	if err != nil {
+		return err
 	}
 	if _, err := os.Stat(d.path); errors.Is(err, os.ErrNotExist) {
 		// An empty snapshot, holding no segment, so that the data's place is
@@ -623,6 +644,9 @@ func (d *DynamoDB) compact(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := e.client.SetBulk(true); err != nil { // as in recover
+		return err
+	}
 	for _, n := range segs {
 		if n <= prev || n > through {
 			continue
@@ -631,6 +655,9 @@ func (d *DynamoDB) compact(ctx context.Context) error {
 		if _, err := e.replaySegment(ctx, segmentPath(d.path, n), false); err != nil {
 			return err
 		}
+	}
+	if err := e.client.SetBulk(false); err != nil {
+		return fmt.Errorf("index replayed items: %w", err)
 	}
 	if err := writeFileAtomic(d.path, func(w *bufio.Writer) error {
 		return e.writeSnapshot(ctx, w, through)
@@ -650,7 +677,8 @@ func (d *DynamoDB) compact(ctx context.Context) error {
 }
 
 // setCompactAfter sets the log size that starts a compaction: the one chosen in
-// the options, or the larger of minCompactAfter and the snapshot's size.
+// the options, or the larger of minCompactAfter and the snapshot's size divided
+// by compactFraction.
 func (d *DynamoDB) setCompactAfter() {
 	if d.compactFixed > 0 {
 		d.compactAfter.Store(d.compactFixed)
@@ -658,7 +686,7 @@ func (d *DynamoDB) setCompactAfter() {
 	}
 	n := int64(minCompactAfter)
 	if st, err := os.Stat(d.path); err == nil {
-		n = max(n, st.Size())
+		n = max(n, st.Size()/compactFraction)
 	}
 	d.compactAfter.Store(n)
 }

@@ -13,6 +13,7 @@ package embedded_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -144,6 +145,23 @@ func walHistory(b *testing.B, c *dynamodb.Client, n int) {
 	wg.Wait()
 }
 
+// logBytes is the size of the log segments of the snapshot at path.
+func logBytes(b *testing.B, path string) int64 {
+	segs, err := filepath.Glob(path + ".wal-*")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var n int64
+	for _, s := range segs {
+		st, err := os.Stat(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += st.Size()
+	}
+	return n
+}
+
 func BenchmarkWALStart(b *testing.B) {
 	const executions = 100_000
 	path := filepath.Join(b.TempDir(), "dynamodb.json")
@@ -168,17 +186,29 @@ func BenchmarkWALStart(b *testing.B) {
 			mustClose(b, d)
 		}
 		b.ReportMetric(total.Seconds()/float64(b.N), "s/start")
+		if st, err := os.Stat(path); err == nil {
+			b.ReportMetric(float64(st.Size())/1e6, "snapshot-MB")
+		}
+		b.ReportMetric(float64(logBytes(b, path))/1e6, "log-MB")
 		b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "MB-heap-in-use")
 	}
 	b.Run("snapshot", measure)
 
-	// Then a log as large as the threshold of a compaction (the snapshot's size):
-	// updates of the counters and new executions, as a day of traffic leaves.
+	// Then a log as large as the default threshold of a compaction (a quarter
+	// of the snapshot's size): updates of the counters and new executions, as
+	// a day of traffic leaves, written until the log reaches it.
+	st, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	threshold := max(8<<20, st.Size()/4)
 	d = mustStartDynamoDB(b, embedded.DynamoDBOptions{SnapshotPath: path, CompactAfter: 1 << 40})
 	c = dynamoClient(d)
-	walHistory(b, c, executions/2) // rewrites half the history's items
-	for range 20_000 {
-		mustAdd(b, c, table, "COUNTER", 1)
+	for logBytes(b, path) < threshold {
+		walHistory(b, c, executions/20) // rewrites items of the history
+		for range 2_000 {
+			mustAdd(b, c, table, "COUNTER", 1)
+		}
 	}
 	mustClose(b, d)
 	b.Run("snapshot+log", measure)

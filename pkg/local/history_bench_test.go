@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,39 +34,58 @@ import (
 // in the table (its usage record EXEC#, the conversation's head CONV# and the
 // agent's index entry ACONV#), so the history is written as such triples,
 // half of them in the benchmarked tenant's partition and half spread over 50
-// other tenants'. Each size runs one execution at a time (seq: ns/op and
-// x-empty, the ratio to the empty table) and with 8 clients at once (c8:
-// exec/s and x-empty). The empty table runs first, in the same process.
+// other tenants'.
+//
+// The three platforms run side by side in one process, so that a change in
+// the machine's load touches every size alike: each round (one b.N) measures
+// every size in turn, starting with a different one each round, with
+// historySeq executions one at a time (each timed) and then historyC8
+// executions by 8 clients at once. Reported per size (0, 10k, 100k):
+// p50-ms-<size> (the median of the sequential executions), execs/s-<size>
+// (the 8-client rate over all rounds), and for 10k and 100k the ratios to
+// the empty table, p50-x-<size> (at most 1.25 is flat enough) and
+// execs/s-of-0-<size> (at least 0.8). Run it with -benchtime 5x or more:
+//
+//	go test -run '^$' -bench 'History$' -benchtime 5x ./pkg/local/
 func BenchmarkHistory(b *testing.B) {
-	var emptySeq, emptyC8 float64 // ns per execution on the empty table
-	for _, items := range []int{0, 10_000, 100_000} {
-		// The platform outlives the sub-benchmarks' calibration runs, so the
-		// history is written once per size.
-		h := newHistoryPlatform(b, items)
-		b.Run("items="+strconv.Itoa(items)+"/seq", func(b *testing.B) {
-			start := time.Now()
-			for b.Loop() {
+	const (
+		historySeq = 40
+		historyC8  = 200
+		clients    = 8
+	)
+	sizes := []int{0, 10_000, 100_000}
+	names := []string{"0", "10k", "100k"}
+	hs := make([]*historyPlatform, len(sizes))
+	for i, items := range sizes {
+		hs[i] = newHistoryPlatform(b, items)
+		defer hs[i].close()
+		for range 20 { // warm connections and caches
+			if err := hs[i].execute(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	lat := make([][]time.Duration, len(sizes))
+	c8Time := make([]time.Duration, len(sizes))
+	c8Execs := make([]int, len(sizes))
+	round := 0
+	for b.Loop() {
+		for k := range sizes {
+			i := (round + k) % len(sizes)
+			h := hs[i]
+			for range historySeq {
+				t0 := time.Now()
 				if err := h.execute(); err != nil {
 					b.Fatal(err)
 				}
+				lat[i] = append(lat[i], time.Since(t0))
 			}
-			per := float64(time.Since(start).Nanoseconds()) / float64(b.N)
-			if items == 0 {
-				emptySeq = per
-			}
-			if emptySeq > 0 {
-				b.ReportMetric(per/emptySeq, "x-empty")
-			}
-		})
-		b.Run("items="+strconv.Itoa(items)+"/c8", func(b *testing.B) {
-			const clients = 8
 			var next atomic.Int64
 			var wg sync.WaitGroup
-			b.ResetTimer()
-			start := time.Now()
+			t0 := time.Now()
 			for range clients {
 				wg.Go(func() {
-					for next.Add(1) <= int64(b.N) {
+					for next.Add(1) <= historyC8 {
 						// Fatal belongs to the benchmark's goroutine.
 						if err := h.execute(); err != nil {
 							b.Error(err)
@@ -75,18 +95,23 @@ func BenchmarkHistory(b *testing.B) {
 				})
 			}
 			wg.Wait()
-			elapsed := time.Since(start)
-			b.StopTimer()
-			per := float64(elapsed.Nanoseconds()) / float64(b.N)
-			if items == 0 {
-				emptyC8 = per
-			}
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "exec/s")
-			if emptyC8 > 0 {
-				b.ReportMetric(per/emptyC8, "x-empty")
-			}
-		})
-		h.close()
+			c8Time[i] += time.Since(t0)
+			c8Execs[i] += historyC8
+		}
+		round++
+	}
+	p50 := make([]float64, len(sizes))
+	rate := make([]float64, len(sizes))
+	for i := range sizes {
+		slices.Sort(lat[i])
+		p50[i] = float64(lat[i][len(lat[i])/2].Nanoseconds()) / 1e6
+		rate[i] = float64(c8Execs[i]) / c8Time[i].Seconds()
+		b.ReportMetric(p50[i], "p50-ms-"+names[i])
+		b.ReportMetric(rate[i], "execs/s-"+names[i])
+		if i > 0 {
+			b.ReportMetric(p50[i]/p50[0], "p50-x-"+names[i])
+			b.ReportMetric(rate[i]/rate[0], "execs/s-of-0-"+names[i])
+		}
 	}
 }
 
@@ -238,12 +263,12 @@ func prefill(b *testing.B, db *dynamodb.Client, tenant, agent string, items int)
 }
 
 // BenchmarkStartupMonthOfUse is the start of the embedded DynamoDB on a data dir
-// holding the history of 100,000 executions, and the heap it then holds
-// (heap-MB: HeapInuse after the start and a GC; heap-grown-MB: what the start
-// added). It first counts, on the real platform, the items an execution that
-// starts a conversation leaves in the table, and checks that prefill writes as
-// many. The data dir is then left as the platform leaves it: a snapshot and
-// the write-ahead log written since it.
+// holding the history of 100,000 executions, and the heap it then holds. It
+// first counts, on the real platform, the items an execution that starts a
+// conversation leaves in the table, and checks that prefill writes as many.
+// as-left starts on the data dir as the platform leaves it (a snapshot and the
+// log written since the last compaction); compacted starts after a
+// compaction has folded the whole history into the snapshot.
 func BenchmarkStartupMonthOfUse(b *testing.B) {
 	const executions = 100_000
 	dir := b.TempDir()
@@ -289,15 +314,42 @@ func BenchmarkStartupMonthOfUse(b *testing.B) {
 	if err := p.Close(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	var size int64
+	// As the platform left it: a snapshot and the log written since the last
+	// compaction, which may be as large as the snapshot. Then with the whole
+	// history in the snapshot, as after a compaction.
+	b.Run("as-left", func(b *testing.B) { benchStart(b, dir, perExec) })
+	d, err := embedded.StartDynamoDB(context.Background(), embedded.DynamoDBOptions{SnapshotPath: filepath.Join(dir, "dynamodb.json")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := d.Snapshot(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	if err := d.Close(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("compacted", func(b *testing.B) { benchStart(b, dir, perExec) })
+}
+
+// benchStart times starts of the embedded DynamoDB on the data dir and
+// reports the heap it then holds (heap-MB: HeapInuse after the start and a
+// GC; heap-grown-MB: what the start added), and the sizes of the snapshot and
+// of the log.
+func benchStart(b *testing.B, dir string, perExec int) {
+	var snap, log int64
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if e.Type().IsRegular() && strings.HasPrefix(e.Name(), "dynamodb.json") {
-			info, err := e.Info()
-			if err != nil {
-				b.Fatal(err)
-			}
-			size += info.Size()
+		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), "dynamodb.json") {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if e.Name() == "dynamodb.json" {
+			snap += info.Size()
+		} else {
+			log += info.Size()
 		}
 	}
 
@@ -325,7 +377,8 @@ func BenchmarkStartupMonthOfUse(b *testing.B) {
 	// Reported after the loop: b.Loop's first call resets the timer, which
 	// drops metrics reported before it.
 	b.ReportMetric(float64(perExec), "items/exec")
-	b.ReportMetric(float64(size)/1e6, "dir-MB")
+	b.ReportMetric(float64(snap)/1e6, "snapshot-MB")
+	b.ReportMetric(float64(log)/1e6, "log-MB")
 	b.ReportMetric(heap, "heap-MB")
 	b.ReportMetric(grown, "heap-grown-MB")
 }

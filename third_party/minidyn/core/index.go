@@ -157,6 +157,10 @@ func (i *index) putData(key string, item map[string]*types.Item) error {
 		return err
 	}
 
+	if i.Table.bulk {
+		return nil
+	}
+
 	if old, exists := i.refs[key]; exists {
 		if old == indexKey {
 			return nil
@@ -182,6 +186,10 @@ func (i *index) updateData(key string, item, oldItem map[string]*types.Item) err
 
 // delete removes the item stored under the primary key key from the index.
 func (i *index) delete(key string, item map[string]*types.Item) error {
+	if i.Table.bulk {
+		return nil
+	}
+
 	old, exists := i.refs[key]
 	if !exists {
 		return nil

@@ -3,7 +3,6 @@ package core
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/truora/minidyn/types"
 )
@@ -60,29 +59,35 @@ func (ks keySchema) GetKey(attrs map[string]string, item map[string]*types.Item)
 }
 
 func (ks keySchema) getKeyValue(attrs map[string]string, item map[string]*types.Item) (string, error) {
-	key := []string{}
-
 	val, err := getItemValue(item, ks.HashKey, attrs[ks.HashKey])
 	if err != nil {
 		return "", err
 	}
 
-	hashKeyStr := fmt.Sprintf("%v", val)
+	hashKeyStr := keyPart(val)
 
 	if ks.RangeKey == "" {
 		return hashKeyStr, nil
 	}
-
-	key = append(key, hashKeyStr)
 
 	val, err = getItemValue(item, ks.RangeKey, attrs[ks.RangeKey])
 	if err != nil {
 		return "", err
 	}
 
-	key = append(key, fmt.Sprintf("%v", val))
+	return hashKeyStr + "." + keyPart(val), nil
+}
 
-	return strings.Join(key, "."), nil
+// keyPart is fmt.Sprintf("%v", val) without fmt for the string and number key
+// types (both arrive as strings), which is every key the platform has: a key is
+// built for every item an operation touches, and for every item and index
+// entry of a table loaded at start.
+func keyPart(val any) string {
+	if s, ok := val.(string); ok {
+		return s
+	}
+
+	return fmt.Sprintf("%v", val)
 }
 
 func (ks *keySchema) describe() []types.KeySchemaElement {

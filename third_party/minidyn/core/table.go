@@ -44,6 +44,10 @@ type Table struct {
 	LangInterpreter      interpreter.Language
 	IndexActivationDelay time.Duration
 	ttl                  *ttlIndex // nil when time to live is disabled
+	// bulk defers the sorted keys, the index entries and the expiry order
+	// while a log of writes is replayed (see SetBulk): writes keep only Data
+	// up to date, and reads that need the order are refused.
+	bulk bool
 }
 
 // NewTable creates a new Table
@@ -402,6 +406,10 @@ func GetKeyAt(sortedKeys []string, size int64, pos int64, forward bool) string {
 // that can match (see searchBounds): a query on a partition reads that
 // partition, from its start key when it has one, not the whole table.
 func (t *Table) SearchData(input QueryInput) ([]map[string]*types.Item, map[string]*types.Item, error) {
+	if t.bulk {
+		return nil, nil, types.NewError("ValidationException", "the table is being loaded: reads wait for SetBulk(false)", nil)
+	}
+
 	if err := validateSearchInputMaps(input); err != nil {
 		return nil, nil, err
 	}
@@ -545,9 +553,26 @@ func (t *Table) matchKey(input QueryInput, item map[string]*types.Item) (interpr
 	return lastMatchExpressionType, matched, nil
 }
 
+// checkIndexKeys refuses an item whose key attribute for an index has the
+// wrong type, before anything is written: DynamoDB refuses such a write whole,
+// where writing the item and then failing on the index would leave it stored.
+func (t *Table) checkIndexKeys(item map[string]*types.Item) error {
+	for _, index := range t.Indexes {
+		if _, err := index.keySchema.GetKey(t.AttributesDef, item); err != nil {
+			return types.NewError("ValidationException", err.Error(), nil)
+		}
+	}
+
+	return nil
+}
+
 func (t *Table) setItem(key string, item map[string]*types.Item) {
 	_, exists := t.Data[key]
 	t.Data[key] = item
+
+	if t.bulk {
+		return
+	}
 
 	if !exists {
 		t.SortedKeys = insertKey(t.SortedKeys, key)
@@ -649,6 +674,10 @@ func (t *Table) Put(input *types.PutItemInput) (map[string]*types.Item, error) {
 		if !matched {
 			return item, &types.ConditionalCheckFailedException{MessageText: ErrConditionalRequestFailed.Error()}
 		}
+	}
+
+	if err := t.checkIndexKeys(item); err != nil {
+		return item, err
 	}
 
 	t.setItem(key, item)
@@ -852,7 +881,19 @@ func (t *Table) Update(input *types.UpdateItemInput) (map[string]*types.Item, er
 		Aliases:    input.ExpressionAttributeNames,
 	})
 	if err != nil {
-		return nil, types.NewError("ValidationException", err.Error(), nil)
+		err = types.NewError("ValidationException", err.Error(), nil)
+	} else {
+		err = t.checkIndexKeys(item)
+	}
+
+	if err != nil {
+		// The update works on the stored item in place: a refused one
+		// leaves it as it was, as DynamoDB does.
+		if ok {
+			t.Data[key] = oldItem
+		}
+
+		return nil, err
 	}
 
 	t.setItem(key, item)
@@ -928,6 +969,11 @@ func (t *Table) Delete(input *types.DeleteItemInput) (map[string]*types.Item, er
 	item = copyItem(item)
 
 	delete(t.Data, key)
+
+	if t.bulk {
+		return item, nil
+	}
+
 	t.SortedKeys = removeKey(t.SortedKeys, key)
 
 	if t.ttl != nil {

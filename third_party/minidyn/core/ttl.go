@@ -107,6 +107,10 @@ func (t *Table) SetTTLAttribute(attr string) {
 
 	t.ttl = &ttlIndex{attr: attr, at: map[string]float64{}}
 
+	if t.bulk {
+		return
+	}
+
 	for key, item := range t.Data {
 		t.ttl.put(key, item)
 	}
@@ -118,7 +122,7 @@ func (t *Table) SetTTLAttribute(attr string) {
 // can be logged and conditioned. Its cost is that of the keys returned, not of
 // the table.
 func (t *Table) ExpiredKeys(now time.Time, max int) []map[string]*types.Item {
-	if t.ttl == nil {
+	if t.ttl == nil || t.bulk {
 		return nil
 	}
 
@@ -159,6 +163,11 @@ func (t *Table) primaryKey(item map[string]*types.Item) map[string]*types.Item {
 // removeItem deletes a stored item with its index and expiry entries.
 func (t *Table) removeItem(key string) {
 	item, ok := t.Data[key]
+	if t.bulk {
+		delete(t.Data, key)
+		return
+	}
+
 	if ok {
 		for _, idx := range t.Indexes {
 			_ = idx.delete(key, item)

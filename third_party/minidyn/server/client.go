@@ -25,6 +25,7 @@ type Client struct {
 	tableFailureErrs     map[string]error
 	unprocessedMatchers  map[string]func(int, map[string]*AttributeValue) bool
 	indexActivationDelay time.Duration
+	bulk                 bool // tables are in bulk mode (see SetBulk)
 }
 
 // NewClient creates a new in-memory DynamoDB-compatible client used by the HTTP server.
@@ -209,6 +210,10 @@ func (c *Client) CreateTable(ctx context.Context, input *CreateTableInput) (*Cre
 
 	if err := table.AddLocalIndexes(mapLSI(input.LocalSecondaryIndexes)); err != nil {
 		return nil, mapKnownError(err)
+	}
+
+	if c.bulk {
+		_ = table.SetBulk(true) // turning it on cannot fail
 	}
 
 	c.tables[tableName] = table

@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// The soak test writes thousands of executions into one `bulkhead dev`, checks
+// The soak test writes tens of thousands of executions into one `bulkhead dev`, checks
 // that its counters are exactly its usage records, then kills it with SIGKILL
 // in the middle of a second burst and checks, after a restart on the same
 // data dir, that every execution a client was answered for is there and the
@@ -21,7 +21,7 @@ import (
 
 const (
 	soakClients    = 16
-	soakExecutions = 6000 // the first burst: about a minute on 2 cores
+	soakExecutions = 20_000 // the first burst: about three minutes on 2 cores, race detector on
 	// soakKillAfter is how many executions of the second burst are
 	// acknowledged before the kill; the kill lands while the others run.
 	soakKillAfter = 600
@@ -135,7 +135,7 @@ func soakBurst(base, key, agent string, stop func(done int64) bool) (acked []str
 	return acked, wrong
 }
 
-// TestSoakKillLosesNothingAcknowledged: thousands of executions, counters
+// TestSoakKillLosesNothingAcknowledged: 20,000 executions, counters
 // equal to usage records, then a kill -9 during a burst and a restart: every
 // acknowledged execution is recorded, and counters still equal records.
 func TestSoakKillLosesNothingAcknowledged(t *testing.T) {

@@ -27,7 +27,7 @@ GO_FILES := find . -name '*.go' -not -path './.git/*' -not -path '*/node_modules
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run build test fuzz bench lint vet fmt-check fmt clean bin/bulkhead bin/zipdir \
+.PHONY: help run build test fuzz bench cost lint vet fmt-check fmt clean bin/bulkhead bin/zipdir \
 	$(addprefix build-,$(FUNCTIONS))
 
 help: ## List the targets.
@@ -124,6 +124,11 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 3s).
 
 bench: ## Run the benchmarks (no tests).
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The cost model (scripts/cost): the local platform behind request-counting
+# proxies, a scripted mix, and each kind of execution priced at list prices.
+cost: ## Print store requests, read/write units and $ per million executions (-json: go run ./scripts/cost -json).
+	$(GO) run ./scripts/cost
 
 lint: vet fmt-check ## go vet and the gofmt check.
 

@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -77,6 +78,16 @@ func (t *TenantStore) ClaimIdempotency(ctx context.Context, hash, fingerprint st
 	}
 	if !bulkhead.IsCode(translate("claim idempotency key", err, bulkhead.Conflict, ""), bulkhead.Conflict) {
 		return nil, nil, translate("claim idempotency key", err, bulkhead.Internal, "")
+	}
+	// The refusal carries the record as the condition saw it: a retry of a
+	// finished request is answered without reading it again.
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) && len(ccf.Item) > 0 {
+		var existing IdemRecord
+		if err := attributevalue.UnmarshalMap(ccf.Item, &existing); err != nil {
+			return nil, nil, &bulkhead.Error{Code: bulkhead.Internal, Op: "claim idempotency key", Message: "internal error", Err: err}
+		}
+		return nil, &existing, nil
 	}
 	existing, err := t.GetIdempotency(ctx, hash)
 	if err != nil {

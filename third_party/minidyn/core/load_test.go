@@ -246,3 +246,35 @@ func keyOf(t *testing.T, tbl *Table, item map[string]*types.Item) string {
 
 	return k
 }
+
+// TestPutConditionFailureReturnsItem checks that a Put whose condition fails
+// returns the stored item with the error when asked (ALL_OLD), and not
+// otherwise, as DynamoDB's PutItem does.
+func TestPutConditionFailureReturnsItem(t *testing.T) {
+	tbl := loadTestTable(t)
+	stored := map[string]*types.Item{"pk": {S: new("a")}, "sk": {N: new("1")}, "v": {N: new("1")}}
+	_, err := tbl.Put(&types.PutItemInput{TableName: &tbl.Name, Item: stored})
+	require.NoError(t, err)
+
+	for _, want := range []bool{true, false} {
+		in := &types.PutItemInput{
+			TableName:           &tbl.Name,
+			Item:                map[string]*types.Item{"pk": {S: new("a")}, "sk": {N: new("1")}, "v": {N: new("2")}},
+			ConditionExpression: new("attribute_not_exists(pk)"),
+		}
+		if want {
+			in.ReturnValuesOnConditionCheckFailure = new("ALL_OLD")
+		}
+
+		_, err := tbl.Put(in)
+
+		var ccf *types.ConditionalCheckFailedException
+		require.ErrorAs(t, err, &ccf)
+
+		if want {
+			require.Equal(t, stored, ccf.Item)
+		} else {
+			require.Empty(t, ccf.Item)
+		}
+	}
+}

@@ -672,7 +672,14 @@ func (t *Table) Put(input *types.PutItemInput) (map[string]*types.Item, error) {
 		}
 
 		if !matched {
-			return item, &types.ConditionalCheckFailedException{MessageText: ErrConditionalRequestFailed.Error()}
+			checkErr := &types.ConditionalCheckFailedException{MessageText: ErrConditionalRequestFailed.Error()}
+			if v := input.ReturnValuesOnConditionCheckFailure; v != nil && *v == "ALL_OLD" {
+				if old, ok := t.Data[key]; ok {
+					checkErr.Item = copyItem(old)
+				}
+			}
+
+			return item, checkErr
 		}
 	}
 

@@ -336,15 +336,16 @@ func (c *Client) PutItem(ctx context.Context, input *PutItemInput) (*PutItemOutp
 	}
 
 	item, err := table.Put(&types.PutItemInput{
-		TableName:                   input.TableName,
-		ConditionExpression:         input.ConditionExpression,
-		ConditionalOperator:         toStringPtr(string(input.ConditionalOperator)),
-		ExpressionAttributeNames:    input.ExpressionAttributeNames,
-		ExpressionAttributeValues:   mapAttributeValueMapToTypes(input.ExpressionAttributeValues),
-		Item:                        mapAttributeValueMapToTypes(input.Item),
-		ReturnConsumedCapacity:      toStringPtr(string(input.ReturnConsumedCapacity)),
-		ReturnItemCollectionMetrics: toStringPtr(string(input.ReturnItemCollectionMetrics)),
-		ReturnValues:                toStringPtr(string(input.ReturnValues)),
+		TableName:                           input.TableName,
+		ConditionExpression:                 input.ConditionExpression,
+		ConditionalOperator:                 toStringPtr(string(input.ConditionalOperator)),
+		ExpressionAttributeNames:            input.ExpressionAttributeNames,
+		ExpressionAttributeValues:           mapAttributeValueMapToTypes(input.ExpressionAttributeValues),
+		Item:                                mapAttributeValueMapToTypes(input.Item),
+		ReturnConsumedCapacity:              toStringPtr(string(input.ReturnConsumedCapacity)),
+		ReturnItemCollectionMetrics:         toStringPtr(string(input.ReturnItemCollectionMetrics)),
+		ReturnValues:                        toStringPtr(string(input.ReturnValues)),
+		ReturnValuesOnConditionCheckFailure: toStringPtr(string(input.ReturnValuesOnConditionCheckFailure)),
 	})
 	if err != nil {
 		return nil, mapKnownError(err)

@@ -37,6 +37,7 @@ const (
 	EnvTenantRoleARN = "BULKHEAD_TENANT_ROLE_ARN"
 	EnvUsagePlan     = "BULKHEAD_USAGE_PLAN_" // + the tier's name, upper-cased
 	EnvMaxTenantKeys = "BULKHEAD_MAX_TENANT_KEYS"
+	EnvGoMemLimit    = "GOMEMLIMIT" // the Go runtime's soft memory limit: api.GoMemLimit
 	// The AWS SDK's endpoint overrides, declared empty (the SDK ignores an
 	// empty value): sam local passes a function only the variables its
 	// template declares, and events/sam-env.json points these at a running
@@ -63,11 +64,11 @@ const (
 	tenantScoped
 )
 
-// functionSpec sizes one Lambda function and says how it reaches data.
+// functionSpec bounds one Lambda function's run and says how it reaches
+// data; its memory is api.MemoryMB's, the one place the sizes are kept.
 type functionSpec struct {
-	memoryMB int
-	timeout  time.Duration
-	access   access
+	timeout time.Duration
+	access  access
 }
 
 // MaxStreamingIntegrationTimeout is API Gateway's ceiling on an integration
@@ -82,14 +83,14 @@ const executeSettleMargin = 30 * time.Second
 // that). execute's timeout is above the largest tier's wall-time ceiling so that a guard, not Lambda, ends the longest execution and it is
 // still settled; billing's monthly close walks every tenant.
 var functionSpecs = map[string]functionSpec{
-	api.FnAuthorizer: {memoryMB: 256, timeout: 30 * time.Second, access: direct},
-	api.FnHealth:     {memoryMB: 256, timeout: 30 * time.Second, access: noData},
-	api.FnAgents:     {memoryMB: 256, timeout: 30 * time.Second, access: tenantScoped},
-	api.FnExecute:    {memoryMB: 512, timeout: bulkhead.MaxWallTimeCeiling() + executeSettleMargin, access: tenantScoped},
-	api.FnUsage:      {memoryMB: 256, timeout: 30 * time.Second, access: tenantScoped},
-	api.FnBilling:    {memoryMB: 512, timeout: 15 * time.Minute, access: direct},
-	api.FnKeys:       {memoryMB: 256, timeout: 30 * time.Second, access: direct},
-	api.FnAdmin:      {memoryMB: 256, timeout: 30 * time.Second, access: direct},
+	api.FnAuthorizer: {timeout: 30 * time.Second, access: direct},
+	api.FnHealth:     {timeout: 30 * time.Second, access: noData},
+	api.FnAgents:     {timeout: 30 * time.Second, access: tenantScoped},
+	api.FnExecute:    {timeout: bulkhead.MaxWallTimeCeiling() + executeSettleMargin, access: tenantScoped},
+	api.FnUsage:      {timeout: 30 * time.Second, access: tenantScoped},
+	api.FnBilling:    {timeout: 15 * time.Minute, access: direct},
+	api.FnKeys:       {timeout: 30 * time.Second, access: direct},
+	api.FnAdmin:      {timeout: 30 * time.Second, access: direct},
 }
 
 // FunctionNames lists the functions the platform deploys, sorted.
@@ -341,6 +342,9 @@ func (p *Platform) functions() {
 			EnvBucket:           p.Bucket.BucketName(),
 			EnvEndpointDynamoDB: jsii.String(""),
 			EnvEndpointS3:       jsii.String(""),
+			// The Go collector works to keep the heap under 80% of the
+			// function's memory rather than letting it reach Lambda's limit.
+			EnvGoMemLimit: jsii.String(api.GoMemLimit(name)),
 		}
 		var reserved *float64
 		if n, ok := p.props.ReservedConcurrency[name]; ok {
@@ -353,7 +357,7 @@ func (p *Platform) functions() {
 			Architecture: awslambda.Architecture_ARM_64(),
 			Handler:      jsii.String("bootstrap"),
 			Code:         awslambda.Code_FromAsset(jsii.String(filepath.Join(p.props.AssetDir, name+".zip")), nil),
-			MemorySize:   jsii.Number(float64(spec.memoryMB)),
+			MemorySize:   jsii.Number(float64(api.MemoryMB(name))),
 			Timeout:      awscdk.Duration_Seconds(jsii.Number(spec.timeout.Seconds())),
 			Tracing:      awslambda.Tracing_ACTIVE,
 			Role:         role,

@@ -367,10 +367,10 @@ func (s *synthesized) roleOf(t *testing.T, fnID string) string {
 }
 
 func TestFunctions(t *testing.T) {
-	sizes := map[string]struct{ memory, timeout float64 }{
+	timeouts := map[string]float64{
 		// The largest tier's wall time plus time to settle.
-		api.FnExecute: {512, bulkhead.MaxWallTimeCeiling().Seconds() + 30},
-		api.FnBilling: {512, 900},
+		api.FnExecute: bulkhead.MaxWallTimeCeiling().Seconds() + 30,
+		api.FnBilling: 900,
 	}
 	both(t, func(t *testing.T, s *synthesized) {
 		fns := s.ofType("AWS::Lambda::Function")
@@ -382,9 +382,13 @@ func TestFunctions(t *testing.T) {
 			id := s.functionID(t, name)
 			r := s.res[id]
 			p := r.Properties
-			want := sizes[name]
-			if want.memory == 0 {
-				want.memory, want.timeout = 256, 30
+			// Memory is sized from measured use in one place, api.MemoryMB.
+			want := struct{ memory, timeout float64 }{float64(api.MemoryMB(name)), timeouts[name]}
+			if want.timeout == 0 {
+				want.timeout = 30
+			}
+			if want.memory < 128 {
+				t.Errorf("%s: api.MemoryMB = %v, want at least Lambda's 128 MB", name, want.memory)
 			}
 			checks := []struct {
 				what      string
@@ -430,6 +434,9 @@ func TestFunctions(t *testing.T) {
 				if v, ok := env[k]; !ok || v != "" {
 					t.Errorf("%s: %s = %v (declared %v), want declared and empty", name, k, v, ok)
 				}
+			}
+			if got, want := env[stacks.EnvGoMemLimit], fmt.Sprintf("%dMiB", api.MemoryMB(name)*8/10); got != want {
+				t.Errorf("%s: %s = %v, want %s (80%% of its %d MB)", name, stacks.EnvGoMemLimit, got, want, api.MemoryMB(name))
 			}
 
 			logs := render(p["LoggingConfig"].(map[string]any)["LogGroup"])

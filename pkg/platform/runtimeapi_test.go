@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,12 +33,12 @@ const samEnvFile = "sam-env.json"
 const waitFor = 2 * time.Minute
 
 // runtimeAPI is a fake of the Lambda Runtime API (the 2018-06-01 paths a
-// runtime calls) that hands out one event and records what the runtime
-// reports.
+// runtime calls) that hands out the events put on next, one at a time, and
+// records what the runtime reports.
 type runtimeAPI struct {
 	srv      *httptest.Server
-	event    []byte
-	next     chan struct{} // one token: the event is served once
+	next     chan []byte   // the first event, then each one sent after a report
+	served   atomic.Int64  // events handed out: the request ids
 	done     chan struct{} // closed at the end: releases a parked /next
 	initErr  chan reported
 	response chan reported
@@ -53,10 +54,10 @@ type reported struct {
 func newRuntimeAPI(t *testing.T, event []byte) *runtimeAPI {
 	t.Helper()
 	f := &runtimeAPI{
-		event: event, next: make(chan struct{}, 1), done: make(chan struct{}),
+		next: make(chan []byte, 1), done: make(chan struct{}),
 		initErr: make(chan reported, 1), response: make(chan reported, 1), invError: make(chan reported, 1),
 	}
-	f.next <- struct{}{}
+	f.next <- event
 	record := func(to chan reported) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			body, err := io.ReadAll(r.Body)
@@ -74,8 +75,9 @@ func newRuntimeAPI(t *testing.T, event []byte) *runtimeAPI {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /2018-06-01/runtime/invocation/next", func(w http.ResponseWriter, r *http.Request) {
+		var event []byte
 		select {
-		case <-f.next:
+		case event = <-f.next:
 		case <-f.done:
 			http.Error(w, "shutting down", http.StatusServiceUnavailable)
 			return
@@ -83,11 +85,11 @@ func newRuntimeAPI(t *testing.T, event []byte) *runtimeAPI {
 			return
 		}
 		h := w.Header()
-		h.Set("Lambda-Runtime-Aws-Request-Id", "req-1")
+		h.Set("Lambda-Runtime-Aws-Request-Id", "req-"+strconv.FormatInt(f.served.Add(1), 10))
 		h.Set("Lambda-Runtime-Deadline-Ms", strconv.FormatInt(time.Now().Add(waitFor).UnixMilli(), 10))
 		h.Set("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:bulkhead-test")
 		h.Set("Content-Type", "application/json")
-		_, _ = w.Write(f.event)
+		_, _ = w.Write(event)
 	})
 	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/response", record(f.response))
 	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/error", record(f.invError))
@@ -178,6 +180,7 @@ func samEnvFileParameters(t *testing.T) map[string]string {
 // started is a bootstrap process and the fake it talks to.
 type started struct {
 	fake   *runtimeAPI
+	pid    int
 	exited chan struct{} // closed when the process has exited, with err set
 	err    error
 }
@@ -194,7 +197,7 @@ func startBootstrap(t *testing.T, bootstrap string, event []byte, env map[string
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &started{fake: fake, exited: make(chan struct{})}
+	s := &started{fake: fake, pid: cmd.Process.Pid, exited: make(chan struct{})}
 	go func() { s.err = cmd.Wait(); close(s.exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()

@@ -5,10 +5,10 @@ import (
 	"math"
 	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/bulkhead-dev/bulkhead/pkg/api"
 	"github.com/bulkhead-dev/bulkhead/pkg/runtime"
 )
 
@@ -192,24 +192,26 @@ func TestUnits(t *testing.T) {
 	}
 }
 
-// TestMemoryMatchesStack checks that the memory the cost model prices is
-// the memory the stack gives the functions.
+// TestMemoryMatchesStack checks that the cost model prices the memory the
+// stack gives the functions: both take it from api.MemoryMB.
 func TestMemoryMatchesStack(t *testing.T) {
 	src, err := os.ReadFile("../../infra/stacks/platform.go")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for fn, want := range map[string]int{"FnExecute": executeMemoryMB, "FnAuthorizer": authorizerMemoryMB} {
-		m := regexp.MustCompile(`api\.` + fn + `:\s*\{memoryMB:\s*(\d+)`).FindSubmatch(src)
-		if m == nil {
-			t.Errorf("%s: no memoryMB in infra/stacks/platform.go", fn)
-			continue
-		}
-		if got, _ := strconv.Atoi(string(m[1])); got != want {
-			t.Errorf("%s: the stack gives %d MB, the cost model prices %d MB", fn, got, want)
+	if !regexp.MustCompile(`MemorySize:\s*jsii\.Number\(float64\(api\.MemoryMB\(name\)\)\)`).Match(src) {
+		t.Error("infra/stacks/platform.go does not size its functions with api.MemoryMB")
+	}
+	for fn, got := range map[string]int{api.FnExecute: executeMemoryMB, api.FnAuthorizer: authorizerMemoryMB} {
+		if want := api.MemoryMB(fn); got != want {
+			t.Errorf("%s: the cost model prices %d MB, api.MemoryMB gives %d MB", fn, got, want)
 		}
 	}
-	if got := lambdaPerSecondPerMillion(512); math.Abs(got-6.6667) > 1e-3 {
-		t.Errorf("a second at 512 MB: $%v per million, want $6.67", got)
+	// A GB-second at $0.0000133334: a second per million runs is $6.67 at
+	// 512 MB, the execute function's size before it was measured.
+	for mb, want := range map[int]float64{512: 6.6667, 256: 3.3333, 128: 1.6667} {
+		if got := lambdaPerSecondPerMillion(mb); math.Abs(got-want) > 1e-3 {
+			t.Errorf("a second at %d MB: $%v per million, want $%.2f", mb, got, want)
+		}
 	}
 }

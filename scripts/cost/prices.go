@@ -1,5 +1,7 @@
 package main
 
+import "github.com/bulkhead-dev/bulkhead/pkg/api"
+
 // The price table: us-east-1 list prices, the only place the cost model
 // keeps them. Each is in US dollars per million of its unit, so that a
 // figure per execution times the price is dollars per million executions.
@@ -33,12 +35,12 @@ const (
 	lambdaGBSecond          = 0.0000133334
 )
 
-// The memory of the functions an execution invokes, as the stack
-// configures them (infra/stacks/platform.go, the functions' memoryMB; the
-// tests check that they still agree).
-const (
-	executeMemoryMB    = 512
-	authorizerMemoryMB = 256
+// The memory of the functions an execution invokes, from the one place the
+// stack (infra/stacks/platform.go) takes it too: api.MemoryMB, sized from
+// measured use.
+var (
+	executeMemoryMB    = api.MemoryMB(api.FnExecute)
+	authorizerMemoryMB = api.MemoryMB(api.FnAuthorizer)
 )
 
 // lambdaInvocations is how many Lambda requests one API request makes: the

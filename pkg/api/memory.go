@@ -11,13 +11,16 @@ import "strconv"
 // Each is the smallest of 128, 256 and 512 MB that holds the function's peak
 // under half its memory and its mean CPU per invocation under about 50 ms of
 // wall time at its share of a vCPU. Every function peaks near 40 MB, so CPU
-// decides: execute needs 512 MB (about 9 ms of CPU: 65 ms of wall time at
-// 256 MB), usage and billing 256 MB (about 4 ms), the others 128 MB.
+// decides: usage and billing 256 MB (about 4 ms of CPU), the others 128 MB.
+// Execute is the exception: most of its run is spent waiting for a model, and
+// every second of that wait is billed at this size, so it gets 256 MB (its
+// 9 ms of CPU take about 65 ms there, 33 ms at 512 MB) and each second of
+// model wait costs half what it would at 512 MB.
 var memoryMB = map[string]int{
 	FnAuthorizer: 128,
 	FnHealth:     128,
 	FnAgents:     128,
-	FnExecute:    512,
+	FnExecute:    256,
 	FnUsage:      256,
 	FnBilling:    256,
 	FnKeys:       128,

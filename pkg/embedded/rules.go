@@ -224,7 +224,7 @@ func (d *DynamoDB) serveChecked(w http.ResponseWriter, r *http.Request, op strin
 // servePutItem refuses an item over the size limit.
 func (d *DynamoDB) servePutItem(w http.ResponseWriter, r *http.Request, body []byte) {
 	var in server.PutItemInput
-	if json.Unmarshal(body, &in) == nil && itemSize(in.Item) > maxItemSize {
+	if json.Unmarshal(body, &in) == nil && ItemSize(in.Item) > maxItemSize {
 		writeValidation(w, msgItemTooLarge)
 		return
 	}
@@ -239,7 +239,7 @@ func (d *DynamoDB) serveBatchWrite(w http.ResponseWriter, r *http.Request, body 
 	if json.Unmarshal(body, &in) == nil {
 		for _, reqs := range in.RequestItems {
 			for _, req := range reqs {
-				if req.PutRequest != nil && itemSize(req.PutRequest.Item) > maxItemSize {
+				if req.PutRequest != nil && ItemSize(req.PutRequest.Item) > maxItemSize {
 					writeValidation(w, msgItemTooLarge)
 					return
 				}
@@ -447,17 +447,17 @@ func transactLimits(in server.TransactWriteItemsInput) string {
 	for _, it := range in.TransactItems {
 		switch {
 		case it.Put != nil:
-			size := itemSize(it.Put.Item)
+			size := ItemSize(it.Put.Item)
 			if size > maxItemSize {
 				return msgItemTooLarge
 			}
 			total += size
 		case it.Update != nil:
-			total += itemSize(it.Update.Key) + valuesSize(it.Update.ExpressionAttributeValues)
+			total += ItemSize(it.Update.Key) + valuesSize(it.Update.ExpressionAttributeValues)
 		case it.Delete != nil:
-			total += itemSize(it.Delete.Key)
+			total += ItemSize(it.Delete.Key)
 		case it.ConditionCheck != nil:
-			total += itemSize(it.ConditionCheck.Key)
+			total += ItemSize(it.ConditionCheck.Key)
 		}
 	}
 	if total > maxTransactSize {
@@ -542,7 +542,7 @@ func (d *DynamoDB) sizeAfterUpdate(in server.UpdateItemInput) (size int, ok bool
 	if err != nil {
 		return 0, false
 	}
-	return itemSize(out.Attributes), true
+	return ItemSize(out.Attributes), true
 }
 
 // scratchTable makes sure the scratch server has a table of this name with the
@@ -585,10 +585,12 @@ func (d *DynamoDB) schemaOf(table string) *tableSchema {
 	return nil
 }
 
-// itemSize is an item's size as DynamoDB documents it ("DynamoDB item sizes and
+// ItemSize is an item's size as DynamoDB documents it ("DynamoDB item sizes and
 // formats"): the sum over its attributes of the name's UTF-8 length and the
-// value's size.
-func itemSize(item map[string]*server.AttributeValue) int {
+// value's size. Items are DynamoDB JSON decoded into minidyn's wire type. The
+// embedded server holds writes to AWS's limits with it, and the cost model
+// (scripts/cost) prices capacity units with it.
+func ItemSize(item map[string]*server.AttributeValue) int {
 	n := 0
 	for name, v := range item {
 		n += len(name) + valueSize(v)

@@ -39,7 +39,7 @@ func TestValueSize(t *testing.T) {
 			t.Errorf("valueSize(%s) = %d, want %d", tc.name, got, tc.want)
 		}
 	}
-	if got := itemSize(map[string]*server.AttributeValue{"PK": s("a"), "n": n("12")}); got != 2+1+1+2 {
+	if got := ItemSize(map[string]*server.AttributeValue{"PK": s("a"), "n": n("12")}); got != 2+1+1+2 {
 		t.Errorf("itemSize = %d, want 6", got)
 	}
 }

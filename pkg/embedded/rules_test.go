@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
+	"github.com/truora/minidyn/server"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/embedded"
 )
@@ -638,6 +639,35 @@ func TestDynamoDBFilteredQueryCursorStaysInRange(t *testing.T) {
 		}
 		if strings.Join(got, ",") != "CONV#1,CONV#3" {
 			t.Errorf("filtered pages = %v, want [CONV#1 CONV#3]", got)
+		}
+	}
+}
+
+// TestItemSize checks the item size rules against DynamoDB's documentation.
+func TestItemSize(t *testing.T) {
+	str := func(s string) *server.AttributeValue { return &server.AttributeValue{S: &s} }
+	n := func(s string) *server.AttributeValue { return &server.AttributeValue{N: &s} }
+	yes := true
+	type item = map[string]*server.AttributeValue
+	cases := []struct {
+		name string
+		item item
+		want int
+	}{
+		{"string: name and UTF-8 bytes", item{"PK": str("TENANT#ä")}, 2 + 9},
+		{"number: a byte per two significant digits, plus one", item{"n": n("12345")}, 1 + 3 + 1},
+		{"number: leading and trailing zeroes trimmed", item{"n": n("-0012.3400")}, 1 + 2 + 1},
+		{"number: zero", item{"n": n("0")}, 1 + 1},
+		{"binary: raw bytes", item{"b": {B: []byte{0, 1, 2, 3}}}, 1 + 4},
+		{"Boolean and null: one byte", item{"t": {BOOL: &yes}, "u": {NULL: &yes}}, 2 + 2},
+		{"empty list: 3 bytes", item{"l": {L: []*server.AttributeValue{}}}, 1 + 3},
+		{"list: 3 bytes, and one per element", item{"l": {L: []*server.AttributeValue{str("ab"), n("1")}}}, 1 + 3 + (2 + 1) + (2 + 1)},
+		{"map: names too", item{"m": {M: map[string]*server.AttributeValue{"k": str("v")}}}, 1 + 3 + (1 + 1 + 1)},
+		{"string set", item{"s": {SS: []*string{new("a"), new("bc")}}}, 1 + 3},
+	}
+	for _, c := range cases {
+		if got := embedded.ItemSize(c.item); got != c.want {
+			t.Errorf("%s: %d bytes, want %d", c.name, got, c.want)
 		}
 	}
 }

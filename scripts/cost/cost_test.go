@@ -142,34 +142,6 @@ func checkConsistent(t *testing.T, r Report) {
 	}
 }
 
-// TestItemSize checks the size rules against DynamoDB's documentation.
-func TestItemSize(t *testing.T) {
-	str := func(s string) attrValue { return attrValue{S: &s} }
-	n := func(s string) attrValue { return attrValue{N: &s} }
-	yes := true
-	cases := []struct {
-		name string
-		item item
-		want int
-	}{
-		{"string: name and UTF-8 bytes", item{"PK": str("TENANT#ä")}, 2 + 9},
-		{"number: a byte per two significant digits, plus one", item{"n": n("12345")}, 1 + 3 + 1},
-		{"number: leading and trailing zeroes trimmed", item{"n": n("-0012.3400")}, 1 + 2 + 1},
-		{"number: zero", item{"n": n("0")}, 1 + 1},
-		{"binary: raw bytes", item{"b": attrValue{B: new("AAECAw==")}}, 1 + 4},
-		{"Boolean and null: one byte", item{"t": attrValue{BOOL: &yes}, "u": attrValue{NULL: &yes}}, 2 + 2},
-		{"empty list: 3 bytes", item{"l": attrValue{L: []attrValue{}}}, 1 + 3},
-		{"list: 3 bytes, and one per element", item{"l": attrValue{L: []attrValue{str("ab"), n("1")}}}, 1 + 3 + (2 + 1) + (2 + 1)},
-		{"map: names too", item{"m": attrValue{M: map[string]attrValue{"k": str("v")}}}, 1 + 3 + (1 + 1 + 1)},
-		{"string set", item{"s": attrValue{SS: []string{"a", "bc"}}}, 1 + 3},
-	}
-	for _, c := range cases {
-		if got := itemSize(c.item); got != c.want {
-			t.Errorf("%s: %d bytes, want %d", c.name, got, c.want)
-		}
-	}
-}
-
 // TestUnits checks the capacity rules: reads per 4 KB (half eventually
 // consistent), writes per KB of the larger of before and after, and the
 // minimum of one for an item that does not exist.

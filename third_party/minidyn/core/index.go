@@ -148,22 +148,30 @@ func (i *index) projectInclude(item map[string]*types.Item) map[string]*types.It
 	return out
 }
 
-// putData indexes the item stored under the primary key key, replacing the
-// entry of its previous version; an item without the index's key attributes
-// leaves the index (indexes are sparse).
+// putData indexes the item stored under the primary key key (see putKey).
 func (i *index) putData(key string, item map[string]*types.Item) error {
 	indexKey, err := i.keySchema.GetKey(i.Table.AttributesDef, item)
 	if err != nil {
 		return err
 	}
 
+	i.putKey(key, indexKey)
+
+	return nil
+}
+
+// putKey records indexKey as the index key of the item stored under the
+// primary key key, replacing the entry of its previous version; "" (an item
+// without the index's key attributes) takes it out of the index (indexes are
+// sparse).
+func (i *index) putKey(key, indexKey string) {
 	if i.Table.bulk {
-		return nil
+		return
 	}
 
 	if old, exists := i.refs[key]; exists {
 		if old == indexKey {
-			return nil
+			return
 		}
 
 		i.removeEntry(old, key)
@@ -171,17 +179,11 @@ func (i *index) putData(key string, item map[string]*types.Item) error {
 	}
 
 	if indexKey == "" {
-		return nil
+		return
 	}
 
 	i.refs[key] = indexKey
 	i.insertEntry(indexKey, key)
-
-	return nil
-}
-
-func (i *index) updateData(key string, item, oldItem map[string]*types.Item) error {
-	return i.putData(key, item)
 }
 
 // delete removes the item stored under the primary key key from the index.

@@ -553,17 +553,33 @@ func (t *Table) matchKey(input QueryInput, item map[string]*types.Item) (interpr
 	return lastMatchExpressionType, matched, nil
 }
 
-// checkIndexKeys refuses an item whose key attribute for an index has the
-// wrong type, before anything is written: DynamoDB refuses such a write whole,
-// where writing the item and then failing on the index would leave it stored.
-func (t *Table) checkIndexKeys(item map[string]*types.Item) error {
-	for _, index := range t.Indexes {
-		if _, err := index.keySchema.GetKey(t.AttributesDef, item); err != nil {
-			return types.NewError("ValidationException", err.Error(), nil)
-		}
+// indexKey is an item's key in one index ("" when it is not in it).
+type indexKey struct {
+	idx *index
+	key string
+}
+
+// indexKeys computes the item's key in every index, refusing an item whose key
+// attribute for an index has the wrong type before anything is written:
+// DynamoDB refuses such a write whole, where writing the item and then failing
+// on the index would leave it stored. The keys are then stored with putKey.
+func (t *Table) indexKeys(item map[string]*types.Item) ([]indexKey, error) {
+	if len(t.Indexes) == 0 {
+		return nil, nil
 	}
 
-	return nil
+	keys := make([]indexKey, 0, len(t.Indexes))
+
+	for _, idx := range t.Indexes {
+		k, err := idx.keySchema.GetKey(t.AttributesDef, item)
+		if err != nil {
+			return nil, types.NewError("ValidationException", err.Error(), nil)
+		}
+
+		keys = append(keys, indexKey{idx: idx, key: k})
+	}
+
+	return keys, nil
 }
 
 func (t *Table) setItem(key string, item map[string]*types.Item) {
@@ -683,17 +699,15 @@ func (t *Table) Put(input *types.PutItemInput) (map[string]*types.Item, error) {
 		}
 	}
 
-	if err := t.checkIndexKeys(item); err != nil {
+	ikeys, err := t.indexKeys(item)
+	if err != nil {
 		return item, err
 	}
 
 	t.setItem(key, item)
 
-	for _, index := range t.Indexes {
-		err := index.putData(key, item)
-		if err != nil {
-			return nil, types.NewError("ValidationException", err.Error(), nil)
-		}
+	for _, ik := range ikeys {
+		ik.idx.putKey(key, ik.key)
 	}
 
 	return item, nil
@@ -887,10 +901,11 @@ func (t *Table) Update(input *types.UpdateItemInput) (map[string]*types.Item, er
 		Attributes: input.ExpressionAttributeValues,
 		Aliases:    input.ExpressionAttributeNames,
 	})
+	var ikeys []indexKey
 	if err != nil {
 		err = types.NewError("ValidationException", err.Error(), nil)
 	} else {
-		err = t.checkIndexKeys(item)
+		ikeys, err = t.indexKeys(item)
 	}
 
 	if err != nil {
@@ -906,11 +921,8 @@ func (t *Table) Update(input *types.UpdateItemInput) (map[string]*types.Item, er
 	t.setItem(key, item)
 
 	// update secondary Indexes
-	for _, index := range t.Indexes {
-		err := index.updateData(key, item, oldItem)
-		if err != nil {
-			return nil, types.NewError("ValidationException", err.Error(), nil)
-		}
+	for _, ik := range ikeys {
+		ik.idx.putKey(key, ik.key)
 	}
 
 	newItem := copyItem(item)

@@ -214,6 +214,12 @@ func (d *DynamoDB) serveChecked(w http.ResponseWriter, r *http.Request, op strin
 		writeDynamoError(w, http.StatusInternalServerError, errorTypePrefix+"InternalServerError", msgInternalError)
 		return
 	}
+	writeRecorded(w, rec)
+}
+
+// writeRecorded sends an answer recorded from minidyn (or from a rule) to the
+// client as it is: headers, status and body.
+func writeRecorded(w http.ResponseWriter, rec *httptest.ResponseRecorder) {
 	for k, v := range rec.Header() {
 		w.Header()[k] = v
 	}

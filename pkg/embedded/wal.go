@@ -486,11 +486,7 @@ func (d *DynamoDB) applyLogged(w http.ResponseWriter, r *http.Request, op string
 		writeDynamoError(w, http.StatusInternalServerError, errorTypePrefix+"InternalServerError", msgInternalError)
 		return
 	}
-	for k, v := range rec.Header() {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(rec.Code)
-	_, _ = w.Write(rec.Body.Bytes())
+	writeRecorded(w, rec)
 	if keep {
 		d.maybeCompact()
 	}

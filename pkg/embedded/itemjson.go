@@ -21,13 +21,15 @@ var errSlowPath = errors.New("item line needs the general decoder")
 // decoding is most of the cost of a start. Any other line (a list, a map, a
 // set, binary, an escaped string, whitespace) goes through encoding/json, so the
 // result is the same either way (FuzzDecodeItem holds the two to that).
-func decodeItem(line []byte, item *map[string]*minitypes.Item) error {
+func decodeItem(line []byte) (map[string]*minitypes.Item, error) {
 	if m, err := decodeFlatItem(line); err == nil {
-		*item = m
-		return nil
+		return m, nil
 	}
-	*item = nil
-	return json.Unmarshal(line, item)
+	var m map[string]*minitypes.Item
+	if err := json.Unmarshal(line, &m); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // decodeFlatItem reads a line of the form

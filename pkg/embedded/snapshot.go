@@ -21,7 +21,6 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/truora/minidyn/core"
 	"github.com/truora/minidyn/server"
-	minitypes "github.com/truora/minidyn/types"
 )
 
 // The snapshot file's layouts. The first is one JSON document, read still so
@@ -388,8 +387,7 @@ func decodeItems(ctx context.Context, line func() ([]byte, error), table string,
 			for b := range work {
 				start := 0
 				for k, end := range b.ends {
-					var item map[string]*minitypes.Item
-					err := decodeItem(b.buf[start:end], &item)
+					item, err := decodeItem(b.buf[start:end])
 					if err == nil {
 						entries[b.first+k], err = loader.Prepare(item)
 					}

@@ -457,6 +457,10 @@ func (a *API) deleteConversation(ctx context.Context, r *request) (any, error) {
 		return nil, &bulkhead.Error{Code: bulkhead.Unavailable, Op: "delete conversation",
 			Message: "the conversation's transcript could not be deleted; retry the DELETE to finish", Err: err}
 	}
+	if err := ts.DeleteTurns(ctx, id); err != nil {
+		return nil, &bulkhead.Error{Code: bulkhead.Unavailable, Op: "delete conversation",
+			Message: "the conversation's turns could not be deleted; retry the DELETE to finish", Err: err}
+	}
 	if err := ts.FinishDeleteConversation(ctx, c); err != nil {
 		return nil, err
 	}

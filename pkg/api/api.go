@@ -231,8 +231,11 @@ func (a *API) health(context.Context, *request) (any, error) {
 // tenantStore is the store bound to the request's tenant.
 func (a *API) tenantStore(r *request) *dynamo.TenantStore { return a.store.Tenant(r.tenant) }
 
-// transcriptStore is the transcript store bound to the request's tenant.
-func (a *API) transcriptStore(r *request) *s3store.TenantStore { return a.transcripts.Tenant(r.tenant) }
+// transcriptStore is the transcript store bound to the request's tenant,
+// reading inline turns from its DynamoDB partition.
+func (a *API) transcriptStore(r *request) *s3store.TenantStore {
+	return a.transcripts.Tenant(r.tenant).WithInline(a.tenantStore(r))
+}
 
 // Store is the platform store the API was built on (for operator tooling).
 func (a *API) Store() *dynamo.Store { return a.store }

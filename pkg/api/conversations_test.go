@@ -3,11 +3,13 @@ package api_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go/middleware"
 
@@ -42,7 +44,8 @@ func TestDeleteConversationDuringS3Outage(t *testing.T) {
 	a := h.newTenant("acme", "starter")
 	agent := h.newAgent(a)
 	conv := h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": "one"}).str("conversation_id")
-	h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": "two", "conversation_id": conv})
+	// The second turn is too large to be inline: it is an object.
+	h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": strings.Repeat("two ", 1500), "conversation_id": conv})
 	stored := num(t, h.usage(a)["storage_bytes"])
 	if stored <= 0 {
 		t.Fatalf("storage_bytes = %d after two turns, want > 0", stored)
@@ -57,8 +60,21 @@ func TestDeleteConversationDuringS3Outage(t *testing.T) {
 		}
 		return len(out.Contents)
 	}
-	if n := objects(); n == 0 {
-		t.Fatal("no transcript objects after two turns")
+	if n := objects(); n != 1 {
+		t.Fatalf("%d transcript objects after a small and a large turn, want 1", n)
+	}
+	turnItems := func() int {
+		t.Helper()
+		n := 0
+		for _, it := range h.scanTable() {
+			if sk, ok := it["SK"].(*types.AttributeValueMemberS); ok && strings.HasPrefix(sk.Value, "TURN#"+conv+"#") {
+				n++
+			}
+		}
+		return n
+	}
+	if n := turnItems(); n != 1 {
+		t.Fatalf("%d inline turn items, want 1", n)
 	}
 
 	outage.on.Store(true)
@@ -83,6 +99,9 @@ func TestDeleteConversationDuringS3Outage(t *testing.T) {
 	h.must(200, "DELETE", "/v1/conversations/"+conv, a.key, nil)
 	if n := objects(); n != 0 {
 		t.Errorf("%d transcript objects left after the retried DELETE", n)
+	}
+	if n := turnItems(); n != 0 {
+		t.Errorf("%d inline turn items left after the retried DELETE", n)
 	}
 	if got := num(t, h.usage(a)["storage_bytes"]); got != 0 {
 		t.Errorf("storage_bytes = %d after the retried DELETE, want 0", got)

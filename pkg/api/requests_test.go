@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"maps"
+	"strings"
 	"testing"
 )
 
@@ -21,8 +22,7 @@ func TestRequestsPerExecution(t *testing.T) {
 		// credentials that cannot read the catalogue partition)
 		"DynamoDB.GetItem":            3,
 		"DynamoDB.BatchGetItem":       2, // tenant, agent, live counters; the breaker's spend window (the first in 5 s)
-		"DynamoDB.TransactWriteItems": 2, // admission, settlement
-		"S3.PutObject":                1, // the turn
+		"DynamoDB.TransactWriteItems": 2, // admission, settlement (with the turn, kept inline)
 	}
 	if !maps.Equal(first, want) {
 		t.Errorf("new conversation: requests %v, want %v", first, want)
@@ -37,10 +37,19 @@ func TestRequestsPerExecution(t *testing.T) {
 		"DynamoDB.GetItem":            3,
 		"DynamoDB.BatchGetItem":       1, // + the conversation head, in the same batch
 		"DynamoDB.TransactWriteItems": 2,
-		"S3.GetObject":                10, // the context window, however long the conversation
-		"S3.PutObject":                1,
+		"DynamoDB.Query":              1, // the context window, however long the conversation
 	}
 	if !maps.Equal(later, want) {
 		t.Errorf("turn 14: requests %v, want %v", later, want)
+	}
+
+	// A turn larger than dynamo.InlineTurnBytes is an object of its own,
+	// and the next turn's context reads it from there.
+	h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": strings.Repeat("large ", 1000), "conversation_id": conv})
+	h.env.Calls()
+	h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": "after", "conversation_id": conv})
+	want["S3.GetObject"] = 1
+	if after := h.env.Calls(); !maps.Equal(after, want) {
+		t.Errorf("after a large turn: requests %v, want %v", after, want)
 	}
 }

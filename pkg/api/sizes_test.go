@@ -363,6 +363,8 @@ func TestSecretsAreNeverStored(t *testing.T) {
 	a := h.newTenant("acme", "starter")
 	agent := h.newAgent(a)
 	h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": "hi"})
+	// A turn too large to be inline, so that S3 holds a transcript object.
+	h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": strings.Repeat("hello ", 1000)})
 	first := h.doWithHeader("POST", "/v1/keys", a.key, map[string]any{"name": "ci"}, "Idempotency-Key", "create-key")
 	secret := first.str("api_key")
 	if first.status != 201 || !strings.HasPrefix(secret, "bk_live_") {

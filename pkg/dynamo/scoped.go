@@ -80,3 +80,7 @@ func (c scopedClient) TransactGetItems(ctx context.Context, in *dynamodb.Transac
 func (c scopedClient) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, f ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
 	return c.Client.BatchGetItem(ctx, in, c.opts(f)...)
 }
+
+func (c scopedClient) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, f ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+	return c.Client.BatchWriteItem(ctx, in, c.opts(f)...)
+}

@@ -35,6 +35,12 @@ type SettledTurn struct {
 	AgentID   string
 	Bytes     int64
 	CreatedAt time.Time
+	// Number is the turn's number in the conversation (1 for a new one).
+	Number int64
+	// Messages is the turn as a JSON message array when it is kept inline
+	// (at most InlineTurnBytes): it is written in the settlement. A larger
+	// turn (nil here) was written to its object before.
+	Messages []byte
 }
 
 type execItem struct {
@@ -224,6 +230,9 @@ func (t *TenantStore) settleWrites(st Settlement, withLease bool) ([]types.Trans
 		}},
 	)
 	writes = append(writes, t.settleConversation(st, tokens, bytes)...)
+	if st.Turn != nil && st.Turn.Messages != nil {
+		writes = append(writes, t.turnWrite(e.ConversationID, st.Turn.Number, st.Turn.Messages))
+	}
 	if st.Idem != nil {
 		writes = append(writes, t.completionWrite(st.Idem))
 	}
@@ -255,13 +264,19 @@ func (t *TenantStore) settleConversation(st Settlement, tokens, bytes int64) []t
 		return writes
 	case st.Turn != nil:
 		updated, _ := attributevalue.Marshal(e.FinishedAt)
-		return []types.TransactWriteItem{{Update: &types.Update{
+		u := &types.Update{
 			TableName: aws.String(t.s.table), Key: key(t.pk, convSK(e.ConversationID)),
 			UpdateExpression:          aws.String("SET turns = turns + :one, updated_at = :upd, busy_until = :free ADD tokens :tok, #b :bytes"),
 			ConditionExpression:       aws.String("busy_exec = :eid"),
 			ExpressionAttributeNames:  map[string]string{"#b": "bytes"},
 			ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":upd": updated, ":free": num(0), ":tok": num(tokens), ":bytes": num(bytes), ":eid": str(e.ID)},
-		}}}
+		}
+		if st.Turn.Number > 0 {
+			// The turn written is the next one, or nothing is.
+			u.ConditionExpression = aws.String("busy_exec = :eid AND turns = :prev")
+			u.ExpressionAttributeValues[":prev"] = num(st.Turn.Number - 1)
+		}
+		return []types.TransactWriteItem{{Update: u}}
 	case st.Claimed:
 		return []types.TransactWriteItem{{Update: &types.Update{
 			TableName: aws.String(t.s.table), Key: key(t.pk, convSK(e.ConversationID)),

@@ -3,6 +3,7 @@ package runtime
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -220,7 +221,7 @@ type stores struct {
 // enough to settle.
 func (r *Runner) Execute(ctx context.Context, ts *dynamo.TenantStore, tr *s3store.TenantStore, req Request) (Result, error) {
 	deadline, _ := ctx.Deadline()
-	return r.execute(context.WithoutCancel(ctx), stores{ts, tr}, req, deadline)
+	return r.execute(context.WithoutCancel(ctx), stores{ts, tr.WithInline(ts)}, req, deadline)
 }
 
 func (r *Runner) execute(ctx context.Context, st stores, req Request, deadline time.Time) (Result, error) {
@@ -355,9 +356,18 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request, deadline t
 		}
 		return Result{}, lapsed
 	}
-	writeCtx, cancelWrite := context.WithTimeout(ctx, settleAttemptTimeout)
-	written, err := st.tr.AppendTurn(writeCtx, convID, turn, append([]bulkhead.Message{user}, loop.added...))
-	cancelWrite()
+	turnMsgs := append([]bulkhead.Message{user}, loop.added...)
+	settled := &dynamo.SettledTurn{New: claim == nil, AgentID: agent.ID, CreatedAt: created, Number: turn}
+	body, err := json.Marshal(turnMsgs)
+	if err == nil && len(body) <= dynamo.InlineTurnBytes {
+		// A small turn is written with the settlement, in its transaction.
+		settled.Messages, settled.Bytes = body, int64(len(body))
+	} else {
+		// A large one goes to its object first; the settlement counts it.
+		writeCtx, cancelWrite := context.WithTimeout(ctx, settleAttemptTimeout)
+		settled.Bytes, err = st.tr.AppendTurn(writeCtx, convID, turn, turnMsgs)
+		cancelWrite()
+	}
 	if err != nil {
 		// The model ran: its tokens are charged even though the turn is lost.
 		exec.Status = bulkhead.ExecFailed
@@ -367,7 +377,7 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request, deadline t
 		}
 		return Result{}, failed
 	}
-	if err := settle(&dynamo.SettledTurn{New: claim == nil, AgentID: agent.ID, Bytes: written, CreatedAt: created}, nil); err != nil {
+	if err := settle(settled, nil); err != nil {
 		return Result{}, err
 	}
 	return Result{Execution: exec, Reply: loop.reply, Steps: loop.steps}, nil

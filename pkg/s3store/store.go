@@ -83,6 +83,24 @@ func (s *Store) Tenant(tenantID string) *TenantStore {
 type TenantStore struct {
 	store    *Store
 	tenantID string
+	inline   InlineTurns
+}
+
+// InlineTurns holds the turns small enough to be kept outside objects (the
+// platform keeps them in DynamoDB, written with the conversation head).
+type InlineTurns interface {
+	// Turns returns the turns first..last it holds, by turn number, as the
+	// JSON message arrays an object would hold.
+	Turns(ctx context.Context, conversationID string, first, last int64) (map[int64][]byte, error)
+}
+
+// WithInline returns the tenant's transcript store reading turns from src
+// first and from their objects only where src has none: a turn too large to
+// be inline, or one written before turns were kept inline.
+func (t *TenantStore) WithInline(src InlineTurns) *TenantStore {
+	c := *t
+	c.inline = src
+	return &c
 }
 
 // check refuses identifiers that cannot be part of a key.
@@ -226,8 +244,9 @@ func (t *TenantStore) Messages(ctx context.Context, conversationID string, turns
 	return msgs, nil, nil
 }
 
-// readTurns reads turns first..last concurrently and returns their messages
-// in turn order, with the bytes read.
+// readTurns reads turns first..last and returns their messages in turn
+// order, with the bytes read: the inline ones in one request, the others
+// from their objects, concurrently.
 func (t *TenantStore) readTurns(ctx context.Context, op, conversationID string, first, last int64) ([][]bulkhead.Message, int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -235,36 +254,53 @@ func (t *TenantStore) readTurns(ctx context.Context, op, conversationID string, 
 	n := int(last - first + 1)
 	perTurn := make([][]bulkhead.Message, n)
 	sizes := make([]int64, n)
+	inline := map[int64][]byte{}
+	if t.inline != nil {
+		var err error
+		if inline, err = t.inline.Turns(ctx, conversationID, first, last); err != nil {
+			return nil, 0, err
+		}
+	}
 	var (
 		mu       sync.Mutex
 		firstErr error // the first failure in time: later ones may only be the cancellation it caused
 	)
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		mu.Unlock()
+		cancel() // the other reads are of no use now
+	}
+	decode := func(i int, turn int64, key string, body []byte) {
+		if err := json.Unmarshal(body, &perTurn[i]); err != nil {
+			fail(&bulkhead.Error{Code: bulkhead.Internal, Op: op, Message: fmt.Sprintf("unreadable turn %d (%s)", turn, key), Err: err})
+		}
+	}
 	sem := make(chan struct{}, maxParallelGets)
 	var wg sync.WaitGroup
 	for i := range n {
+		turn := first + int64(i)
+		if body, ok := inline[turn]; ok {
+			sizes[i] = int64(len(body))
+			decode(i, turn, "inline", body)
+			continue
+		}
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			turn := first + int64(i)
 			key := turnKey(t.tenantID, conversationID, turn)
 			body, size, err := t.getObject(ctx, op, key)
 			sizes[i] = size
 			if bulkhead.IsCode(err, bulkhead.NotFound) {
 				err = &bulkhead.Error{Code: bulkhead.Internal, Op: op, Message: fmt.Sprintf("transcript is missing turn %d (%s)", turn, key), Err: err}
 			}
-			if err == nil {
-				if jerr := json.Unmarshal(body, &perTurn[i]); jerr != nil {
-					err = &bulkhead.Error{Code: bulkhead.Internal, Op: op, Message: fmt.Sprintf("unreadable turn %d (%s)", turn, key), Err: jerr}
-				}
-			}
 			if err != nil {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
-				cancel() // the other reads are of no use now
+				fail(err)
+				return
 			}
+			decode(i, turn, key, body)
 		})
 	}
 	wg.Wait()

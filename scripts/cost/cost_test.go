@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/api"
-	"github.com/bulkhead-dev/bulkhead/pkg/runtime"
 )
 
 // smallMix is the mix the tests run: long enough for the context window
@@ -114,20 +113,24 @@ func checkConsistent(t *testing.T, r Report) {
 			t.Errorf("%s: %v GetItem, want the authorizer's 2 at least", f.Scenario, f.Operations["DynamoDB.GetItem"].Requests)
 		}
 	}
-	// An execution writes its items in two transactions and its turn as
-	// one object.
+	// An execution writes its items, its small turn included, in two
+	// transactions, and nothing to S3.
 	for _, name := range []string{scTurn1, "turn 2", "turn 11", "turn 12", scIdem} {
 		f := got[name]
-		if f.WriteUnits <= 0 || f.Operations["DynamoDB.TransactWriteItems"].Requests != 2 || f.Operations["S3.PUT"].Requests != 1 || f.S3BytesIn <= 0 {
-			t.Errorf("%s: WCU %v, %v transactions, %v S3 PUT of %v bytes; want WCU > 0, 2, 1 and bytes", f.Scenario, f.WriteUnits,
-				f.Operations["DynamoDB.TransactWriteItems"].Requests, f.Operations["S3.PUT"].Requests, f.S3BytesIn)
+		if f.WriteUnits <= 0 || f.Operations["DynamoDB.TransactWriteItems"].Requests != 2 || f.S3 != 0 {
+			t.Errorf("%s: WCU %v, %v transactions, %v S3 requests; want WCU > 0, 2 and none", f.Scenario, f.WriteUnits,
+				f.Operations["DynamoDB.TransactWriteItems"].Requests, f.S3)
 		}
 	}
-	// A later turn reads the context window, and no more once it is full.
-	for name, gets := range map[string]float64{scTurn1: 0, "turn 2": 1, "turn 11": float64(runtime.DefaultWindow), "turn 12": float64(runtime.DefaultWindow)} {
-		if g := got[name].Operations["S3.GET"].Requests; g != gets {
-			t.Errorf("%s: %v S3 GET, want %v", name, g, gets)
+	// A later turn reads its context window in one Query, and reads no more
+	// once the window is full.
+	for name, queries := range map[string]float64{scTurn1: 0, "turn 2": 1, "turn 11": 1, "turn 12": 1} {
+		if q := got[name].Operations["DynamoDB.Query"].Requests; q != queries {
+			t.Errorf("%s: %v Query, want %v", name, q, queries)
 		}
+	}
+	if a, b := got["turn 11"].Operations["DynamoDB.Query"].ReadUnits, got["turn 12"].Operations["DynamoDB.Query"].ReadUnits; a != b {
+		t.Errorf("the context window read %v units at turn 11, %v at turn 12; want the same", a, b)
 	}
 	// A replay and a refusal do no work: no item written, nothing billable
 	// in S3.

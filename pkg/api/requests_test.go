@@ -22,7 +22,8 @@ func TestRequestsPerExecution(t *testing.T) {
 		// credentials that cannot read the catalogue partition)
 		"DynamoDB.GetItem":            3,
 		"DynamoDB.BatchGetItem":       2, // tenant, agent, live counters; the breaker's spend window (the first in 5 s)
-		"DynamoDB.TransactWriteItems": 2, // admission, settlement (with the turn, kept inline)
+		"DynamoDB.UpdateItem":         1, // admission: one conditional update of the counter item
+		"DynamoDB.TransactWriteItems": 1, // settlement (with the turn, kept inline)
 	}
 	if !maps.Equal(first, want) {
 		t.Errorf("new conversation: requests %v, want %v", first, want)
@@ -36,7 +37,8 @@ func TestRequestsPerExecution(t *testing.T) {
 	want = map[string]int64{
 		"DynamoDB.GetItem":            3,
 		"DynamoDB.BatchGetItem":       1, // + the conversation head, in the same batch
-		"DynamoDB.TransactWriteItems": 2,
+		"DynamoDB.UpdateItem":         1,
+		"DynamoDB.TransactWriteItems": 1,
 		"DynamoDB.Query":              1, // the context window, however long the conversation
 	}
 	if !maps.Equal(later, want) {

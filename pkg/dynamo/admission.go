@@ -2,12 +2,13 @@ package dynamo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -38,76 +39,87 @@ type Admission struct {
 	// is nil), so that a reclaim can remove it if the execution dies.
 	ConversationID string
 	Turn           int64
-	// Attempt numbers the admission transactions of one execution (0, 1, ...):
-	// each attempt is a distinct transaction with its own ClientRequestToken.
-	Attempt int
-	Now     time.Time
+	Now            time.Time
 	// Lease bounds how long the execution's slot, reservation and
 	// conversation claim survive if it dies; it must exceed its wall time.
 	Lease   time.Duration
 	Quota   bulkhead.Quota
 	Reserve Reservation
+	// Counter is what the execution read of the counter item, when it did.
+	Counter *CounterState
 }
 
-// runItem is a running execution's lease: its concurrency slot and
-// reservation, given back when it settles or, if it died, when its lease has
-// expired and something needs the room.
+// runItem is a running execution's lease, as admission writes it on the
+// counter item (leaseValue) and leasesOf reads it back: its concurrency
+// slot and reservation, given back when it settles or, if it died, when its
+// lease has expired and something needs the room.
 type runItem struct {
-	PK             string `dynamodbav:"PK"`
-	SK             string `dynamodbav:"SK"`
-	ExecutionID    string `dynamodbav:"execution_id"`
-	AgentID        string `dynamodbav:"agent_id"`
-	ConversationID string `dynamodbav:"conversation_id,omitempty"`
-	Month          string `dynamodbav:"month"`
-	ReservedTokens int64  `dynamodbav:"reserved_tokens"`
-	ReservedSpend  int64  `dynamodbav:"reserved_spend_micros"`
-	ReservedBytes  int64  `dynamodbav:"reserved_bytes"`
-	LeaseUntil     int64  `dynamodbav:"lease_until"`
-	StartedAt      string `dynamodbav:"started_at"`
+	ExecutionID    string
+	AgentID        string
+	ConversationID string
+	Month          string
+	ReservedTokens int64
+	ReservedSpend  int64
+	ReservedBytes  int64
+	LeaseUntil     int64
+	StartedAt      string
 	// Turn is the transcript turn the execution will write, and
 	// NewConversation whether that turn starts the conversation: what a
 	// reclaim must remove if the execution died between writing it and
 	// settling.
-	Turn            int64 `dynamodbav:"turn,omitempty"`
-	NewConversation bool  `dynamodbav:"new_conversation,omitempty"`
+	Turn            int64
+	NewConversation bool
 	// Abandoned is set when the lease was reclaimed: its slot, tokens and
 	// spend went back, its reserved bytes stay counted until CleanupTurn (if
 	// any) is removed from the transcript and the lease is forgotten.
-	Abandoned   bool  `dynamodbav:"abandoned,omitempty"`
-	CleanupTurn int64 `dynamodbav:"cleanup_turn,omitempty"`
+	Abandoned   bool
+	CleanupTurn int64
 }
 
-// Indexes of the admission transaction's items.
+// The limits admission checks, for quotaError.
 const (
-	admRun = iota
-	admHour
+	admHour = iota
 	admMonth
 	admLive
 	admConv
+	admChecks
 )
 
-// Admit admits an execution or refuses it, in one DynamoDB transaction that
-// checks every quota against counters that include the reservations of
-// running executions, and moves them only if all pass:
+// Admit admits an execution or refuses it, in one conditional UpdateItem of
+// the tenant's counter item (see counter.go), which holds every count it
+// checks; the update moves them only if all pass:
 //   - the hour's request count stays within the hourly quota;
 //   - the month's committed tokens and spend plus this reservation stay
 //     within the monthly limits;
 //   - a concurrency slot is free, committed storage stays within the quota,
 //     and the circuit breaker is not open;
-//   - the conversation, if any, is not held by another execution.
+//   - the conversation, if any, is not claimed by another execution (or by
+//     its deletion).
 //
-// A refused admission changes nothing. Expired leases in the way are not
-// reclaimed here: the caller reclaims them (removing their orphaned turns,
-// which this store cannot reach) and admits again with the next Attempt.
-// The transaction carries a ClientRequestToken, so an SDK retry of an
-// admission that committed is recognised instead of failing its own
-// conditions. Errors: RateLimited, QuotaExceeded, ConcurrencyLimited,
-// CircuitOpen, Conflict (conversation busy), Unavailable (fail closed).
+// It writes the execution's lease and its claim on the conversation on the
+// same item. A refused admission changes nothing. Expired leases in the way
+// are not reclaimed here: the caller reclaims them (removing their orphaned
+// turns, which this store cannot reach) and admits again. An admission
+// retried after an unknown outcome finds its own lease and succeeds.
+// Errors: RateLimited, QuotaExceeded, ConcurrencyLimited, CircuitOpen,
+// Conflict (conversation busy), NotFound (conversation being deleted),
+// Unavailable (fail closed).
 func (t *TenantStore) Admit(ctx context.Context, a Admission) error {
 	if err := t.refuseUpfront(ctx, a); err != nil {
 		return err
 	}
-	return t.admitOnce(ctx, a)
+	// The first admission of an hour starts its count: which update that
+	// takes is known from the execution's read of the item, and corrected
+	// once if the hour turned in between.
+	newHour := a.Counter == nil || a.Counter.Hour != bulkhead.HourKey(a.Now)
+	for range 2 {
+		err, hourWrong := t.admitOnce(ctx, a, newHour)
+		if !hourWrong {
+			return err
+		}
+		newHour = !newHour
+	}
+	return &bulkhead.Error{Code: bulkhead.ConcurrencyLimited, Message: "Admission contended; retry", RetryAfter: 1}
 }
 
 // Reclaimable reports whether an admission refused with err might pass once
@@ -135,113 +147,126 @@ func (t *TenantStore) refuseUpfront(ctx context.Context, a Admission) error {
 	if err != nil {
 		return err
 	}
-	reasons := make([]string, admConv+1)
-	reasons[admHour], reasons[admMonth], reasons[admLive] = "ConditionalCheckFailed", "ConditionalCheckFailed", "ConditionalCheckFailed"
-	return quotaError(a, u, reasons)
+	failed := make([]bool, admChecks)
+	failed[admHour], failed[admMonth], failed[admLive] = true, true, true
+	return quotaError(a, u, failed, "")
 }
 
-func (t *TenantStore) admitOnce(ctx context.Context, a Admission) error {
+// admitOnce tries the admission's update; hourWrong reports that it failed
+// only because the item counts another hour than newHour assumed.
+func (t *TenantStore) admitOnce(ctx context.Context, a Admission, newHour bool) (err error, hourWrong bool) {
 	now := a.Now.UTC()
-	hour := now.Truncate(time.Hour)
+	hour := bulkhead.HourKey(now)
 	month := bulkhead.MonthKey(now)
 	q, r := a.Quota, a.Reserve
-	run := runItem{PK: t.pk, SK: runSK(a.ExecutionID), ExecutionID: a.ExecutionID, AgentID: a.AgentID, Month: month,
+	run := runItem{ExecutionID: a.ExecutionID, AgentID: a.AgentID, Month: month,
 		ReservedTokens: r.Tokens, ReservedSpend: int64(r.Spend), ReservedBytes: r.Bytes,
 		LeaseUntil: now.Add(a.Lease).Unix(), StartedAt: now.Format(time.RFC3339Nano)}
 	run.ConversationID, run.Turn, run.NewConversation = a.ConversationID, a.Turn, a.Conversation == nil && a.ConversationID != ""
 	if a.Conversation != nil {
 		run.ConversationID = a.Conversation.ID
 	}
-	runAV, err := attributevalue.MarshalMap(run)
-	if err != nil {
-		return err
-	}
-	old := types.ReturnValuesOnConditionCheckFailureAllOld
-	writes := []types.TransactWriteItem{
-		admRun: {Put: &types.Put{TableName: aws.String(t.s.table), Item: runAV, ConditionExpression: aws.String("attribute_not_exists(PK)")}},
-		admHour: {Update: &types.Update{
-			TableName: aws.String(t.s.table), Key: key(t.pk, hourSK(bulkhead.HourKey(hour))),
-			UpdateExpression:                    aws.String("ADD requests :one SET expires_at = :exp"),
-			ConditionExpression:                 aws.String("attribute_not_exists(requests) OR requests < :max"),
-			ExpressionAttributeValues:           map[string]types.AttributeValue{":one": num(1), ":exp": num(hour.Add(hourTTL).Unix()), ":max": num(q.MaxRequestsPerHour)},
-			ReturnValuesOnConditionCheckFailure: old,
-		}},
-		admMonth: {Update: &types.Update{
-			TableName: aws.String(t.s.table), Key: key(t.pk, monthSK(month)),
-			UpdateExpression: aws.String("ADD committed_tokens :rt, committed_spend_micros :rs"),
-			ConditionExpression: aws.String("(attribute_not_exists(committed_tokens) OR committed_tokens <= :tmax) AND " +
-				"(attribute_not_exists(committed_spend_micros) OR committed_spend_micros <= :smax)"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":rt": num(r.Tokens), ":rs": num(int64(r.Spend)),
-				":tmax": num(bulkhead.SubSat(q.MaxTokensPerMonth, r.Tokens)), ":smax": num(bulkhead.SubSat(int64(q.MaxSpendPerMonth), int64(r.Spend)))},
-			ReturnValuesOnConditionCheckFailure: old,
-		}},
-		admLive: {Update: &types.Update{
-			TableName: aws.String(t.s.table), Key: key(t.pk, skLive),
-			UpdateExpression: aws.String("ADD running :one, storage_committed :rb"),
-			ConditionExpression: aws.String("(attribute_not_exists(running) OR running < :cmax) AND " +
-				"(attribute_not_exists(storage_committed) OR storage_committed <= :bmax) AND " +
-				"(attribute_not_exists(breaker_open_until) OR breaker_open_until <= :now)"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":rb": num(r.Bytes),
-				":cmax": num(q.MaxConcurrentAgents), ":bmax": num(bulkhead.SubSat(q.StorageBytes(), r.Bytes)), ":now": num(now.Unix())},
-			ReturnValuesOnConditionCheckFailure: old,
-		}},
+	names := map[string]string{"#hour": attrHour, "#lease": leaseAttr(a.ExecutionID), "#ct": commitTokAttr(month), "#cs": commitSpAttr(month)}
+	values := map[string]types.AttributeValue{":lease": leaseValue(run), ":hour": str(hour), ":one": num(1),
+		":rt": num(r.Tokens), ":rs": num(int64(r.Spend)), ":rb": num(r.Bytes), ":now": num(now.Unix()),
+		":tmax": num(bulkhead.SubSat(q.MaxTokensPerMonth, r.Tokens)), ":smax": num(bulkhead.SubSat(int64(q.MaxSpendPerMonth), int64(r.Spend))),
+		":cmax": num(q.MaxConcurrentAgents), ":bmax": num(bulkhead.SubSat(q.StorageBytes(), r.Bytes))}
+	set := []string{"#lease = :lease", "#hour = :hour"}
+	add := []string{"running :one", "storage_committed :rb", "#ct :rt", "#cs :rs"}
+	cond := []string{"attribute_not_exists(#lease)",
+		"(attribute_not_exists(#ct) OR #ct <= :tmax)", "(attribute_not_exists(#cs) OR #cs <= :smax)",
+		"(attribute_not_exists(running) OR running < :cmax)", "(attribute_not_exists(storage_committed) OR storage_committed <= :bmax)",
+		"(attribute_not_exists(breaker_open_until) OR breaker_open_until <= :now)"}
+	if newHour {
+		set = append(set, "hour_requests = :one")
+		cond = append(cond, "(attribute_not_exists(#hour) OR #hour <> :hour)")
+	} else {
+		add = append(add, "hour_requests :one")
+		cond = append(cond, "#hour = :hour AND hour_requests < :max")
+		values[":max"] = num(q.MaxRequestsPerHour)
 	}
 	if c := a.Conversation; c != nil {
-		writes = append(writes, types.TransactWriteItem{Update: &types.Update{
-			TableName: aws.String(t.s.table), Key: key(t.pk, convSK(c.ID)),
-			UpdateExpression:          aws.String("SET busy_exec = :eid, busy_until = :until"),
-			ConditionExpression:       aws.String("turns = :turns AND (attribute_not_exists(busy_exec) OR busy_until < :now)"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":eid": str(a.ExecutionID), ":until": num(now.Add(a.Lease).Unix()), ":turns": num(c.Turns), ":now": num(now.Unix())},
-		}})
+		names["#conv"] = claimAttr(c.ID)
+		values[":claim"] = claimValue(a.ExecutionID, now.Add(a.Lease).Unix())
+		set = append(set, "#conv = :claim")
+		cond = append(cond, "(attribute_not_exists(#conv) OR #conv.#until < :now)")
+		names["#until"] = claimUntil
 	}
-	_, err = t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes,
-		ClientRequestToken: requestToken(a.ExecutionID, "admit", strconv.Itoa(a.Attempt))})
+	expr := "SET " + strings.Join(set, ", ") + " ADD " + strings.Join(add, ", ")
+	if a.Counter != nil {
+		var stale []string
+		for i, n := range a.Counter.Stale {
+			alias := "#stale" + itoa(int64(i))
+			names[alias] = n
+			stale = append(stale, alias)
+		}
+		if len(stale) > 0 {
+			expr += " REMOVE " + strings.Join(stale, ", ")
+		}
+	}
+	_, err = t.s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(t.s.table), Key: key(t.pk, skLive),
+		UpdateExpression: aws.String(expr), ConditionExpression: aws.String(strings.Join(cond, " AND ")),
+		ExpressionAttributeNames: names, ExpressionAttributeValues: values,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
 	if err == nil {
-		return nil
+		return nil, false
 	}
-	reasons := cancelReasons(err)
-	failed := false
-	for _, r := range reasons {
-		failed = failed || r == "ConditionalCheckFailed"
+	var ccf *types.ConditionalCheckFailedException
+	if !errors.As(err, &ccf) {
+		return translate("admit execution", err, bulkhead.Internal, ""), false
 	}
-	if !failed {
-		return translate("admit execution", err, bulkhead.Internal, "")
+	old := ccf.Item
+	if _, ok := old[leaseAttr(a.ExecutionID)]; ok {
+		return nil, false // a retry of an admission that committed
 	}
-	// Which limit refused, from the items as they were (ALL_OLD), in the
-	// same round trip; a read fills in what the reasons do not carry.
-	u, rerr := t.usageFromCancel(ctx, err, now)
-	if rerr != nil {
-		return rerr
+	if old == nil {
+		// A backend that does not return the item: read it.
+		out, gerr := t.s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(t.s.table), Key: key(t.pk, skLive), ConsistentRead: aws.Bool(true)})
+		if gerr != nil {
+			return translate("admit execution", gerr, bulkhead.Internal, ""), false
+		}
+		old = out.Item
 	}
-	return quotaError(a, u, reasons)
+	// Which limit refused, from the item as it was (ALL_OLD).
+	u := usageFromCounter(old, nil, now)
+	failed := make([]bool, admChecks)
+	failed[admHour] = u.RequestsThisHour >= q.MaxRequestsPerHour
+	failed[admMonth] = bulkhead.AddSat(u.CommittedTokens, r.Tokens) > q.MaxTokensPerMonth ||
+		bulkhead.AddSat(int64(u.CommittedSpend), int64(r.Spend)) > int64(q.MaxSpendPerMonth)
+	failed[admLive] = u.BreakerOpenUntil > now.Unix() || u.Running >= q.MaxConcurrentAgents || bulkhead.AddSat(u.StorageCommitted, r.Bytes) > q.StorageBytes()
+	holder := ""
+	if c := a.Conversation; c != nil {
+		if eid, until, ok := claimOf(old, c.ID); ok && until >= now.Unix() {
+			failed[admConv], holder = true, eid
+		}
+	}
+	hourHeld := strAttr(old, attrHour) == hour
+	if !failed[admHour] && !failed[admMonth] && !failed[admLive] && !failed[admConv] && hourHeld == newHour {
+		return nil, true
+	}
+	return quotaError(a, u, failed, holder), false
 }
 
-// usageFromCancel reads the counters a refusal reports. The cancelled
-// transaction's old items are used where the backend returns them; a
-// consistent read of the same items covers backends that do not.
-func (t *TenantStore) usageFromCancel(ctx context.Context, err error, now time.Time) (bulkhead.Usage, error) {
-	if u, ok := usageFromReasons(err); ok {
-		return u, nil
+// usageFromCounter is the usage a counter item (and, when not nil, the
+// month's item) shows at now.
+func usageFromCounter(live, month map[string]types.AttributeValue, now time.Time) bulkhead.Usage {
+	m := bulkhead.MonthKey(now)
+	return bulkhead.Usage{
+		RequestsThisHour: hourRequests(live, bulkhead.HourKey(now)),
+		TokensThisMonth:  intAttr(month, "tokens"),
+		InputTokens:      intAttr(month, "input_tokens"),
+		OutputTokens:     intAttr(month, "output_tokens"),
+		SpendThisMonth:   bulkhead.Micros(intAttr(month, "spend_micros")),
+		Executions:       intAttr(month, "executions"),
+		CommittedTokens:  intAttr(live, commitTokAttr(m)),
+		CommittedSpend:   bulkhead.Micros(intAttr(live, commitSpAttr(m))),
+		Running:          intAttr(live, "running"),
+		StorageBytes:     intAttr(live, "storage_bytes"),
+		StorageCommitted: intAttr(live, "storage_committed"),
+		BreakerOpenUntil: intAttr(live, "breaker_open_until"),
 	}
-	return t.Counters(ctx, now)
-}
-
-func usageFromReasons(err error) (bulkhead.Usage, bool) {
-	items := cancelItems(err)
-	if len(items) <= admLive || items[admHour] == nil && items[admMonth] == nil && items[admLive] == nil {
-		return bulkhead.Usage{}, false
-	}
-	var u bulkhead.Usage
-	u.RequestsThisHour = intAttr(items[admHour], "requests")
-	u.TokensThisMonth = intAttr(items[admMonth], "tokens")
-	u.CommittedTokens = intAttr(items[admMonth], "committed_tokens")
-	u.SpendThisMonth = bulkhead.Micros(intAttr(items[admMonth], "spend_micros"))
-	u.CommittedSpend = bulkhead.Micros(intAttr(items[admMonth], "committed_spend_micros"))
-	u.Running = intAttr(items[admLive], "running")
-	u.StorageBytes = intAttr(items[admLive], "storage_bytes")
-	u.StorageCommitted = intAttr(items[admLive], "storage_committed")
-	u.BreakerOpenUntil = intAttr(items[admLive], "breaker_open_until")
-	return u, true
 }
 
 func intAttr(item map[string]types.AttributeValue, name string) int64 {
@@ -255,8 +280,8 @@ func intAttr(item map[string]types.AttributeValue, name string) int64 {
 // quotaError says which limit refused an admission: its type, limit, what is
 // used, and when it resets, with Retry-After. The order is the order a tenant
 // can act on: an open breaker first, then the hour, the month, the slots.
-func quotaError(a Admission, u bulkhead.Usage, reasons []string) error {
-	failed := func(i int) bool { return i < len(reasons) && reasons[i] == "ConditionalCheckFailed" }
+func quotaError(a Admission, u bulkhead.Usage, failedChecks []bool, claimHolder string) error {
+	failed := func(i int) bool { return i < len(failedChecks) && failedChecks[i] }
 	now := a.Now.UTC()
 	q, r := a.Quota, a.Reserve
 	nextHour := now.Truncate(time.Hour).Add(time.Hour)
@@ -292,6 +317,8 @@ func quotaError(a Admission, u bulkhead.Usage, reasons []string) error {
 	case failed(admLive) && bulkhead.AddSat(u.StorageCommitted, r.Bytes) > q.StorageBytes():
 		return mk(bulkhead.QuotaExceeded, "storage", fmt.Sprintf("Storage quota exceeded (%d MB)", q.MaxStorageMB),
 			q.MaxStorageMB, u.StorageBytes, u.StorageCommitted, time.Time{}, 0)
+	case failed(admConv) && claimHolder == deletingClaim:
+		return bulkhead.Errorf(bulkhead.NotFound, "conversation %s not found", a.Conversation.ID)
 	case failed(admConv):
 		return bulkhead.Errorf(bulkhead.Conflict, "conversation is busy with another execution; retry when it finishes")
 	}

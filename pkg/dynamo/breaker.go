@@ -42,6 +42,8 @@ type ExecutionContext struct {
 	Agent        bulkhead.Agent
 	Conversation *bulkhead.Conversation // nil when none was asked for
 	Breaker      BreakerState
+	// Counter is what admission needs to know of the counter item as read.
+	Counter CounterState
 }
 
 // LoadExecution reads the tenant, the agent, the conversation (if cid is
@@ -94,6 +96,7 @@ func (t *TenantStore) LoadExecution(ctx context.Context, aid, cid string) (Execu
 		ec.Conversation = &c
 	}
 	ec.Breaker = breakerFrom(items[skLive])
+	ec.Counter = counterState(items[skLive], t.s.now().UTC())
 	return ec, nil
 }
 

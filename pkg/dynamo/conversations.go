@@ -2,7 +2,6 @@ package dynamo
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -155,40 +154,46 @@ func (t *TenantStore) batchGet(ctx context.Context, op string, keys []map[string
 
 // StartDeleteConversation is the first step of deleting a conversation: it
 // marks the head as being deleted, which hides the conversation (get, list
-// and execute answer 404) and stops any execution from claiming it, while
-// its bytes stay counted. Marking again (a retried deletion) is allowed. It
-// refuses while an execution holds the conversation. The caller then
-// removes the transcript objects and calls FinishDeleteConversation.
-// Errors: NotFound, Conflict, Unavailable.
+// and execute answer 404), and claims it on the counter item for good, which
+// stops any execution from being admitted to it, while its bytes stay
+// counted; one transaction. Marking again (a retried deletion) is allowed.
+// It refuses while an execution holds the conversation. The caller then
+// removes the transcript and calls FinishDeleteConversation. Errors:
+// NotFound, Conflict, Unavailable.
 func (t *TenantStore) StartDeleteConversation(ctx context.Context, cid string) (bulkhead.Conversation, error) {
+	const op = "delete conversation"
 	now := t.s.now().Unix()
-	out, err := t.s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: aws.String(t.s.table), Key: key(t.pk, convSK(cid)),
-		UpdateExpression: aws.String("SET deleting = if_not_exists(deleting, :now), busy_exec = :del, busy_until = :never"),
-		ConditionExpression: aws.String("attribute_exists(PK) AND (attribute_exists(deleting) OR " +
-			"attribute_not_exists(busy_exec) OR busy_until < :now)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":now": num(now), ":del": str(deletingClaim),
-			":never": num(farFuture.Unix())},
-		ReturnValues:                        types.ReturnValueAllNew,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
-	if err != nil {
-		var ccf *types.ConditionalCheckFailedException
-		if errors.As(err, &ccf) && len(ccf.Item) == 0 {
-			return bulkhead.Conversation{}, bulkhead.Errorf(bulkhead.NotFound, "conversation %s not found", cid)
-		}
-		return bulkhead.Conversation{}, translate("delete conversation", err, bulkhead.Conflict, "conversation is in use by a running execution; retry")
+	_, err := t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Update: &types.Update{
+			TableName: aws.String(t.s.table), Key: key(t.pk, convSK(cid)),
+			UpdateExpression:          aws.String("SET deleting = if_not_exists(deleting, :now)"),
+			ConditionExpression:       aws.String("attribute_exists(PK)"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":now": num(now)},
+		}},
+		{Update: &types.Update{
+			TableName: aws.String(t.s.table), Key: key(t.pk, skLive),
+			UpdateExpression:         aws.String("SET #conv = :claim"),
+			ConditionExpression:      aws.String("attribute_not_exists(#conv) OR #conv.#until < :now OR #conv.#exec = :del"),
+			ExpressionAttributeNames: map[string]string{"#conv": claimAttr(cid), "#until": claimUntil, "#exec": claimExec},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":claim": claimValue(deletingClaim, farFuture.Unix()),
+				":now": num(now), ":del": str(deletingClaim)},
+		}},
+	}})
+	switch reasons := cancelReasons(err); {
+	case fails(reasons, 0):
+		return bulkhead.Conversation{}, bulkhead.Errorf(bulkhead.NotFound, "conversation %s not found", cid)
+	case fails(reasons, 1):
+		return bulkhead.Conversation{}, bulkhead.Errorf(bulkhead.Conflict, "conversation is in use by a running execution; retry")
+	case err != nil:
+		return bulkhead.Conversation{}, translate(op, err, bulkhead.Internal, "")
 	}
-	var it convItem
-	if err := attributevalue.UnmarshalMap(out.Attributes, &it); err != nil {
-		return bulkhead.Conversation{}, fmt.Errorf("delete conversation: decode %s: %w", cid, err)
-	}
-	return it.conversation(), nil
+	it, err := getItem[convItem](ctx, t.s, op, t.pk, convSK(cid), "conversation "+cid+" not found")
+	return it.conversation(), err
 }
 
-// FinishDeleteConversation removes a head marked by StartDeleteConversation
-// and its index item, and gives its bytes back to the tenant's storage
-// allowance, in one transaction. The head's bytes cannot have changed since
+// FinishDeleteConversation removes a head marked by StartDeleteConversation,
+// its index item and the deletion's claim, and gives its bytes back to the
+// tenant's storage allowance, in one transaction. The head's bytes cannot have changed since
 // it was marked (no execution can claim it). A head already removed by a
 // concurrent deletion is not an error: its bytes were given back once.
 // Errors: Unavailable.
@@ -201,7 +206,8 @@ func (t *TenantStore) FinishDeleteConversation(ctx context.Context, c bulkhead.C
 		{Delete: &types.Delete{TableName: aws.String(t.s.table), Key: key(t.pk, agentConvSK(c.AgentID, c.ID))}},
 		{Update: &types.Update{
 			TableName: aws.String(t.s.table), Key: key(t.pk, skLive),
-			UpdateExpression:          aws.String("ADD storage_bytes :neg, storage_committed :neg"),
+			UpdateExpression:          aws.String("REMOVE #conv ADD storage_bytes :neg, storage_committed :neg"),
+			ExpressionAttributeNames:  map[string]string{"#conv": claimAttr(c.ID)},
 			ExpressionAttributeValues: map[string]types.AttributeValue{":neg": num(-c.Bytes)},
 		}},
 	}})

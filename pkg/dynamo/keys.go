@@ -20,9 +20,7 @@ const (
 	prefixAgent  = "AGENT#"
 	prefixConv   = "CONV#"
 	prefixMonth  = "MONTH#"
-	prefixHour   = "HOUR#"
 	prefixExec   = "EXEC#"
-	prefixRun    = "RUN#"
 	prefixDay    = "DAY#"
 	prefixIdem   = "IDEM#"
 	prefixInv    = "INVOICE#"
@@ -41,7 +39,6 @@ func keySK(kid string) string         { return prefixKey + kid }
 func agentSK(aid string) string       { return prefixAgent + aid }
 func convSK(cid string) string        { return prefixConv + cid }
 func monthSK(month string) string     { return prefixMonth + month }
-func hourSK(hour string) string       { return prefixHour + hour }
 
 // execSK sorts usage records by the time their execution started, so a
 // time range is one key range; the start time is fixed at admission, so
@@ -57,7 +54,6 @@ func idemSK(hash string) string         { return prefixIdem + hash }
 func toolSK(name string) string         { return prefixTool + name }
 func toolIDSK(id string) string         { return prefixToolID + id }
 func invoiceSK(month string) string     { return prefixInv + month }
-func runSK(eid string) string           { return prefixRun + eid }
 func bucketSK(slot int64) string        { return fmt.Sprintf("%s%012d", prefixBucket, slot) }
 func apiKeyLookupPK(hash string) string { return prefixLookup + hash }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"time"
 
@@ -49,33 +50,27 @@ func (r runItem) lease() Lease {
 		leaseUntil: r.LeaseUntil}
 }
 
-// Leases returns every lease of this tenant, running or abandoned: one Query
-// that costs what it returns (the running executions).
+// Leases returns every lease of this tenant, running or abandoned: one
+// strongly consistent read of its counter item, which holds them.
 func (t *TenantStore) Leases(ctx context.Context) ([]Lease, error) {
-	var leases []Lease
-	cursor := ""
-	for {
-		page, err := listPage(ctx, t.s, "list running executions", t.pk, prefixRun, cursor, bulkhead.MaxPageSize, nil, runItem.lease)
-		if err != nil {
-			return nil, err
-		}
-		leases = append(leases, page.Items...)
-		if cursor = page.NextCursor; cursor == "" {
-			return leases, nil
-		}
+	out, err := t.s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(t.s.table), Key: key(t.pk, skLive), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return nil, translate("list running executions", err, bulkhead.Internal, "")
 	}
+	return leasesOf(out.Item), nil
 }
 
 // AbandonLease reclaims the lease of an execution that died (its lease
-// expired, or the caller knows its process is gone): in one transaction
-// guarded by the stored expiry, so two reclaimers (or a reclaimer and the
-// execution settling after all) cannot both succeed, its slot, tokens and
-// spend go back and the lease is marked abandoned. Its reserved bytes stay
-// counted. When the execution may have written a turn that nothing counts,
-// the conversation stays claimed by the dead execution (so no other
-// execution writes that turn meanwhile) and the returned lease names the
-// turn to remove (CleanupTurn). It reports false when the lease was settled
-// or reclaimed by someone else.
+// expired, or the caller knows its process is gone): in one update of the
+// counter item guarded by the stored expiry, so two reclaimers (or a
+// reclaimer and the execution settling after all) cannot both succeed, its
+// slot, tokens and spend go back and the lease is marked abandoned. Its
+// reserved bytes stay counted. When the execution may have written a turn
+// that nothing counts (an object: an inline turn is written by the
+// settlement itself), the conversation stays claimed by the dead execution
+// (so no other execution writes that turn meanwhile) and the returned lease
+// names the turn to remove (CleanupTurn). It reports false when the lease
+// was settled or reclaimed by someone else.
 func (t *TenantStore) AbandonLease(ctx context.Context, l Lease, now time.Time) (Lease, bool, error) {
 	cleanup := l.Turn
 	if l.ConversationID == "" || l.Turn <= 0 {
@@ -83,84 +78,89 @@ func (t *TenantStore) AbandonLease(ctx context.Context, l Lease, now time.Time) 
 	}
 	withConv := cleanup > 0 && !l.NewConversation
 	for {
-		writes := []types.TransactWriteItem{
-			{Update: &types.Update{TableName: aws.String(t.s.table), Key: key(t.pk, runSK(l.ExecutionID)),
-				UpdateExpression:          aws.String("SET abandoned = :true, cleanup_turn = :turn"),
-				ConditionExpression:       aws.String("lease_until = :lease AND attribute_not_exists(abandoned)"),
-				ExpressionAttributeValues: map[string]types.AttributeValue{":true": &types.AttributeValueMemberBOOL{Value: true}, ":turn": num(cleanup), ":lease": num(l.leaseUntil)}}},
-			{Update: &types.Update{TableName: aws.String(t.s.table), Key: key(t.pk, monthSK(l.Month)),
-				UpdateExpression: aws.String("ADD committed_tokens :rt, committed_spend_micros :rs, abandoned :one"),
-				ExpressionAttributeValues: map[string]types.AttributeValue{":rt": num(-l.Reserved.Tokens),
-					":rs": num(-int64(l.Reserved.Spend)), ":one": num(1)}}},
-			{Update: &types.Update{TableName: aws.String(t.s.table), Key: key(t.pk, skLive),
-				UpdateExpression:          aws.String("ADD running :neg"),
-				ExpressionAttributeValues: map[string]types.AttributeValue{":neg": num(-1)}}},
-		}
+		names := map[string]string{"#lease": leaseAttr(l.ExecutionID), "#ab": leaseAbandon, "#clean": leaseCleanTrn, "#until": leaseUntil,
+			"#ct": commitTokAttr(l.Month), "#cs": commitSpAttr(l.Month)}
+		values := map[string]types.AttributeValue{":true": &types.AttributeValueMemberBOOL{Value: true}, ":turn": num(cleanup),
+			":lease": num(l.leaseUntil), ":neg": num(-1), ":rt": num(-l.Reserved.Tokens), ":rs": num(-int64(l.Reserved.Spend))}
+		expr := "SET #lease.#ab = :true, #lease.#clean = :turn"
+		cond := "#lease.#until = :lease AND attribute_not_exists(#lease.#ab)"
 		if withConv {
 			// Keep the dead execution's claim on the conversation until its
 			// turn is removed; if the claim already passed to another
-			// execution (or the turn was counted), there is nothing to remove.
-			writes = append(writes, types.TransactWriteItem{Update: &types.Update{
-				TableName: aws.String(t.s.table), Key: key(t.pk, convSK(l.ConversationID)),
-				UpdateExpression:          aws.String("SET busy_until = :hold"),
-				ConditionExpression:       aws.String("busy_exec = :eid AND turns = :before"),
-				ExpressionAttributeValues: map[string]types.AttributeValue{":hold": num(now.Add(time.Hour).Unix()), ":eid": str(l.ExecutionID), ":before": num(l.Turn - 1)},
-			}})
+			// execution, there is nothing of this one's to remove.
+			names["#conv"], names["#cu"], names["#ce"] = claimAttr(l.ConversationID), claimUntil, claimExec
+			values[":hold"], values[":eid"] = num(now.Add(time.Hour).Unix()), str(l.ExecutionID)
+			expr += ", #conv.#cu = :hold"
+			cond += " AND #conv.#ce = :eid"
 		}
-		_, err := t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes,
-			ClientRequestToken: requestToken(l.ExecutionID, "abandon", boolTag(withConv))})
+		_, err := t.s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName: aws.String(t.s.table), Key: key(t.pk, skLive),
+			UpdateExpression:         aws.String(expr + " ADD running :neg, #ct :rt, #cs :rs"),
+			ConditionExpression:      aws.String(cond),
+			ExpressionAttributeNames: names, ExpressionAttributeValues: values,
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		})
 		if err == nil {
 			l.Abandoned, l.CleanupTurn = true, cleanup
 			return l, true, nil
 		}
-		reasons := cancelReasons(err)
-		switch {
-		case len(reasons) == 0:
-			return l, false, translate("reclaim lease", err, bulkhead.Internal, "")
-		case fails(reasons, 0):
-			return l, false, nil // settled, or reclaimed by someone else
-		case withConv && fails(reasons, 3):
-			withConv, cleanup = false, 0
-			continue
-		default:
+		var ccf *types.ConditionalCheckFailedException
+		if !errors.As(err, &ccf) {
 			return l, false, translate("reclaim lease", err, bulkhead.Internal, "")
 		}
+		if !withConv || !leaseReclaimable(ccf.Item, l) {
+			return l, false, nil // settled, or reclaimed by someone else
+		}
+		withConv, cleanup = false, 0
 	}
 }
 
-// ForgetLease ends an abandoned lease once its orphaned turn (if any) is
-// gone: the lease item is deleted, its reserved bytes leave the storage
-// count, and the conversation claim it kept is released, in one transaction.
-func (t *TenantStore) ForgetLease(ctx context.Context, l Lease) error {
-	writes := []types.TransactWriteItem{
-		{Delete: &types.Delete{TableName: aws.String(t.s.table), Key: key(t.pk, runSK(l.ExecutionID)),
-			ConditionExpression: aws.String("abandoned = :true"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":true": &types.AttributeValueMemberBOOL{Value: true}}}},
-		{Update: &types.Update{TableName: aws.String(t.s.table), Key: key(t.pk, skLive),
-			UpdateExpression:          aws.String("ADD storage_committed :rb"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":rb": num(-l.Reserved.Bytes)}}},
-	}
-	_, err := t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes,
-		ClientRequestToken: requestToken(l.ExecutionID, "forget")})
-	if reasons := cancelReasons(err); fails(reasons, 0) {
-		return nil // forgotten already
-	}
-	if err != nil {
-		return translate("forget lease", err, bulkhead.Internal, "")
-	}
-	if l.CleanupTurn > 0 && !l.NewConversation {
-		_, err = t.s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName: aws.String(t.s.table), Key: key(t.pk, convSK(l.ConversationID)),
-			UpdateExpression:          aws.String("SET busy_until = :free"),
-			ConditionExpression:       aws.String("busy_exec = :eid"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":free": num(0), ":eid": str(l.ExecutionID)},
-		})
-		if err := translate("release conversation", err, bulkhead.Conflict, ""); err != nil && !bulkhead.IsCode(err, bulkhead.Conflict) {
-			return err
+// leaseReclaimable reports whether the counter item still holds l as it was
+// read, not abandoned.
+func leaseReclaimable(live map[string]types.AttributeValue, l Lease) bool {
+	for _, cur := range leasesOf(live) {
+		if cur.ExecutionID == l.ExecutionID {
+			return !cur.Abandoned && cur.leaseUntil == l.leaseUntil
 		}
 	}
-	return nil
+	return false
+}
+
+// ForgetLease ends an abandoned lease once its orphaned turn (if any) is
+// gone: the lease leaves the counter item, its reserved bytes leave the
+// storage count, and the conversation claim it kept is released, in one
+// update.
+func (t *TenantStore) ForgetLease(ctx context.Context, l Lease) error {
+	withConv := l.CleanupTurn > 0 && !l.NewConversation
+	for {
+		names := map[string]string{"#lease": leaseAttr(l.ExecutionID), "#ab": leaseAbandon}
+		values := map[string]types.AttributeValue{":true": &types.AttributeValueMemberBOOL{Value: true}, ":rb": num(-l.Reserved.Bytes)}
+		remove, cond := "#lease", "#lease.#ab = :true"
+		if withConv {
+			names["#conv"], names["#ce"] = claimAttr(l.ConversationID), claimExec
+			values[":eid"] = str(l.ExecutionID)
+			remove += ", #conv"
+			cond += " AND #conv.#ce = :eid"
+		}
+		_, err := t.s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName: aws.String(t.s.table), Key: key(t.pk, skLive),
+			UpdateExpression:         aws.String("REMOVE " + remove + " ADD storage_committed :rb"),
+			ConditionExpression:      aws.String(cond),
+			ExpressionAttributeNames: names, ExpressionAttributeValues: values,
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		})
+		if err == nil {
+			return nil
+		}
+		var ccf *types.ConditionalCheckFailedException
+		if !errors.As(err, &ccf) {
+			return translate("forget lease", err, bulkhead.Internal, "")
+		}
+		if _, held := ccf.Item[leaseAttr(l.ExecutionID)]; !held || !withConv {
+			return nil // forgotten already
+		}
+		withConv = false // the claim passed on: leave it
+	}
 }
 
 // requestToken is the ClientRequestToken of one transaction of an execution:

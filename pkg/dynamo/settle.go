@@ -68,12 +68,10 @@ func (r execItem) execution() bulkhead.Execution {
 
 // Indexes of the settlement transaction's items.
 const (
-	setRun = iota
+	setLive = iota
 	setRecord
 	setMonth
-	setLive
 	setBucket
-	setDay
 	setConv
 )
 
@@ -85,15 +83,17 @@ const breakerSlot = 10 * time.Second
 // refusals and not guards the tenant configured.
 func failedForBreaker(status string) bool { return bulkhead.FailedForBreaker(status) }
 
-// Settle records an execution exactly once. In one transaction: its lease is
-// deleted, its usage record written, the month's counters move by what it
-// used (and its reservation is released), the running count, stored bytes,
-// the circuit breaker's bucket and the conversation head move with them. So
-// the counters always equal the sum of the records, and committed returns to
-// used. Settling again changes nothing. If the lease was already reclaimed
-// (the execution outlived it), what was used is still recorded, without a
-// reservation to release. If the conversation claim was lost, usage is
-// recorded and Conflict is returned.
+// Settle records an execution exactly once. In one transaction: its lease
+// leaves the counter item, its usage record is written, the month's
+// counters move by what it used (and its reservation is released), the
+// running count, stored bytes, the circuit breaker's bucket, the
+// conversation head and its claim move with them, and an inline turn is
+// written. So the counters always equal the sum of the records, and
+// committed returns to used. Settling again changes nothing. If the lease
+// was already reclaimed (the execution outlived it), what was used is still
+// recorded, without a reservation to release. If the conversation claim was
+// lost, or the turn is no longer the next one, usage is recorded and
+// Conflict is returned.
 func (t *TenantStore) Settle(ctx context.Context, st Settlement) error {
 	writes, err := t.settleWrites(st, true)
 	if err != nil {
@@ -108,7 +108,18 @@ func (t *TenantStore) Settle(ctx context.Context, st Settlement) error {
 	if len(reasons) == 0 {
 		return translate("settle execution "+st.Execution.ID, err, bulkhead.Internal, "")
 	}
-	if fails(reasons, setRecord) || fails(reasons, setRun) {
+	if fails(reasons, setRecord) {
+		return nil // settled already
+	}
+	if fails(reasons, setLive) {
+		if items := cancelItems(err); st.Claimed && setLive < len(items) && leaseHeld(items[setLive], st.Execution.ID) {
+			// The lease is ours but the claim passed to another execution.
+			st.Turn, st.Claimed = nil, false
+			if err := t.Settle(ctx, st); err != nil {
+				return err
+			}
+			return lostConversation(st)
+		}
 		// Either already settled (the record exists), or the lease was
 		// reclaimed while the execution still ran. Only the record tells.
 		if _, gerr := getItem[execItem](ctx, t.s, "settle execution", t.pk, execSK(st.Execution.StartedAt, st.Execution.ID), ""); gerr == nil {
@@ -118,20 +129,33 @@ func (t *TenantStore) Settle(ctx context.Context, st Settlement) error {
 		}
 		return t.settleLate(ctx, st)
 	}
+	if fails(reasons, setConv) && st.Turn != nil {
+		// The conversation is being deleted, or its turn was taken: release
+		// the claim and record the charge without the turn.
+		st.Turn = nil
+		if err := t.Settle(ctx, st); err != nil {
+			return err
+		}
+		return lostConversation(st)
+	}
 	if n := len(writes) - 1; st.Idem != nil && fails(reasons, n) {
 		// The key's claim was taken over (its lock passed): record the
 		// charge without the result.
 		st.Idem = nil
 		return t.Settle(ctx, st)
 	}
-	if fails(reasons, setConv) {
-		st.Turn, st.Claimed = nil, false
-		if err := t.Settle(ctx, st); err != nil {
-			return err
-		}
-		return bulkhead.Errorf(bulkhead.Conflict, "conversation %s was taken over by another execution; this reply was metered but not saved", st.Execution.ConversationID)
-	}
 	return translate("settle execution "+st.Execution.ID, err, bulkhead.Internal, "")
+}
+
+func lostConversation(st Settlement) error {
+	return bulkhead.Errorf(bulkhead.Conflict, "conversation %s was taken over by another execution; this reply was metered but not saved", st.Execution.ConversationID)
+}
+
+// leaseHeld reports whether a counter item holds execution eid's lease, not
+// reclaimed.
+func leaseHeld(live map[string]types.AttributeValue, eid string) bool {
+	m, ok := live[leaseAttr(eid)].(*types.AttributeValueMemberM)
+	return ok && !boolAttr(m.Value, leaseAbandon)
 }
 
 // settleLate records an execution whose lease was reclaimed: its reservation
@@ -146,7 +170,7 @@ func (t *TenantStore) settleLate(ctx context.Context, st Settlement) error {
 		ClientRequestToken: st.token(false)})
 	reasons := cancelReasons(err)
 	switch {
-	case fails(reasons, 0):
+	case fails(reasons, setRecord):
 		return nil // the record exists: a concurrent late settle won
 	case st.Idem != nil && fails(reasons, len(writes)-1):
 		st.Idem = nil // the key's claim was taken over
@@ -194,41 +218,43 @@ func (t *TenantStore) settleWrites(st Settlement, withLease bool) ([]types.Trans
 		okCount, errCount = 0, 1
 	}
 	slot := e.FinishedAt.UTC().Truncate(breakerSlot)
-	var writes []types.TransactWriteItem
+	names := map[string]string{"#ct": commitTokAttr(rec.Month), "#cs": commitSpAttr(rec.Month)}
+	values := map[string]types.AttributeValue{":run": num(running), ":bytes": num(bytes), ":db": num(bytes - res.Bytes),
+		":dt": num(tokens - res.Tokens), ":ds": num(int64(e.Cost - res.Spend))}
+	live := &types.Update{TableName: aws.String(t.s.table), Key: key(t.pk, skLive),
+		UpdateExpression:         aws.String("ADD running :run, storage_bytes :bytes, storage_committed :db, #ct :dt, #cs :ds"),
+		ExpressionAttributeNames: names, ExpressionAttributeValues: values}
 	if withLease {
-		// An abandoned lease was reclaimed: its reservation is already back.
-		writes = append(writes, types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String(t.s.table), Key: key(t.pk, runSK(e.ID)),
-			ConditionExpression: aws.String("attribute_exists(PK) AND attribute_not_exists(abandoned)")}})
+		// The lease goes, unless a reclaim took it (its reservation is back).
+		names["#lease"], names["#ab"] = leaseAttr(e.ID), leaseAbandon
+		remove, cond := "#lease", "attribute_exists(#lease) AND attribute_not_exists(#lease.#ab)"
+		if st.Claimed {
+			names["#conv"], names["#ce"] = claimAttr(e.ConversationID), claimExec
+			values[":eid"] = str(e.ID)
+			remove += ", #conv"
+			cond += " AND #conv.#ce = :eid"
+		}
+		live.UpdateExpression = aws.String("REMOVE " + remove + " " + *live.UpdateExpression)
+		live.ConditionExpression = aws.String(cond)
+		live.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
 	}
-	writes = append(writes,
-		types.TransactWriteItem{Put: &types.Put{TableName: aws.String(t.s.table), Item: recAV, ConditionExpression: aws.String("attribute_not_exists(PK)")}},
-		types.TransactWriteItem{Update: &types.Update{
+	writes := []types.TransactWriteItem{
+		setLive:   {Update: live},
+		setRecord: {Put: &types.Put{TableName: aws.String(t.s.table), Item: recAV, ConditionExpression: aws.String("attribute_not_exists(PK)")}},
+		setMonth: {Update: &types.Update{
 			TableName: aws.String(t.s.table), Key: key(t.pk, monthSK(rec.Month)),
-			UpdateExpression: aws.String("ADD tokens :tok, input_tokens :in, output_tokens :out, spend_micros :cost, executions :one, " +
-				"committed_tokens :dt, committed_spend_micros :ds, tiers :tier"),
+			UpdateExpression: aws.String("ADD tokens :tok, input_tokens :in, output_tokens :out, spend_micros :cost, executions :one, tiers :tier"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{
 				":tok": num(tokens), ":in": num(e.InputTokens), ":out": num(e.OutputTokens), ":cost": num(int64(e.Cost)), ":one": num(1),
-				":dt": num(tokens - res.Tokens), ":ds": num(int64(e.Cost - res.Spend)), ":tier": tierSet(st.Tier)},
+				":tier": tierSet(st.Tier)},
 		}},
-		types.TransactWriteItem{Update: &types.Update{
-			TableName: aws.String(t.s.table), Key: key(t.pk, skLive),
-			UpdateExpression: aws.String("ADD running :run, storage_bytes :bytes, storage_committed :db"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":run": num(running), ":bytes": num(bytes),
-				":db": num(bytes - res.Bytes)},
-		}},
-		types.TransactWriteItem{Update: &types.Update{
+		setBucket: {Update: &types.Update{
 			TableName: aws.String(t.s.table), Key: key(t.pk, bucketSK(slot.Unix()/int64(breakerSlot/time.Second))),
 			UpdateExpression: aws.String("ADD ok :ok, errors :err, spend_micros :cost SET expires_at = :exp"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{":ok": num(okCount), ":err": num(errCount),
 				":cost": num(int64(e.Cost)), ":exp": num(slot.Add(time.Hour).Unix())},
 		}},
-		types.TransactWriteItem{Update: &types.Update{
-			TableName: aws.String(t.s.table), Key: key(t.pk, daySK(bulkhead.DayKey(e.StartedAt))),
-			UpdateExpression: aws.String("ADD tokens :tok, input_tokens :in, output_tokens :out, spend_micros :cost, executions :one"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":tok": num(tokens), ":in": num(e.InputTokens), ":out": num(e.OutputTokens), ":cost": num(int64(e.Cost)), ":one": num(1)},
-		}},
-	)
+	}
 	writes = append(writes, t.settleConversation(st, tokens, bytes)...)
 	if st.Turn != nil && st.Turn.Messages != nil {
 		writes = append(writes, t.turnWrite(e.ConversationID, st.Turn.Number, st.Turn.Messages))
@@ -264,26 +290,21 @@ func (t *TenantStore) settleConversation(st Settlement, tokens, bytes int64) []t
 		return writes
 	case st.Turn != nil:
 		updated, _ := attributevalue.Marshal(e.FinishedAt)
+		// The claim (on the counter item) makes the turn this execution's;
+		// the head checks that it is still the next one and that the
+		// conversation is not being deleted.
 		u := &types.Update{
 			TableName: aws.String(t.s.table), Key: key(t.pk, convSK(e.ConversationID)),
-			UpdateExpression:          aws.String("SET turns = turns + :one, updated_at = :upd, busy_until = :free ADD tokens :tok, #b :bytes"),
-			ConditionExpression:       aws.String("busy_exec = :eid"),
+			UpdateExpression:          aws.String("SET turns = turns + :one, updated_at = :upd ADD tokens :tok, #b :bytes"),
+			ConditionExpression:       aws.String("attribute_exists(PK) AND attribute_not_exists(deleting)"),
 			ExpressionAttributeNames:  map[string]string{"#b": "bytes"},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":upd": updated, ":free": num(0), ":tok": num(tokens), ":bytes": num(bytes), ":eid": str(e.ID)},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":upd": updated, ":tok": num(tokens), ":bytes": num(bytes)},
 		}
 		if st.Turn.Number > 0 {
-			// The turn written is the next one, or nothing is.
-			u.ConditionExpression = aws.String("busy_exec = :eid AND turns = :prev")
+			u.ConditionExpression = aws.String("turns = :prev AND attribute_not_exists(deleting)")
 			u.ExpressionAttributeValues[":prev"] = num(st.Turn.Number - 1)
 		}
 		return []types.TransactWriteItem{{Update: u}}
-	case st.Claimed:
-		return []types.TransactWriteItem{{Update: &types.Update{
-			TableName: aws.String(t.s.table), Key: key(t.pk, convSK(e.ConversationID)),
-			UpdateExpression:          aws.String("SET busy_until = :free"),
-			ConditionExpression:       aws.String("busy_exec = :eid"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":free": num(0), ":eid": str(e.ID)},
-		}}}
 	}
 	return nil
 }

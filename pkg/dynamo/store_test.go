@@ -122,9 +122,15 @@ func TestConversationClaim(t *testing.T) {
 	if c.Turns != 2 {
 		t.Errorf("turns = %d, want 2", c.Turns)
 	}
-	// Stale turn counts are refused too.
-	if err := ts.Admit(ctx, dynamo.Admission{ExecutionID: "exec_4", Conversation: claim, Now: later, Lease: time.Minute, Quota: bigQuota}); !bulkhead.IsCode(err, bulkhead.Conflict) {
-		t.Errorf("claim with a stale turn count: %v, want Conflict", err)
+	// A stale turn count passes admission (which reads no head) but its turn
+	// is refused by the settlement: metered, not saved, the claim released.
+	must(ts.Admit(ctx, dynamo.Admission{ExecutionID: "exec_4", Conversation: claim, Now: later, Lease: time.Minute, Quota: bigQuota}))
+	err = ts.Settle(ctx, dynamo.Settlement{Execution: exec("exec_4", "conv_1", 1, 1), Turn: &dynamo.SettledTurn{AgentID: "agt_a", Bytes: 10, Number: 2}, Claimed: true})
+	if !bulkhead.IsCode(err, bulkhead.Conflict) {
+		t.Errorf("settle a turn over a stale turn count: %v, want Conflict", err)
+	}
+	if c, err := ts.GetConversation(ctx, "conv_1"); err != nil || c.Turns != 2 {
+		t.Errorf("after the stale turn: %+v, %v; want 2 turns", c, err)
 	}
 	removed, err := ts.StartDeleteConversation(ctx, "conv_1")
 	must(err)

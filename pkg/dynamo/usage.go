@@ -11,37 +11,20 @@ import (
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
 )
 
-// hourTTL keeps an hourly window for a day after it ends (TTL is lazy: nothing
-// relies on the deletion; a window is found by its key).
-const hourTTL = 25 * time.Hour
-
-// Counters reads the tenant's current windows (the hour, the month, live
-// counts) in one consistent read at time now.
+// Counters reads the tenant's current windows (the hour and the live
+// counts on its counter item, the month's use on the month's item) in one
+// consistent read at time now.
 func (t *TenantStore) Counters(ctx context.Context, now time.Time) (bulkhead.Usage, error) {
 	get := func(sk string) types.TransactGetItem {
 		return types.TransactGetItem{Get: &types.Get{TableName: aws.String(t.s.table), Key: key(t.pk, sk)}}
 	}
 	out, err := t.s.db.TransactGetItems(ctx, &dynamodb.TransactGetItemsInput{TransactItems: []types.TransactGetItem{
-		get(hourSK(bulkhead.HourKey(now))), get(monthSK(bulkhead.MonthKey(now))), get(skLive),
+		get(skLive), get(monthSK(bulkhead.MonthKey(now))),
 	}})
 	if err != nil {
 		return bulkhead.Usage{}, translate("read counters", err, bulkhead.Internal, "")
 	}
-	hour, month, live := out.Responses[0].Item, out.Responses[1].Item, out.Responses[2].Item
-	return bulkhead.Usage{
-		RequestsThisHour: intAttr(hour, "requests"),
-		TokensThisMonth:  intAttr(month, "tokens"),
-		InputTokens:      intAttr(month, "input_tokens"),
-		OutputTokens:     intAttr(month, "output_tokens"),
-		SpendThisMonth:   bulkhead.Micros(intAttr(month, "spend_micros")),
-		Executions:       intAttr(month, "executions"),
-		CommittedTokens:  intAttr(month, "committed_tokens"),
-		CommittedSpend:   bulkhead.Micros(intAttr(month, "committed_spend_micros")),
-		Running:          intAttr(live, "running"),
-		StorageBytes:     intAttr(live, "storage_bytes"),
-		StorageCommitted: intAttr(live, "storage_committed"),
-		BreakerOpenUntil: intAttr(live, "breaker_open_until"),
-	}, nil
+	return usageFromCounter(out.Responses[0].Item, out.Responses[1].Item, now), nil
 }
 
 // ListExecutions pages through this tenant's usage records, oldest first.

@@ -296,7 +296,7 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request, deadline t
 	}
 	lease := limits.MaxWallTime + r.leaseMargin()
 	adm := dynamo.Admission{ExecutionID: exec.ID, AgentID: agent.ID, Conversation: claim, ConversationID: convID, Turn: turn,
-		Now: started, Lease: lease, Quota: tenant.Quota(), Reserve: reserve}
+		Now: started, Lease: lease, Quota: tenant.Quota(), Reserve: reserve, Counter: &ec.Counter}
 	if err := tracing.Span(ctx, "admit", func(ctx context.Context) error { return r.admit(ctx, st, adm) }); err != nil {
 		return Result{}, err
 	}
@@ -388,11 +388,10 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request, deadline t
 // included) and tries once more.
 func (r *Runner) admit(ctx context.Context, st stores, a dynamo.Admission) error {
 	err := st.ts.Admit(ctx, a)
-	// An admission whose outcome is unknown (the SDK gave up: the
-	// transaction may have committed) is asked again with the same
-	// ClientRequestToken, which DynamoDB answers with the first outcome for
-	// 10 minutes: a committed admission is then used, not left to hold its
-	// slot until its lease expires.
+	// An admission whose outcome is unknown (the SDK gave up: the update
+	// may have committed) is asked again: one that committed finds its own
+	// lease on the counter item and is used, not left to hold its slot until
+	// its lease expires.
 	for backoff := 50 * time.Millisecond; bulkhead.IsCode(err, bulkhead.Unavailable) && backoff <= 200*time.Millisecond; backoff *= 2 {
 		time.Sleep(backoff)
 		err = st.ts.Admit(ctx, a)
@@ -403,7 +402,6 @@ func (r *Runner) admit(ctx context.Context, st stores, a dynamo.Admission) error
 	if n, rerr := r.Reclaim(ctx, st.ts, st.tr, a.Now, false); rerr != nil || n == 0 {
 		return err
 	}
-	a.Attempt++
 	return st.ts.Admit(ctx, a)
 }
 

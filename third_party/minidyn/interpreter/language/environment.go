@@ -12,6 +12,8 @@ type Environment struct {
 	store     map[string]Object
 	Aliases   map[string]string
 	toCompact []Object
+	// removed holds the attributes a REMOVE took out, for Apply.
+	removed map[string]bool
 }
 
 // NewEnvironment creates a new enviroment
@@ -131,6 +133,12 @@ func (e *Environment) Remove(name string) {
 	if ok {
 		delete(e.store, n)
 
+		if e.removed == nil {
+			e.removed = map[string]bool{}
+		}
+
+		e.removed[n] = true
+
 		return
 	}
 }
@@ -152,8 +160,13 @@ func (e *Environment) Compact() {
 	}
 }
 
-// Apply assigns the environment field to the item
+// Apply assigns the environment field to the item, and takes out of it the
+// attributes a REMOVE took out of the environment.
 func (e *Environment) Apply(item map[string]*types.Item, aliases map[string]string, exclude map[string]bool) {
+	for k := range e.removed {
+		delete(item, k)
+	}
+
 	for k, v := range e.store {
 		if _, ok := exclude[k]; ok {
 			continue

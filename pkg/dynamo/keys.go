@@ -23,7 +23,6 @@ const (
 	prefixHour   = "HOUR#"
 	prefixExec   = "EXEC#"
 	prefixRun    = "RUN#"
-	prefixDay    = "DAY#"
 	prefixIdem   = "IDEM#"
 	prefixInv    = "INVOICE#"
 	prefixBucket = "BRK#"
@@ -52,7 +51,6 @@ func execSK(started time.Time, eid string) string {
 
 // recordTime is a fixed-width UTC timestamp that sorts as it reads.
 func recordTime(t time.Time) string     { return t.UTC().Format("2006-01-02T15:04:05.000000000Z") }
-func daySK(day string) string           { return prefixDay + day }
 func idemSK(hash string) string         { return prefixIdem + hash }
 func toolSK(name string) string         { return prefixTool + name }
 func toolIDSK(id string) string         { return prefixToolID + id }

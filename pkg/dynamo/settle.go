@@ -67,7 +67,6 @@ const (
 	setMonth
 	setLive
 	setBucket
-	setDay
 	setConv
 )
 
@@ -215,12 +214,6 @@ func (t *TenantStore) settleWrites(st Settlement, withLease bool) ([]types.Trans
 			UpdateExpression: aws.String("ADD ok :ok, errors :err, spend_micros :cost SET expires_at = :exp"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{":ok": num(okCount), ":err": num(errCount),
 				":cost": num(int64(e.Cost)), ":exp": num(slot.Add(time.Hour).Unix())},
-		}},
-		types.TransactWriteItem{Update: &types.Update{
-			TableName: aws.String(t.s.table), Key: key(t.pk, daySK(bulkhead.DayKey(e.StartedAt))),
-			UpdateExpression: aws.String("ADD tokens :tok, input_tokens :in, output_tokens :out, spend_micros :cost, executions :one"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":tok": num(tokens), ":in": num(e.InputTokens), ":out": num(e.OutputTokens), ":cost": num(int64(e.Cost)), ":one": num(1)},
 		}},
 	)
 	writes = append(writes, t.settleConversation(st, tokens, bytes)...)

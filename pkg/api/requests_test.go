@@ -17,9 +17,10 @@ func TestRequestsPerExecution(t *testing.T) {
 	first := h.env.Calls()
 	want := map[string]int64{
 		// authorizer: key, tenant; the catalogue entry of the agent's model
-		// (read at every execution so a price change applies at once, and
-		// apart from the tenant's batch, which runs on tenant-scoped
-		// credentials that cannot read the catalogue partition)
+		// (this process's first execution of it: the runner keeps it for
+		// runtime.DefaultModelCacheTTL; apart from the tenant's batch, which
+		// runs on tenant-scoped credentials that cannot read the catalogue
+		// partition)
 		"DynamoDB.GetItem":            3,
 		"DynamoDB.BatchGetItem":       2, // tenant, agent, live counters; the breaker's spend window (the first in 5 s)
 		"DynamoDB.UpdateItem":         1, // admission: one conditional update of the counter item
@@ -35,7 +36,7 @@ func TestRequestsPerExecution(t *testing.T) {
 	h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": "later", "conversation_id": conv})
 	later := h.env.Calls()
 	want = map[string]int64{
-		"DynamoDB.GetItem":            3,
+		"DynamoDB.GetItem":            2, // the model's entry is still cached (the clock has not moved)
 		"DynamoDB.BatchGetItem":       1, // + the conversation head, in the same batch
 		"DynamoDB.UpdateItem":         1,
 		"DynamoDB.TransactWriteItems": 1,

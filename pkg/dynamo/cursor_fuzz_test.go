@@ -17,7 +17,7 @@ import (
 const cursorPK = "TENANT#tn_aaaaaaaaaaaaaaaa"
 
 // cursorPrefixes are the item types the lists page through.
-var cursorPrefixes = []string{prefixAgent, prefixConv, prefixKey, prefixExec, prefixInv, prefixTenant, prefixDay, prefixAgentConv}
+var cursorPrefixes = []string{prefixAgent, prefixConv, prefixKey, prefixExec, prefixInv, prefixTenant, prefixAgentConv}
 
 func skOf(tb testing.TB, k map[string]types.AttributeValue) (pk, sk string) {
 	tb.Helper()

@@ -21,7 +21,6 @@ const (
 	prefixConv   = "CONV#"
 	prefixMonth  = "MONTH#"
 	prefixExec   = "EXEC#"
-	prefixDay    = "DAY#"
 	prefixIdem   = "IDEM#"
 	prefixInv    = "INVOICE#"
 	prefixBucket = "BRK#"
@@ -49,7 +48,6 @@ func execSK(started time.Time, eid string) string {
 
 // recordTime is a fixed-width UTC timestamp that sorts as it reads.
 func recordTime(t time.Time) string     { return t.UTC().Format("2006-01-02T15:04:05.000000000Z") }
-func daySK(day string) string           { return prefixDay + day }
 func idemSK(hash string) string         { return prefixIdem + hash }
 func toolSK(name string) string         { return prefixTool + name }
 func toolIDSK(id string) string         { return prefixToolID + id }

@@ -20,8 +20,10 @@ import (
 
 // The priced model catalogue lives in one partition outside every tenant's:
 // one item per model an operator stored, which replaces the shipped default
-// of the same name. Reads are strongly consistent and never cached, so an
-// operator's change is in effect at once in every process.
+// of the same name. The store's reads are strongly consistent and not
+// cached, so an operator's change is in effect at once in the lists; the
+// runtime keeps the entries it prices executions with for a bounded time
+// (runtime.Runner.ModelCacheTTL).
 const (
 	modelsPK    = ModelsPartition
 	prefixModel = "MODEL#"
@@ -76,8 +78,8 @@ func (s *Store) PutModel(ctx context.Context, e bulkhead.ModelEntry, now time.Ti
 }
 
 // Model is the catalogue entry of a model: the stored one if an operator
-// set it, else the shipped default. It reads the table every time (no
-// cache). Errors: NotFound.
+// set it, else the shipped default. It reads the table every time (the
+// runtime caches its answers, not the store). Errors: NotFound.
 func (s *Store) Model(ctx context.Context, name string) (bulkhead.ModelEntry, error) {
 	it, err := getItem[modelItem](ctx, s, "get model", modelsPK, modelSK(name), "")
 	if err == nil {

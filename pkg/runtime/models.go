@@ -75,7 +75,7 @@ func (r *Runner) chain(ctx context.Context, agent bulkhead.Agent, tier bulkhead.
 	names := append([]string{agent.Model}, agent.FallbackModels...)
 	var out []candidate
 	for i, name := range names {
-		e, err := r.catalogue().Model(ctx, name)
+		e, err := r.model(ctx, name)
 		skip := ""
 		switch {
 		case bulkhead.IsCode(err, bulkhead.NotFound):

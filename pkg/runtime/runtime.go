@@ -51,6 +51,14 @@ type Runner struct {
 	// Catalogue prices models and says who may use them; the shipped
 	// catalogue when nil.
 	Catalogue Catalogue
+	// ModelCacheTTL is how long the Catalogue's answer for a model (its
+	// entry, or that it is not in the catalogue) is kept in this process
+	// and used by later executions without reading the Catalogue again
+	// (DefaultModelCacheTTL, 60 s, when zero; negative reads it at every
+	// execution). Errors are not kept. So an operator's change of a price,
+	// tiers or limits applies to the executions this process admits up to
+	// ModelCacheTTL later; the catalogue lists show it at once.
+	ModelCacheTTL time.Duration
 	// ModelAttempts, CircuitFailures and CircuitOpen tune model retries and
 	// the per-model circuits (the Default* constants when zero).
 	ModelAttempts   int
@@ -86,6 +94,7 @@ type Runner struct {
 	inflight sync.WaitGroup
 	running  atomic.Int64
 	circuits circuits
+	models   modelCache
 	schemas  schemaCache
 	mcpLists mcpCache
 }

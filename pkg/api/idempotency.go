@@ -67,8 +67,10 @@ func (a *API) serveIdempotent(ctx context.Context, ep endpoint, r *request) even
 }
 
 // runClaimed serves a request holding its key. Handlers store the result in
-// their own transaction; if none was stored (the request was refused before
-// it did anything), the claim is released so that a retry runs afresh.
+// their own transaction, which marks the claim; if none was (the request was
+// refused before it did anything, or a commit's answer was lost), the record
+// is read, and the claim is released when it holds no result, so that a
+// retry runs afresh.
 func (a *API) runClaimed(ctx context.Context, ep endpoint, r *request, ts *dynamo.TenantStore, claim *dynamo.IdemClaim) events.APIGatewayProxyResponse {
 	r.idem = claim
 	body, err := ep.serve(ctx, r)
@@ -76,6 +78,9 @@ func (a *API) runClaimed(ctx context.Context, ep endpoint, r *request, ts *dynam
 	if err != nil {
 		a.countRefusal(r, err)
 		resp = respondError(r.log, err)
+	}
+	if claim.Stored() {
+		return resp // the handler's transaction committed the result
 	}
 	bg := context.WithoutCancel(ctx)
 	rec, gerr := ts.GetIdempotency(bg, claim.Hash)

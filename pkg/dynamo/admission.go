@@ -230,7 +230,7 @@ func (t *TenantStore) admitOnce(ctx context.Context, a Admission, newHour bool) 
 		old = out.Item
 	}
 	// Which limit refused, from the item as it was (ALL_OLD).
-	u := usageFromCounter(old, nil, now)
+	u := usageFromCounter(old, now)
 	failed := make([]bool, admChecks)
 	failed[admHour] = u.RequestsThisHour >= q.MaxRequestsPerHour
 	failed[admMonth] = bulkhead.AddSat(u.CommittedTokens, r.Tokens) > q.MaxTokensPerMonth ||
@@ -249,17 +249,16 @@ func (t *TenantStore) admitOnce(ctx context.Context, a Admission, newHour bool) 
 	return quotaError(a, u, failed, holder), false
 }
 
-// usageFromCounter is the usage a counter item (and, when not nil, the
-// month's item) shows at now.
-func usageFromCounter(live, month map[string]types.AttributeValue, now time.Time) bulkhead.Usage {
+// usageFromCounter is the usage a counter item shows at now.
+func usageFromCounter(live map[string]types.AttributeValue, now time.Time) bulkhead.Usage {
 	m := bulkhead.MonthKey(now)
 	return bulkhead.Usage{
 		RequestsThisHour: hourRequests(live, bulkhead.HourKey(now)),
-		TokensThisMonth:  intAttr(month, "tokens"),
-		InputTokens:      intAttr(month, "input_tokens"),
-		OutputTokens:     intAttr(month, "output_tokens"),
-		SpendThisMonth:   bulkhead.Micros(intAttr(month, "spend_micros")),
-		Executions:       intAttr(month, "executions"),
+		TokensThisMonth:  intAttr(live, prefixMonthTokens+m),
+		InputTokens:      intAttr(live, prefixMonthIn+m),
+		OutputTokens:     intAttr(live, prefixMonthOut+m),
+		SpendThisMonth:   bulkhead.Micros(intAttr(live, prefixMonthSpend+m)),
+		Executions:       intAttr(live, prefixMonthExecs+m),
 		CommittedTokens:  intAttr(live, commitTokAttr(m)),
 		CommittedSpend:   bulkhead.Micros(intAttr(live, commitSpAttr(m))),
 		Running:          intAttr(live, "running"),

@@ -16,14 +16,20 @@ import (
 //   - hour, hour_requests: the requests admitted in the hour named;
 //   - committed_tokens#<month>, committed_spend_micros#<month>: the month's
 //     used tokens and spend plus the reservations of its running executions;
+//   - tokens#<month>, input_tokens#<month>, output_tokens#<month>,
+//     spend_micros#<month>, executions#<month>, tiers#<month>: what the
+//     month's settled executions used, and the tiers it saw (the monthly
+//     close removes them with the invoice it writes);
 //   - running, storage_committed, storage_bytes: concurrency and storage;
 //   - breaker_*: the circuit breaker;
 //   - lease#<execution id>: a running (or reclaimed) execution's lease, a map;
 //   - conv#<conversation id>: the claim of the execution writing the
 //     conversation's next turn (or of its deletion), a map.
 //
-// Leases and claims exist only while executions run, so the item stays
-// small: about 450 bytes, and 200 more per running execution.
+// Leases and claims exist only while executions run, and a month's
+// attributes until its invoice, so the item stays small: about 550 bytes
+// (700 between the end of a month and its close), and 200 more per running
+// execution.
 const (
 	attrHour         = "hour"
 	attrHourRequests = "hour_requests"
@@ -32,6 +38,22 @@ const (
 	prefixLeaseAttr  = "lease#"
 	prefixClaimAttr  = "conv#"
 )
+
+// The month's use, per month.
+const (
+	prefixMonthTokens = "tokens#"
+	prefixMonthIn     = "input_tokens#"
+	prefixMonthOut    = "output_tokens#"
+	prefixMonthSpend  = "spend_micros#"
+	prefixMonthExecs  = "executions#"
+	prefixMonthTiers  = "tiers#"
+)
+
+// monthAttrs are the names of a month's use on the counter item.
+func monthAttrs(month string) []string {
+	return []string{prefixMonthTokens + month, prefixMonthIn + month, prefixMonthOut + month,
+		prefixMonthSpend + month, prefixMonthExecs + month, prefixMonthTiers + month}
+}
 
 func commitTokAttr(month string) string { return prefixCommitTok + month }
 func commitSpAttr(month string) string  { return prefixCommitSp + month }

@@ -3,6 +3,7 @@ package dynamo
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -40,6 +41,21 @@ type IdemRecord struct {
 type IdemClaim struct {
 	Hash  string
 	Token string
+	// stored is set, for every copy of the claim, once a transaction of this
+	// process committed the key's result.
+	stored *atomic.Bool
+}
+
+// Stored reports whether this process committed the claimed key's result.
+// False does not mean it was not stored (a commit whose answer was lost):
+// the record tells.
+func (c IdemClaim) Stored() bool { return c.stored != nil && c.stored.Load() }
+
+// markStored records that a transaction with c's completion committed.
+func (c *IdemCompletion) markStored() {
+	if c != nil && c.Claim.stored != nil {
+		c.Claim.stored.Store(true)
+	}
 }
 
 // IdemCompletion is the response to store for a claimed key, written in the
@@ -57,7 +73,7 @@ type IdemCompletion struct {
 // (its lock passed). Otherwise it returns the stored record: done (replay
 // it), in progress (wait), or another fingerprint (a different request).
 func (t *TenantStore) ClaimIdempotency(ctx context.Context, hash, fingerprint string, now time.Time, lock time.Duration) (*IdemClaim, *IdemRecord, error) {
-	claim := &IdemClaim{Hash: hash, Token: bulkhead.NewID("idem")}
+	claim := &IdemClaim{Hash: hash, Token: bulkhead.NewID("idem"), stored: new(atomic.Bool)}
 	rec := IdemRecord{PK: t.pk, SK: idemSK(hash), Fingerprint: fingerprint, State: IdemInProgress, Token: claim.Token,
 		LockUntil: now.Add(lock).Unix(), ExpiresAt: now.Add(IdempotencyTTL).Unix()}
 	av, err := attributevalue.MarshalMap(rec)
@@ -132,5 +148,8 @@ func (t *TenantStore) completionWrite(c *IdemCompletion) types.TransactWriteItem
 func (t *TenantStore) CompleteIdempotency(ctx context.Context, c *IdemCompletion) error {
 	w := t.completionWrite(c)
 	_, err := t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{w}})
+	if err == nil {
+		c.markStored()
+	}
 	return translate("store idempotent result", err, bulkhead.Conflict, "idempotency key was taken over")
 }

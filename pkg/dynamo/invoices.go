@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -31,11 +32,11 @@ type StoredInvoice struct {
 // MonthTiers returns the tiers the tenant held in a month, as recorded by
 // its executions and tier changes (empty when none was recorded).
 func (t *TenantStore) MonthTiers(ctx context.Context, month string) ([]bulkhead.TierName, error) {
-	out, err := t.s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(t.s.table), Key: key(t.pk, monthSK(month)), ConsistentRead: aws.Bool(true)})
+	live, err := t.counterItem(ctx, "read month")
 	if err != nil {
-		return nil, translate("read month", err, bulkhead.Internal, "")
+		return nil, err
 	}
-	ss, _ := out.Item["tiers"].(*types.AttributeValueMemberSS)
+	ss, _ := live[prefixMonthTiers+month].(*types.AttributeValueMemberSS)
 	if ss == nil {
 		return nil, nil
 	}
@@ -63,9 +64,20 @@ func (t *TenantStore) PutInvoice(ctx context.Context, inv StoredInvoice) (bool, 
 		return false, inv, err
 	}
 	cond := aws.String("attribute_not_exists(PK)")
+	// The month's use leaves the counter item with the invoice that
+	// records it.
+	names := map[string]string{}
+	var remove []string
+	for i, n := range monthAttrs(inv.Month) {
+		alias := "#m" + itoa(int64(i))
+		names[alias] = n
+		remove = append(remove, alias)
+	}
 	_, err = t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 		{Put: &types.Put{TableName: aws.String(t.s.table), Item: own, ConditionExpression: cond}},
 		{Put: &types.Put{TableName: aws.String(t.s.table), Item: idxAV, ConditionExpression: cond}},
+		{Update: &types.Update{TableName: aws.String(t.s.table), Key: key(t.pk, skLive),
+			UpdateExpression: aws.String("REMOVE " + strings.Join(remove, ", ")), ExpressionAttributeNames: names}},
 	}})
 	if err == nil {
 		return true, inv, nil

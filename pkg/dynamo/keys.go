@@ -19,7 +19,6 @@ const (
 	prefixKey    = "KEY#"
 	prefixAgent  = "AGENT#"
 	prefixConv   = "CONV#"
-	prefixMonth  = "MONTH#"
 	prefixExec   = "EXEC#"
 	prefixIdem   = "IDEM#"
 	prefixInv    = "INVOICE#"
@@ -37,7 +36,6 @@ func tenantIndexSK(tid string) string { return prefixTenant + tid }
 func keySK(kid string) string         { return prefixKey + kid }
 func agentSK(aid string) string       { return prefixAgent + aid }
 func convSK(cid string) string        { return prefixConv + cid }
-func monthSK(month string) string     { return prefixMonth + month }
 
 // execSK sorts usage records by the time their execution started, so a
 // time range is one key range; the start time is fixed at admission, so

@@ -53,11 +53,11 @@ func (r runItem) lease() Lease {
 // Leases returns every lease of this tenant, running or abandoned: one
 // strongly consistent read of its counter item, which holds them.
 func (t *TenantStore) Leases(ctx context.Context) ([]Lease, error) {
-	out, err := t.s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(t.s.table), Key: key(t.pk, skLive), ConsistentRead: aws.Bool(true)})
+	live, err := t.counterItem(ctx, "list running executions")
 	if err != nil {
-		return nil, translate("list running executions", err, bulkhead.Internal, "")
+		return nil, err
 	}
-	return leasesOf(out.Item), nil
+	return leasesOf(live), nil
 }
 
 // AbandonLease reclaims the lease of an execution that died (its lease

@@ -70,7 +70,6 @@ func (r execItem) execution() bulkhead.Execution {
 const (
 	setLive = iota
 	setRecord
-	setMonth
 	setBucket
 	setConv
 )
@@ -102,6 +101,7 @@ func (t *TenantStore) Settle(ctx context.Context, st Settlement) error {
 	_, err = t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes,
 		ClientRequestToken: st.token(true)})
 	if err == nil {
+		st.Idem.markStored()
 		return nil
 	}
 	reasons := cancelReasons(err)
@@ -168,6 +168,10 @@ func (t *TenantStore) settleLate(ctx context.Context, st Settlement) error {
 	}
 	_, err = t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes,
 		ClientRequestToken: st.token(false)})
+	if err == nil {
+		st.Idem.markStored()
+		return nil
+	}
 	reasons := cancelReasons(err)
 	switch {
 	case fails(reasons, setRecord):
@@ -218,11 +222,16 @@ func (t *TenantStore) settleWrites(st Settlement, withLease bool) ([]types.Trans
 		okCount, errCount = 0, 1
 	}
 	slot := e.FinishedAt.UTC().Truncate(breakerSlot)
-	names := map[string]string{"#ct": commitTokAttr(rec.Month), "#cs": commitSpAttr(rec.Month)}
+	m := monthAttrs(rec.Month)
+	names := map[string]string{"#ct": commitTokAttr(rec.Month), "#cs": commitSpAttr(rec.Month),
+		"#tok": m[0], "#in": m[1], "#out": m[2], "#sp": m[3], "#ex": m[4], "#tiers": m[5]}
 	values := map[string]types.AttributeValue{":run": num(running), ":bytes": num(bytes), ":db": num(bytes - res.Bytes),
-		":dt": num(tokens - res.Tokens), ":ds": num(int64(e.Cost - res.Spend))}
+		":dt": num(tokens - res.Tokens), ":ds": num(int64(e.Cost - res.Spend)),
+		":tok": num(tokens), ":in": num(e.InputTokens), ":out": num(e.OutputTokens), ":cost": num(int64(e.Cost)), ":one": num(1),
+		":tier": tierSet(st.Tier)}
 	live := &types.Update{TableName: aws.String(t.s.table), Key: key(t.pk, skLive),
-		UpdateExpression:         aws.String("ADD running :run, storage_bytes :bytes, storage_committed :db, #ct :dt, #cs :ds"),
+		UpdateExpression: aws.String("ADD running :run, storage_bytes :bytes, storage_committed :db, #ct :dt, #cs :ds, " +
+			"#tok :tok, #in :in, #out :out, #sp :cost, #ex :one, #tiers :tier"),
 		ExpressionAttributeNames: names, ExpressionAttributeValues: values}
 	if withLease {
 		// The lease goes, unless a reclaim took it (its reservation is back).
@@ -241,13 +250,6 @@ func (t *TenantStore) settleWrites(st Settlement, withLease bool) ([]types.Trans
 	writes := []types.TransactWriteItem{
 		setLive:   {Update: live},
 		setRecord: {Put: &types.Put{TableName: aws.String(t.s.table), Item: recAV, ConditionExpression: aws.String("attribute_not_exists(PK)")}},
-		setMonth: {Update: &types.Update{
-			TableName: aws.String(t.s.table), Key: key(t.pk, monthSK(rec.Month)),
-			UpdateExpression: aws.String("ADD tokens :tok, input_tokens :in, output_tokens :out, spend_micros :cost, executions :one, tiers :tier"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":tok": num(tokens), ":in": num(e.InputTokens), ":out": num(e.OutputTokens), ":cost": num(int64(e.Cost)), ":one": num(1),
-				":tier": tierSet(st.Tier)},
-		}},
 		setBucket: {Update: &types.Update{
 			TableName: aws.String(t.s.table), Key: key(t.pk, bucketSK(slot.Unix()/int64(breakerSlot/time.Second))),
 			UpdateExpression: aws.String("ADD ok :ok, errors :err, spend_micros :cost SET expires_at = :exp"),

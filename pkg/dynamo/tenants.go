@@ -212,8 +212,9 @@ func (s *Store) UpdateTenant(ctx context.Context, tid string, p TenantPatch) (bu
 	if next.Tier != cur.Tier {
 		// The month remembers every tier held in it, for billing.
 		writes = append(writes, types.TransactWriteItem{Update: &types.Update{
-			TableName: aws.String(s.table), Key: key(tenantPK(tid), monthSK(bulkhead.MonthKey(next.UpdatedAt))),
-			UpdateExpression: aws.String("ADD tiers :tiers"),
+			TableName: aws.String(s.table), Key: key(tenantPK(tid), skLive),
+			UpdateExpression:         aws.String("ADD #tiers :tiers"),
+			ExpressionAttributeNames: map[string]string{"#tiers": prefixMonthTiers + bulkhead.MonthKey(next.UpdatedAt)},
 			ExpressionAttributeValues: map[string]types.AttributeValue{
 				":tiers": &types.AttributeValueMemberSS{Value: []string{string(cur.Tier), string(next.Tier)}}},
 		}})
@@ -249,6 +250,9 @@ func (t *TenantStore) transact(ctx context.Context, op, conflict string, idem *I
 		writes = append(writes, t.completionWrite(idem))
 	}
 	_, err := t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes})
+	if err == nil {
+		idem.markStored()
+	}
 	return translate(op, err, bulkhead.Conflict, conflict)
 }
 

@@ -11,20 +11,24 @@ import (
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
 )
 
-// Counters reads the tenant's current windows (the hour and the live
-// counts on its counter item, the month's use on the month's item) in one
-// consistent read at time now.
+// Counters reads the tenant's current windows (the hour, the month, the
+// live counts, all on its counter item) in one strongly consistent read at
+// time now.
 func (t *TenantStore) Counters(ctx context.Context, now time.Time) (bulkhead.Usage, error) {
-	get := func(sk string) types.TransactGetItem {
-		return types.TransactGetItem{Get: &types.Get{TableName: aws.String(t.s.table), Key: key(t.pk, sk)}}
-	}
-	out, err := t.s.db.TransactGetItems(ctx, &dynamodb.TransactGetItemsInput{TransactItems: []types.TransactGetItem{
-		get(skLive), get(monthSK(bulkhead.MonthKey(now))),
-	}})
+	live, err := t.counterItem(ctx, "read counters")
 	if err != nil {
-		return bulkhead.Usage{}, translate("read counters", err, bulkhead.Internal, "")
+		return bulkhead.Usage{}, err
 	}
-	return usageFromCounter(out.Responses[0].Item, out.Responses[1].Item, now), nil
+	return usageFromCounter(live, now), nil
+}
+
+// counterItem reads the counter item, strongly consistent.
+func (t *TenantStore) counterItem(ctx context.Context, op string) (map[string]types.AttributeValue, error) {
+	out, err := t.s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(t.s.table), Key: key(t.pk, skLive), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return nil, translate(op, err, bulkhead.Internal, "")
+	}
+	return out.Item, nil
 }
 
 // ListExecutions pages through this tenant's usage records, oldest first.

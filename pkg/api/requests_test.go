@@ -22,7 +22,9 @@ func TestRequestsPerExecution(t *testing.T) {
 		// runs on tenant-scoped credentials that cannot read the catalogue
 		// partition)
 		"DynamoDB.GetItem":            3,
-		"DynamoDB.BatchGetItem":       2, // tenant, agent, live counters; the breaker's spend window (the first in 5 s)
+		"DynamoDB.BatchGetItem":       1, // tenant, agent, the counter item
+		"DynamoDB.Query":              1, // the breaker's windows (the first check in 5 s): the counter item and its checkpoints
+		"DynamoDB.PutItem":            1, // the breaker's checkpoint of this 10-second slot
 		"DynamoDB.UpdateItem":         1, // admission: one conditional update of the counter item
 		"DynamoDB.TransactWriteItems": 1, // settlement (with the turn, kept inline)
 	}

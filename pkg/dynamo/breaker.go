@@ -3,6 +3,7 @@ package dynamo
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -137,8 +138,9 @@ func (t *TenantStore) TripBreaker(ctx context.Context, now, until time.Time, rea
 	}
 	in := &dynamodb.UpdateItemInput{
 		TableName: aws.String(t.s.table), Key: key(t.pk, skLive),
-		UpdateExpression:          aws.String("SET breaker_open_until = :until, breaker_opened_at = :now, breaker_reason = :reason, breaker_since = :until"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":until": num(until.Unix()), ":now": num(now.Unix()), ":reason": str(reason)},
+		UpdateExpression: aws.String("SET breaker_open_until = :until, breaker_opened_at = :now, breaker_reason = :reason, breaker_since = :until, " +
+			breakerBaseUpdate),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":until": num(until.Unix()), ":now": num(now.Unix()), ":reason": str(reason), ":zero": num(0)},
 	}
 	if prev != nil {
 		in.ConditionExpression = aws.String("attribute_not_exists(breaker_open_until) OR breaker_open_until = :prev")
@@ -159,7 +161,7 @@ func (t *TenantStore) TripBreaker(ctx context.Context, now, until time.Time, rea
 func (t *TenantStore) ResetBreaker(ctx context.Context, now time.Time, prev *BreakerState) (bool, error) {
 	in := &dynamodb.UpdateItemInput{
 		TableName: aws.String(t.s.table), Key: key(t.pk, skLive),
-		UpdateExpression:          aws.String("SET breaker_open_until = :zero, breaker_since = :now, breaker_reason = :none"),
+		UpdateExpression:          aws.String("SET breaker_open_until = :zero, breaker_since = :now, breaker_reason = :none, " + breakerBaseUpdate),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":zero": num(0), ":now": num(now.Unix()), ":none": str("")},
 	}
 	if prev != nil {
@@ -183,54 +185,127 @@ func unixOrZero(t time.Time) int64 {
 	return t.Unix()
 }
 
-// Window is what the breaker's buckets say about recent executions.
+// Window is what the breaker's counts say about recent executions.
 type Window struct {
 	OK, Errors int64
 	Spend      bulkhead.Micros
 }
 
-// BreakerWindows sums the breaker's 10-second buckets: executions over the
-// last errorWindow and spend over the last spendWindow, counting nothing
-// before since (the breaker's last reset).
+func (w Window) minus(o Window) Window {
+	return Window{OK: w.OK - o.OK, Errors: w.Errors - o.Errors, Spend: w.Spend - o.Spend}
+}
+
+// The circuit breaker's counts. Every settlement adds its outcome to running
+// totals on the counter item (brk_ok, brk_errors, brk_spend: no item of its
+// own, so no write of its own). A window is the totals now minus the totals
+// at its start, which come from checkpoints: the breaker's checks (at most
+// every few seconds per tenant and process, and after a failure) copy the
+// totals into a ring of 100 small items (LIVE#BRK#nn, one per 10-second
+// slot, nn the slot modulo 100: 1,000 s, longer than the longest window),
+// at most one per slot. The window starts at the newest checkpoint taken
+// at or before its nominal start, or at the breaker's last reset (whose
+// totals the reset copies to brk_base_*), whichever is later; before any
+// checkpoint it starts at zero. A window is so up to one slot longer than
+// asked, never shorter, and idle time costs nothing: the totals do not move.
+const (
+	breakerSlot      = 10 * time.Second
+	breakerRing      = 100
+	skBreakerPrefix  = skLive + "#BRK#"
+	attrBrkOK        = "brk_ok"
+	attrBrkErrors    = "brk_errors"
+	attrBrkSpend     = "brk_spend"
+	attrBrkBaseOK    = "brk_base_ok"
+	attrBrkBaseErr   = "brk_base_errors"
+	attrBrkBaseSpend = "brk_base_spend"
+	attrCheckpointAt = "at"
+	attrCheckpointSl = "slot"
+)
+
+func breakerCheckpointSK(slot int64) string {
+	return fmt.Sprintf("%s%02d", skBreakerPrefix, slot%breakerRing)
+}
+
+func totalsOf(item map[string]types.AttributeValue, ok, errs, spend string) Window {
+	return Window{OK: intAttr(item, ok), Errors: intAttr(item, errs), Spend: bulkhead.Micros(intAttr(item, spend))}
+}
+
+// breakerBaseUpdate copies the running totals to the reset's base, in an
+// update of the counter item.
+const breakerBaseUpdate = "brk_base_ok = if_not_exists(brk_ok, :zero), brk_base_errors = if_not_exists(brk_errors, :zero), " +
+	"brk_base_spend = if_not_exists(brk_spend, :zero)"
+
+// BreakerWindows returns the executions that finished over the last
+// errorWindow and the spend over the last spendWindow, counting nothing
+// before since (the breaker's last reset): one strongly consistent Query
+// reads the counter item and the checkpoints, and a checkpoint of the
+// current slot is written if there is none yet.
 func (t *TenantStore) BreakerWindows(ctx context.Context, now, since time.Time, errorWindow, spendWindow time.Duration) (errs, spend Window, err error) {
-	slot := int64(breakerSlot / time.Second)
-	last := now.Unix() / slot
-	n := int64(max(errorWindow, spendWindow) / breakerSlot)
-	first := max(last-n+1, (since.Unix()+slot-1)/slot)
-	if since.IsZero() {
-		first = last - n + 1
+	const op = "read breaker windows"
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(t.s.table),
+		KeyConditionExpression:    aws.String("#pk = :pk AND begins_with(#sk, :live)"),
+		ExpressionAttributeNames:  map[string]string{"#pk": attrPK, "#sk": attrSK},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(t.pk), ":live": str(skLive)},
+		ConsistentRead:            aws.Bool(true),
 	}
-	var keys []map[string]types.AttributeValue
-	for s := first; s <= last; s++ {
-		keys = append(keys, key(t.pk, bucketSK(s)))
+	var live map[string]types.AttributeValue
+	type checkpoint struct {
+		at     int64
+		totals Window
 	}
-	if len(keys) == 0 {
-		return
-	}
-	req := map[string]types.KeysAndAttributes{t.s.table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
-	errFrom := last - int64(errorWindow/breakerSlot) + 1
-	spendFrom := last - int64(spendWindow/breakerSlot) + 1
-	for len(req) > 0 {
-		out, berr := t.s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
-		if berr != nil {
-			return errs, spend, translate("read breaker windows", berr, bulkhead.Internal, "")
+	var cps []checkpoint
+	newest := int64(-1)
+	for {
+		out, qerr := t.s.db.Query(ctx, in)
+		if qerr != nil {
+			return errs, spend, translate(op, qerr, bulkhead.Internal, "")
 		}
-		for _, it := range out.Responses[t.s.table] {
+		for _, it := range out.Items {
 			sk, _ := it[attrSK].(*types.AttributeValueMemberS)
-			if sk == nil {
-				continue
-			}
-			var s int64
-			fmt.Sscanf(idFromSK(sk.Value, prefixBucket), "%d", &s)
-			if s >= errFrom {
-				errs.OK += intAttr(it, "ok")
-				errs.Errors += intAttr(it, "errors")
-			}
-			if s >= spendFrom {
-				spend.Spend = bulkhead.Micros(bulkhead.AddSat(int64(spend.Spend), intAttr(it, "spend_micros")))
+			switch {
+			case sk == nil:
+			case sk.Value == skLive:
+				live = it
+			case strings.HasPrefix(sk.Value, skBreakerPrefix):
+				cps = append(cps, checkpoint{at: intAttr(it, attrCheckpointAt), totals: totalsOf(it, "ok", "errors", "spend")})
+				newest = max(newest, intAttr(it, attrCheckpointSl))
 			}
 		}
-		req = out.UnprocessedKeys
+		if len(out.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+	totals := totalsOf(live, attrBrkOK, attrBrkErrors, attrBrkSpend)
+	window := func(w time.Duration) Window {
+		start := now.Add(-w).Unix()
+		var base Window
+		baseAt := int64(-1)
+		for _, c := range cps {
+			if c.at <= start && c.at > baseAt {
+				base, baseAt = c.totals, c.at
+			}
+		}
+		if !since.IsZero() && since.Unix() > baseAt && since.Unix() <= now.Unix() {
+			base = totalsOf(live, attrBrkBaseOK, attrBrkBaseErr, attrBrkBaseSpend)
+		}
+		return totals.minus(base)
+	}
+	errs, spend = window(errorWindow), window(spendWindow)
+
+	if slot := now.Unix() / int64(breakerSlot/time.Second); newest < slot {
+		_, perr := t.s.db.PutItem(ctx, &dynamodb.PutItemInput{
+			TableName: aws.String(t.s.table),
+			Item: map[string]types.AttributeValue{attrPK: str(t.pk), attrSK: str(breakerCheckpointSK(slot)),
+				attrCheckpointSl: num(slot), attrCheckpointAt: num(now.Unix()),
+				"ok": num(totals.OK), "errors": num(totals.Errors), "spend": num(int64(totals.Spend))},
+			ConditionExpression:       aws.String("attribute_not_exists(#slot) OR #slot < :slot"),
+			ExpressionAttributeNames:  map[string]string{"#slot": attrCheckpointSl},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":slot": num(slot)},
+		})
+		if perr := translate("write breaker checkpoint", perr, bulkhead.Conflict, ""); perr != nil && !bulkhead.IsCode(perr, bulkhead.Conflict) {
+			return errs, spend, perr
+		}
 	}
 	return errs, spend, nil
 }

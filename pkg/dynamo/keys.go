@@ -1,7 +1,6 @@
 package dynamo
 
 import (
-	"fmt"
 	"strings"
 	"time"
 )
@@ -22,7 +21,6 @@ const (
 	prefixExec   = "EXEC#"
 	prefixIdem   = "IDEM#"
 	prefixInv    = "INVOICE#"
-	prefixBucket = "BRK#"
 	prefixLookup = "APIKEY#"
 	prefixTool   = "TOOL#"
 	prefixToolID = "TOOLID#"
@@ -50,7 +48,6 @@ func idemSK(hash string) string         { return prefixIdem + hash }
 func toolSK(name string) string         { return prefixTool + name }
 func toolIDSK(id string) string         { return prefixToolID + id }
 func invoiceSK(month string) string     { return prefixInv + month }
-func bucketSK(slot int64) string        { return fmt.Sprintf("%s%012d", prefixBucket, slot) }
 func apiKeyLookupPK(hash string) string { return prefixLookup + hash }
 
 // idFromSK strips an item-type prefix from a sort key.

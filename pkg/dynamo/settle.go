@@ -70,12 +70,8 @@ func (r execItem) execution() bulkhead.Execution {
 const (
 	setLive = iota
 	setRecord
-	setBucket
 	setConv
 )
-
-// breakerSlot is the width of one circuit-breaker bucket.
-const breakerSlot = 10 * time.Second
 
 // failedForBreaker says whether an execution counts as an error for the
 // circuit breaker: platform and model failures and wall-time overruns, not
@@ -221,17 +217,16 @@ func (t *TenantStore) settleWrites(st Settlement, withLease bool) ([]types.Trans
 	if failedForBreaker(e.Status) {
 		okCount, errCount = 0, 1
 	}
-	slot := e.FinishedAt.UTC().Truncate(breakerSlot)
 	m := monthAttrs(rec.Month)
 	names := map[string]string{"#ct": commitTokAttr(rec.Month), "#cs": commitSpAttr(rec.Month),
 		"#tok": m[0], "#in": m[1], "#out": m[2], "#sp": m[3], "#ex": m[4], "#tiers": m[5]}
 	values := map[string]types.AttributeValue{":run": num(running), ":bytes": num(bytes), ":db": num(bytes - res.Bytes),
 		":dt": num(tokens - res.Tokens), ":ds": num(int64(e.Cost - res.Spend)),
 		":tok": num(tokens), ":in": num(e.InputTokens), ":out": num(e.OutputTokens), ":cost": num(int64(e.Cost)), ":one": num(1),
-		":tier": tierSet(st.Tier)}
+		":tier": tierSet(st.Tier), ":ok": num(okCount), ":err": num(errCount)}
 	live := &types.Update{TableName: aws.String(t.s.table), Key: key(t.pk, skLive),
 		UpdateExpression: aws.String("ADD running :run, storage_bytes :bytes, storage_committed :db, #ct :dt, #cs :ds, " +
-			"#tok :tok, #in :in, #out :out, #sp :cost, #ex :one, #tiers :tier"),
+			"#tok :tok, #in :in, #out :out, #sp :cost, #ex :one, #tiers :tier, brk_ok :ok, brk_errors :err, brk_spend :cost"),
 		ExpressionAttributeNames: names, ExpressionAttributeValues: values}
 	if withLease {
 		// The lease goes, unless a reclaim took it (its reservation is back).
@@ -250,12 +245,6 @@ func (t *TenantStore) settleWrites(st Settlement, withLease bool) ([]types.Trans
 	writes := []types.TransactWriteItem{
 		setLive:   {Update: live},
 		setRecord: {Put: &types.Put{TableName: aws.String(t.s.table), Item: recAV, ConditionExpression: aws.String("attribute_not_exists(PK)")}},
-		setBucket: {Update: &types.Update{
-			TableName: aws.String(t.s.table), Key: key(t.pk, bucketSK(slot.Unix()/int64(breakerSlot/time.Second))),
-			UpdateExpression: aws.String("ADD ok :ok, errors :err, spend_micros :cost SET expires_at = :exp"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":ok": num(okCount), ":err": num(errCount),
-				":cost": num(int64(e.Cost)), ":exp": num(slot.Add(time.Hour).Unix())},
-		}},
 	}
 	writes = append(writes, t.settleConversation(st, tokens, bytes)...)
 	if st.Turn != nil && st.Turn.Messages != nil {

@@ -15,12 +15,14 @@ func TestRequestsPerExecution(t *testing.T) {
 	conv := h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": "one"}).str("conversation_id")
 	first := h.env.Calls()
 	want := map[string]int64{
-		// authorizer: key, tenant; the catalogue entry of the agent's model
-		// (read at every execution so a price change applies at once, and
-		// apart from the tenant's batch, which runs on tenant-scoped
-		// credentials that cannot read the catalogue partition)
-		"DynamoDB.GetItem":            3,
-		"DynamoDB.BatchGetItem":       2, // tenant, agent, live counters; the breaker's spend window (the first in 5 s)
+		// the catalogue entry of the agent's model (read at every execution
+		// so a price change applies at once, and apart from the tenant's
+		// batch, which runs on tenant-scoped credentials that cannot read
+		// the catalogue partition)
+		"DynamoDB.GetItem": 1,
+		// authorizer: the key and its tenant; execution: tenant, agent, live
+		// counters; the breaker's spend window (the first in 5 s)
+		"DynamoDB.BatchGetItem":       3,
 		"DynamoDB.TransactWriteItems": 2, // admission, settlement
 		"S3.PutObject":                1, // the turn
 	}
@@ -34,8 +36,8 @@ func TestRequestsPerExecution(t *testing.T) {
 	h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": "later", "conversation_id": conv})
 	later := h.env.Calls()
 	want = map[string]int64{
-		"DynamoDB.GetItem":            3,
-		"DynamoDB.BatchGetItem":       1, // + the conversation head, in the same batch
+		"DynamoDB.GetItem":            1,
+		"DynamoDB.BatchGetItem":       2, // the authorizer's; the execution's, + the conversation head
 		"DynamoDB.TransactWriteItems": 2,
 		"S3.GetObject":                10, // the context window, however long the conversation
 		"S3.PutObject":                1,

@@ -24,9 +24,11 @@ const AuthorizerCacheTTLSeconds = 60
 // TokenValidationRegex is the authorizer's identity validation: API Gateway
 // answers 401 itself, without invoking the authorizer, when the Authorization
 // header cannot hold an API key. It accepts at least what the authorizer
-// accepts (pkg/api: a case-insensitive "Bearer", then bk_live_ and 43
-// base64url characters) so that it only ever saves invocations.
-const TokenValidationRegex = `^[Bb][Ee][Aa][Rr][Ee][Rr]\s+bk_live_[A-Za-z0-9_-]{43}\s*$`
+// accepts (pkg/api: a case-insensitive "Bearer", then bk_live_, the tenant id
+// and _ (tn_ and 16 base32 characters; absent from keys made before keys
+// named their tenant), and 43 base64url characters) so that it only ever
+// saves invocations.
+const TokenValidationRegex = `^[Bb][Ee][Aa][Rr][Ee][Rr]\s+bk_live_(tn_[a-z2-7]{16}_)?[A-Za-z0-9_-]{43}\s*$`
 
 // accessLogFormat is one JSON line per request. tenant_id and status share
 // their names with the functions' logs, so the same Contributor Insights

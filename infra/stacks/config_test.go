@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/bulkhead-dev/bulkhead/infra/stacks"
+	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
 )
 
 func TestFunctionsMatchTheFunctionsDirectory(t *testing.T) {
@@ -36,20 +37,29 @@ func TestFunctionsMatchTheFunctionsDirectory(t *testing.T) {
 }
 
 // TestTokenValidationRegex: the gateway's pre-check must accept every key
-// the authorizer accepts.
+// the authorizer accepts, in both forms: bk_live_ + tenant id + _ + secret,
+// and bk_live_ + secret (keys made before keys named their tenant).
 func TestTokenValidationRegex(t *testing.T) {
 	re := regexp.MustCompile(stacks.TokenValidationRegex)
 	for range 200 {
 		secret := make([]byte, 32)
 		rand.Read(secret)
-		key := "bk_live_" + base64.RawURLEncoding.EncodeToString(secret)
-		for _, h := range []string{"Bearer " + key, "bearer " + key, "BEARER  " + key, "Bearer " + key + " "} {
-			if !re.MatchString(h) {
-				t.Fatalf("%q refused, the authorizer accepts it", h)
+		tid := bulkhead.NewID("tn")
+		for _, key := range []string{
+			"bk_live_" + base64.RawURLEncoding.EncodeToString(secret),
+			"bk_live_" + tid + "_" + base64.RawURLEncoding.EncodeToString(secret),
+		} {
+			for _, h := range []string{"Bearer " + key, "bearer " + key, "BEARER  " + key, "Bearer " + key + " "} {
+				if !re.MatchString(h) {
+					t.Fatalf("%q refused, the authorizer accepts it", h)
+				}
 			}
 		}
 	}
-	for _, h := range []string{"", "Bearer", "Bearer bk_test_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "Basic dXNlcjpwYXNz", "Bearer bk_live_short"} {
+	x43 := strings.Repeat("x", 43)
+	for _, h := range []string{"", "Bearer", "Bearer bk_test_" + x43, "Basic dXNlcjpwYXNz", "Bearer bk_live_short",
+		"Bearer bk_live_tn_short_" + x43, "Bearer bk_live_tn_aaaaaaaaaaaaaaaa_" + x43 + "x", "Bearer bk_live_tn_aaaaaaaaaaaaaaaa_" + x43[:42],
+		"Bearer bk_live_" + x43 + "x"} {
 		if re.MatchString(h) {
 			t.Errorf("%q accepted; it can never be a key", h)
 		}

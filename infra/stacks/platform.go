@@ -442,7 +442,9 @@ func (p *Platform) tenantAccessRole() {
 // use on the table, and billing the invoice objects it writes.
 func (p *Platform) controlPlaneGrants() {
 	tableActions := map[string][]string{
-		// Two GetItem per request (the key, then the tenant); nothing else.
+		// One BatchGetItem per request (the key and the tenant it names), or
+		// two GetItem for a key made before keys named their tenant (the key,
+		// then the tenant); nothing else.
 		api.FnAuthorizer: {"dynamodb:BatchGetItem", "dynamodb:GetItem"},
 		api.FnKeys:       itemActions,
 		api.FnBilling:    itemActions,

@@ -22,7 +22,9 @@ func FuzzAuthorizer(f *testing.F) {
 	const methodARN = "arn:aws:execute-api:local:000000000000:local/local/GET/v1/agents"
 	for _, h := range []string{"Bearer {key}", "bearer {key}", " BEARER   {key}  ", "Bearer {key}{key}", "Bearer {key}x", "Bearer x{key}",
 		"{key}", "Basic {key}", "Bearer", "Bearer ", "", "Bearer bk_live_nope", "Bearer\t{key}", "Bearer\n{key}", "Bearer {key}\x00",
-		"Bearer bk_live_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "Bearer bk_live_" + strings.Repeat("-", 43), "Bearer bk_live_" + strings.Repeat("é", 22)} {
+		"Bearer bk_live_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "Bearer bk_live_" + strings.Repeat("-", 43), "Bearer bk_live_" + strings.Repeat("é", 22),
+		"Bearer bk_live_tn_aaaaaaaaaaaaaaaa_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "Bearer bk_live_tn_aaaaaaaaaaaaaaaa_{key}",
+		"Bearer bk_live_{key}"} {
 		f.Add(h)
 	}
 	f.Fuzz(func(t *testing.T, h string) {

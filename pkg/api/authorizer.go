@@ -21,6 +21,8 @@ var ErrUnauthorized = errors.New("Unauthorized")
 // it returns allows every method of the stage, because API Gateway caches the
 // answer per token for all routes. Revoked keys and suspended tenants get a
 // Deny whose context explains why (the gateway response puts it in the 403).
+// A key names its tenant, so the key and the tenant are read in one request
+// (see lookupKey); a key made before keys named their tenant takes two.
 func (a *API) Authorizer(ctx context.Context, req events.APIGatewayCustomAuthorizerRequest) (resp events.APIGatewayCustomAuthorizerResponse, err error) {
 	err = tracing.Span(ctx, "authorize", func(ctx context.Context) error {
 		var aerr error
@@ -35,10 +37,14 @@ func (a *API) Authorizer(ctx context.Context, req events.APIGatewayCustomAuthori
 
 func (a *API) authorize(ctx context.Context, req events.APIGatewayCustomAuthorizerRequest) (events.APIGatewayCustomAuthorizerResponse, error) {
 	token, ok := bearer(req.AuthorizationToken)
-	if !ok || !wellFormedKey(token) {
+	if !ok {
 		return events.APIGatewayCustomAuthorizerResponse{}, ErrUnauthorized
 	}
-	k, err := a.store.LookupKey(ctx, hashKey(token))
+	tid, ok := parseKey(token)
+	if !ok {
+		return events.APIGatewayCustomAuthorizerResponse{}, ErrUnauthorized
+	}
+	k, t, err := a.lookupKey(ctx, hashKey(token), tid)
 	if bulkhead.IsCode(err, bulkhead.NotFound) {
 		return events.APIGatewayCustomAuthorizerResponse{}, ErrUnauthorized
 	}
@@ -52,10 +58,13 @@ func (a *API) authorize(ctx context.Context, req events.APIGatewayCustomAuthoriz
 		log.Info("authorizer: revoked key refused")
 		return deny(req.MethodArn, k, bulkhead.Forbidden, "API key has been revoked"), nil
 	}
-	t, err := a.store.GetTenant(ctx, k.TenantID)
-	if err != nil {
-		log.Error("authorizer: tenant lookup", "error", err)
-		return events.APIGatewayCustomAuthorizerResponse{}, err
+	if t == nil {
+		tt, err := a.store.GetTenant(ctx, k.TenantID)
+		if err != nil {
+			log.Error("authorizer: tenant lookup", "error", err)
+			return events.APIGatewayCustomAuthorizerResponse{}, err
+		}
+		t = &tt
 	}
 	if t.Status != bulkhead.TenantActive {
 		log.Info("authorizer: suspended tenant refused")
@@ -71,8 +80,28 @@ func (a *API) authorize(ctx context.Context, req events.APIGatewayCustomAuthoriz
 		},
 		// The tenant's usage-plan identity: its API Gateway key in AWS; the
 		// tenant id keys the local gateway's throttle.
-		UsageIdentifierKey: usageKey(t),
+		UsageIdentifierKey: usageKey(*t),
 	}, nil
+}
+
+// lookupKey reads the key with this hash. A key that names its tenant (tid
+// set) is read with its tenant's profile in one request, and is NotFound
+// unless the stored key is that tenant's: the id in the token is only a
+// hint, the stored key decides. A key of the earlier form is read alone (the
+// tenant is nil) and its tenant is read next.
+func (a *API) lookupKey(ctx context.Context, hash, tid string) (bulkhead.APIKey, *bulkhead.Tenant, error) {
+	if tid == "" {
+		k, err := a.store.LookupKey(ctx, hash)
+		return k, nil, err
+	}
+	k, t, err := a.store.LookupKeyAndTenant(ctx, hash, tid)
+	if err != nil {
+		return bulkhead.APIKey{}, nil, err
+	}
+	if k.TenantID != tid || t.ID != tid {
+		return bulkhead.APIKey{}, nil, bulkhead.Errorf(bulkhead.NotFound, "key not found")
+	}
+	return k, &t, nil
 }
 
 func deny(methodArn string, k bulkhead.APIKey, code bulkhead.Code, msg string) events.APIGatewayCustomAuthorizerResponse {

@@ -19,7 +19,8 @@ import (
 // shape and writes nothing to DynamoDB or S3; a success is what a read
 // returns afterwards.
 
-var keyShape = regexp.MustCompile(`^bk_live_[A-Za-z0-9_-]{43}$`)
+// keyShape is a new key: it names its tenant.
+var keyShape = regexp.MustCompile(`^bk_live_tn_[a-z2-7]{16}_[A-Za-z0-9_-]{43}$`)
 
 // sameJSON compares two decoded JSON documents.
 func sameJSON(a, b map[string]any) bool { return reflect.DeepEqual(a, b) }
@@ -200,7 +201,7 @@ func FuzzAdminCreateTenantBody(f *testing.F) {
 			return
 		}
 		id, secret := r.str("tenant_id"), r.str("api_key")
-		if !bulkhead.ValidID("tn", id) || !keyShape.MatchString(secret) {
+		if !bulkhead.ValidID("tn", id) || !keyShape.MatchString(secret) || !strings.HasPrefix(secret, "bk_live_"+id+"_") {
 			t.Fatalf("created tenant %s", r.raw)
 		}
 		got := p.send(t, "GET", "/v1/admin/tenants/"+id, adminToken, nil)

@@ -15,24 +15,43 @@ import (
 )
 
 const (
-	keyPrefix       = "bk_live_"
-	keySecretBytes  = 32
-	keyDisplayChars = len(keyPrefix) + 4
+	keyPrefix      = "bk_live_"
+	keySecretBytes = 32
+	// keySecretChars is the length of the secret's base64url text (43).
+	keySecretChars = (keySecretBytes*8 + 5) / 6
+	// keyDisplaySecretChars is how much of the secret the displayed prefix
+	// shows: everything before the secret, then this many characters of it.
+	keyDisplaySecretChars = 4
 )
 
 // newAPIKey makes a key: the secret (shown once) and the record to store,
 // which holds only the secret's SHA-256 (the secret has 256 bits of entropy,
-// so a plain hash cannot be brute-forced and needs no pepper).
+// so a plain hash cannot be brute-forced and needs no pepper). The key names
+// its tenant, bk_live_<tenant id>_<secret>, so that the authorizer reads the
+// key and the tenant in one request; the tenant id in it is only a hint,
+// checked against the stored key. A tenant id that is not one NewID makes
+// gets a key of the earlier form, bk_live_<secret>.
 func newAPIKey(tenantID, name string, now time.Time) (secret string, k bulkhead.APIKey) {
 	var b [keySecretBytes]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		panic("crypto/rand: " + err.Error())
 	}
-	secret = keyPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+	secret = keyPrefix
+	if bulkhead.ValidID("tn", tenantID) {
+		secret += tenantID + "_"
+	}
+	secret += base64.RawURLEncoding.EncodeToString(b[:])
 	return secret, bulkhead.APIKey{
-		ID: bulkhead.NewID("key"), TenantID: tenantID, Name: name, Prefix: secret[:keyDisplayChars],
+		ID: bulkhead.NewID("key"), TenantID: tenantID, Name: name, Prefix: keyDisplay(secret),
 		Hash: hashKey(secret), Status: bulkhead.KeyActive, CreatedAt: now.UTC(),
 	}
+}
+
+// keyDisplay is the part of a well-formed key that may be shown again: its
+// prefix and tenant id, and the first characters of its secret
+// (bk_live_tn_..._AbCd, or bk_live_AbCd for a key of the earlier form).
+func keyDisplay(key string) string {
+	return key[:len(key)-keySecretChars+keyDisplaySecretChars]
 }
 
 // hashKey is the stored form of a key.
@@ -41,15 +60,35 @@ func hashKey(secret string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// parseKey checks a key's shape before any lookup. A key is
+// bk_live_<tenant id>_<secret> or, made before keys named their tenant,
+// bk_live_<secret>, the secret being 32 bytes in base64url (43 characters,
+// which may themselves hold "_" and "-", so the key is read from the right).
+// tenantID is the tenant the key names, "" for a key of the earlier form.
+func parseKey(s string) (tenantID string, ok bool) {
+	rest, ok := strings.CutPrefix(s, keyPrefix)
+	if !ok || len(rest) < keySecretChars {
+		return "", false
+	}
+	head, secret := rest[:len(rest)-keySecretChars], rest[len(rest)-keySecretChars:]
+	// The decoder skips line breaks, so the length is checked after decoding too.
+	if b, err := base64.RawURLEncoding.DecodeString(secret); err != nil || len(b) != keySecretBytes {
+		return "", false
+	}
+	if head == "" {
+		return "", true
+	}
+	tid, ok := strings.CutSuffix(head, "_")
+	if !ok || !bulkhead.ValidID("tn", tid) {
+		return "", false
+	}
+	return tid, true
+}
+
 // wellFormedKey rejects anything that cannot be a key before any lookup.
 func wellFormedKey(s string) bool {
-	rest, ok := strings.CutPrefix(s, keyPrefix)
-	if !ok || len(rest) != base64.RawURLEncoding.EncodedLen(keySecretBytes) {
-		return false
-	}
-	// The decoder skips line breaks, so the length is checked after decoding too.
-	b, err := base64.RawURLEncoding.DecodeString(rest)
-	return err == nil && len(b) == keySecretBytes
+	_, ok := parseKey(s)
+	return ok
 }
 
 type keyView struct {

@@ -100,14 +100,18 @@ func FuzzParseTime(f *testing.F) {
 
 // FuzzAPIKey: the Authorization header and the key in it are checked before
 // any lookup. Whatever the header, nothing panics; a token that passes is
-// exactly bk_live_ + 32 base64url bytes; hashes are 64 hex digits; and a
-// freshly made key always passes, hashes to what is stored, and no other
-// token hashes like it.
+// exactly bk_live_ + 32 base64url bytes, or bk_live_ + a tenant id + _ + 32
+// base64url bytes; hashes are 64 hex digits; and a freshly made key always
+// passes, names its tenant, hashes to what is stored, and no other token
+// hashes like it.
 func FuzzAPIKey(f *testing.F) {
 	secret, _ := newAPIKey("tn_aaaaaaaaaaaaaaaa", "seed", time.Unix(0, 0))
 	for _, h := range []string{"Bearer " + secret, "bearer " + secret, "BEARER  " + secret + " ", "Bearer " + secret + "=", "Bearer " + secret[:50],
 		"Bearer " + secret + "A", "Basic " + secret, secret, "Bearer", "Bearer ", "", "Bearer bk_live_nope", "Bearer bk_test_" + secret[8:],
-		"Bearer bk_live_" + strings.Repeat("/", 43), "Bearer bk_live_" + strings.Repeat("A", 42) + "B", "Bearer\t" + secret, "Bearer " + strings.ToUpper(secret)} {
+		"Bearer bk_live_" + strings.Repeat("/", 43), "Bearer bk_live_" + strings.Repeat("A", 42) + "B", "Bearer\t" + secret, "Bearer " + strings.ToUpper(secret),
+		"Bearer " + keyPrefix + secret[len(secret)-43:], "Bearer bk_live_tn_aaaaaaaaaaaaaaa1_" + secret[len(secret)-43:],
+		"Bearer bk_live_tn_aaaaaaaaaaaaaaaa" + secret[len(secret)-43:], "Bearer bk_live_tn_aaaaaaaaaaaaaaaa__" + secret[len(secret)-43:],
+		"Bearer bk_live_key_aaaaaaaaaaaaaaaa_" + secret[len(secret)-43:], "Bearer bk_live__" + secret[len(secret)-43:]} {
 		f.Add(h)
 	}
 	hexDigits := regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -116,19 +120,28 @@ func FuzzAPIKey(f *testing.F) {
 		if ok && (token == "" || token != strings.TrimSpace(token)) {
 			t.Fatalf("bearer(%q) = %q: empty or padded", h, token)
 		}
-		if wellFormedKey(token) {
+		if tid, ok := parseKey(token); ok {
 			rest, hasPrefix := strings.CutPrefix(token, keyPrefix)
-			b, err := base64.RawURLEncoding.DecodeString(rest)
-			if !hasPrefix || len(token) != len(keyPrefix)+43 || err != nil || len(b) != keySecretBytes {
-				t.Fatalf("wellFormedKey(%q) accepted a token that is not bk_live_ + 32 bytes", token)
+			named := ""
+			if tid != "" {
+				named = tid + "_"
 			}
+			secret, names := strings.CutPrefix(rest, named)
+			b, err := base64.RawURLEncoding.DecodeString(secret)
+			if !hasPrefix || !names || len(secret) != 43 || err != nil || len(b) != keySecretBytes ||
+				(tid != "" && !bulkhead.ValidID("tn", tid)) {
+				t.Fatalf("parseKey(%q) = %q: accepted a token that is not bk_live_ + [tenant id + _] + 32 bytes", token, tid)
+			}
+		} else if wellFormedKey(token) {
+			t.Fatalf("wellFormedKey(%q) accepts what parseKey refuses", token)
 		}
 		if hk := hashKey(h); !hexDigits.MatchString(hk) || hk != hashKey(h) {
 			t.Fatalf("hashKey(%q) = %q", h, hk)
 		}
 
 		fresh, k := newAPIKey("tn_aaaaaaaaaaaaaaaa", "k", time.Unix(0, 0))
-		if !wellFormedKey(fresh) || k.Hash != hashKey(fresh) || k.Prefix != fresh[:keyDisplayChars] || !bulkhead.ValidID("key", k.ID) {
+		if tid, ok := parseKey(fresh); !ok || tid != "tn_aaaaaaaaaaaaaaaa" || k.Hash != hashKey(fresh) ||
+			k.Prefix != "bk_live_tn_aaaaaaaaaaaaaaaa_"+fresh[len(fresh)-43:][:4] || !bulkhead.ValidID("key", k.ID) {
 			t.Fatalf("newAPIKey made %q / %+v", fresh, k)
 		}
 		if got, ok := bearer("Bearer " + fresh); !ok || got != fresh {

@@ -16,13 +16,15 @@ func TestRequestsPerExecution(t *testing.T) {
 	conv := h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": "one"}).str("conversation_id")
 	first := h.env.Calls()
 	want := map[string]int64{
-		// authorizer: key, tenant; the catalogue entry of the agent's model
-		// (this process's first execution of it: the runner keeps it for
+		// the catalogue entry of the agent's model (this process's first
+		// execution of it: the runner keeps it for
 		// runtime.DefaultModelCacheTTL; apart from the tenant's batch, which
 		// runs on tenant-scoped credentials that cannot read the catalogue
 		// partition)
-		"DynamoDB.GetItem":            3,
-		"DynamoDB.BatchGetItem":       1, // tenant, agent, the counter item
+		"DynamoDB.GetItem": 1,
+		// authorizer: the key and its tenant; execution: tenant, agent, the
+		// counter item
+		"DynamoDB.BatchGetItem":       2,
 		"DynamoDB.Query":              1, // the breaker's windows (the first check in 5 s): the counter item and its checkpoints
 		"DynamoDB.PutItem":            1, // the breaker's checkpoint of this 10-second slot
 		"DynamoDB.UpdateItem":         1, // admission: one conditional update of the counter item
@@ -38,11 +40,10 @@ func TestRequestsPerExecution(t *testing.T) {
 	h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": "later", "conversation_id": conv})
 	later := h.env.Calls()
 	want = map[string]int64{
-		"DynamoDB.GetItem":            2, // the model's entry is still cached (the clock has not moved)
-		"DynamoDB.BatchGetItem":       1, // + the conversation head, in the same batch
+		"DynamoDB.BatchGetItem":       2, // the authorizer's; the execution's, + the conversation head
 		"DynamoDB.UpdateItem":         1,
 		"DynamoDB.TransactWriteItems": 1,
-		"DynamoDB.Query":              1, // the context window, however long the conversation
+		"DynamoDB.Query":              1, // the context window, however long the conversation (the model's entry is still cached)
 	}
 	if !maps.Equal(later, want) {
 		t.Errorf("turn 14: requests %v, want %v", later, want)

@@ -391,7 +391,7 @@ func TestSecretsAreNeverStored(t *testing.T) {
 	for _, it := range h.scanTable() {
 		b, _ := json.Marshal(it)
 		for _, s := range secrets {
-			if strings.Contains(string(b), s) || strings.Contains(string(b), s[len("bk_live_"):]) {
+			if strings.Contains(string(b), s) || strings.Contains(string(b), s[len(s)-43:]) {
 				t.Errorf("a secret is stored in DynamoDB: %s", b)
 			}
 		}

@@ -135,18 +135,32 @@ func (t *TenantStore) listAgentConversations(ctx context.Context, aid, cursor st
 // one strongly consistent BatchGetItem, plus one more per round of
 // unprocessed keys; it returns them by sort key.
 func (t *TenantStore) batchGet(ctx context.Context, op string, keys []map[string]types.AttributeValue) (map[string]map[string]types.AttributeValue, error) {
-	items := make(map[string]map[string]types.AttributeValue, len(keys))
-	req := map[string]types.KeysAndAttributes{t.s.table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
+	found, err := t.s.batchGet(ctx, op, keys)
+	if err != nil {
+		return nil, err
+	}
+	items := make(map[string]map[string]types.AttributeValue, len(found))
+	for _, it := range found {
+		if sk, ok := it[attrSK].(*types.AttributeValueMemberS); ok {
+			items[sk.Value] = it
+		}
+	}
+	return items, nil
+}
+
+// batchGet reads items (at most 100 keys, of any partitions the store's
+// credentials reach) with one strongly consistent BatchGetItem, plus one
+// more per round of unprocessed keys; it returns the items found, in no
+// particular order.
+func (s *Store) batchGet(ctx context.Context, op string, keys []map[string]types.AttributeValue) ([]map[string]types.AttributeValue, error) {
+	var items []map[string]types.AttributeValue
+	req := map[string]types.KeysAndAttributes{s.table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
 	for len(req) > 0 {
-		out, err := t.s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
+		out, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
 		if err != nil {
 			return nil, translate(op, err, bulkhead.Internal, "")
 		}
-		for _, it := range out.Responses[t.s.table] {
-			if sk, ok := it[attrSK].(*types.AttributeValueMemberS); ok {
-				items[sk.Value] = it
-			}
-		}
+		items = append(items, out.Responses[s.table]...)
 		req = out.UnprocessedKeys
 	}
 	return items, nil

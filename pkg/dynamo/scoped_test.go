@@ -83,7 +83,12 @@ func TestTenantCallsUseTenantCredentials(t *testing.T) {
 	if _, err := s.LookupKey(ctx, "nohash"); !bulkhead.IsCode(err, bulkhead.NotFound) {
 		t.Fatal(err)
 	}
-	if got := strings.Join(rec.take(), ","); got != awsclients.StaticAccessKey {
+	// The authorizer's one read reaches the APIKEY# partition with the
+	// tenant's profile: no tenant session may.
+	if _, _, err := s.LookupKeyAndTenant(ctx, "nohash", "tn_a"); !bulkhead.IsCode(err, bulkhead.NotFound) {
+		t.Fatal(err)
+	}
+	if got := strings.Join(rec.take(), ","); got != awsclients.StaticAccessKey+","+awsclients.StaticAccessKey {
 		t.Errorf("store-level call signed with %s, want the function's own key", got)
 	}
 }

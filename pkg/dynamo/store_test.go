@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
 	"github.com/bulkhead-dev/bulkhead/pkg/awsclients"
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
 	"github.com/bulkhead-dev/bulkhead/pkg/dynamo"
@@ -288,5 +291,110 @@ func TestRefusalChangesNothing(t *testing.T) {
 	after, _ := ts.Counters(ctx, t0)
 	if before != after {
 		t.Errorf("a refused admission moved the counters: %+v -> %+v", before, after)
+	}
+}
+
+// oneAtATime is a DynamoDB client whose BatchGetItem processes only the
+// first key of each call and hands the others back as unprocessed, as
+// DynamoDB may under load; it counts the calls.
+type oneAtATime struct {
+	dynamo.Client
+	mu    sync.Mutex
+	calls int
+}
+
+func (c *oneAtATime) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
+	c.mu.Lock()
+	c.calls++
+	c.mu.Unlock()
+	first := map[string]types.KeysAndAttributes{}
+	rest := map[string]types.KeysAndAttributes{}
+	for table, ka := range in.RequestItems {
+		if len(first) == 0 && len(ka.Keys) > 0 {
+			one := ka
+			one.Keys = ka.Keys[:1]
+			first[table] = one
+			if len(ka.Keys) > 1 {
+				ka.Keys = ka.Keys[1:]
+				rest[table] = ka
+			}
+			continue
+		}
+		rest[table] = ka
+	}
+	out, err := c.Client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: first}, optFns...)
+	if err != nil {
+		return nil, err
+	}
+	out.UnprocessedKeys = rest
+	return out, nil
+}
+
+func (c *oneAtATime) take() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.calls
+	c.calls = 0
+	return n
+}
+
+// TestLookupKeyAndTenant reads a key with the tenant it names in one
+// request, and refuses a key that is not that tenant's as if it were
+// missing; unprocessed keys are read again.
+func TestLookupKeyAndTenant(t *testing.T) {
+	ctx := context.Background()
+	d, err := embedded.StartDynamoDB(ctx, embedded.DynamoDBOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close(context.Background()) })
+	client := awsclients.NewDynamoDB(awsclients.Static(""), d.URL())
+	if err := dynamo.CreateTable(ctx, client, "t"); err != nil {
+		t.Fatal(err)
+	}
+	s := dynamo.New(client, "t", func() time.Time { return t0 })
+	for _, id := range []string{"tn_a", "tn_b"} {
+		tn := bulkhead.Tenant{ID: id, Name: id, Tier: bulkhead.Starter, Status: bulkhead.TenantActive, CreatedAt: t0, UpdatedAt: t0}
+		if err := s.CreateTenant(ctx, tn, bulkhead.APIKey{ID: "key_" + id, TenantID: id, Prefix: "p", Hash: "h-" + id, Status: bulkhead.KeyActive, CreatedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k, tn, err := s.LookupKeyAndTenant(ctx, "h-tn_a", "tn_a")
+	if err != nil || k.ID != "key_tn_a" || k.TenantID != "tn_a" || k.Status != bulkhead.KeyActive || tn.ID != "tn_a" || tn.Tier != bulkhead.Starter || tn.Status != bulkhead.TenantActive {
+		t.Fatalf("LookupKeyAndTenant = %+v, %+v, %v", k, tn, err)
+	}
+	// tn_a's key presented as tn_b's: the stored key decides.
+	if k, tn, err := s.LookupKeyAndTenant(ctx, "h-tn_a", "tn_b"); !bulkhead.IsCode(err, bulkhead.NotFound) || k.ID != "" || tn.ID != "" {
+		t.Errorf("another tenant's key: %+v, %+v, %v; want NotFound and nothing", k, tn, err)
+	}
+	if _, _, err := s.LookupKeyAndTenant(ctx, "nohash", "tn_a"); !bulkhead.IsCode(err, bulkhead.NotFound) {
+		t.Errorf("unknown key: %v, want NotFound", err)
+	}
+	// A key whose tenant is missing is not a missing key: the caller fails closed.
+	if err := s.Tenant("tn_c").CreateKey(ctx, bulkhead.APIKey{ID: "key_c", Prefix: "p", Hash: "h-tn_c", Status: bulkhead.KeyActive, CreatedAt: t0}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.LookupKeyAndTenant(ctx, "h-tn_c", "tn_c"); err == nil || bulkhead.IsCode(err, bulkhead.NotFound) {
+		t.Errorf("key of a missing tenant: %v, want an error other than NotFound", err)
+	}
+	if _, err := s.Tenant("tn_a").RevokeKey(ctx, "key_tn_a"); err != nil {
+		t.Fatal(err)
+	}
+	suspended := bulkhead.TenantSuspended
+	if _, err := s.UpdateTenant(ctx, "tn_a", dynamo.TenantPatch{Status: &suspended}); err != nil {
+		t.Fatal(err)
+	}
+	if k, tn, err := s.LookupKeyAndTenant(ctx, "h-tn_a", "tn_a"); err != nil || k.Status != bulkhead.KeyRevoked || tn.Status != bulkhead.TenantSuspended {
+		t.Errorf("revoked key of a suspended tenant: %+v, %+v, %v", k, tn, err)
+	}
+
+	// Unprocessed keys are asked for again until none is left.
+	slow := &oneAtATime{Client: client}
+	s = dynamo.New(slow, "t", func() time.Time { return t0 })
+	if k, tn, err := s.LookupKeyAndTenant(ctx, "h-tn_b", "tn_b"); err != nil || k.ID != "key_tn_b" || tn.ID != "tn_b" {
+		t.Errorf("with unprocessed keys: %+v, %+v, %v", k, tn, err)
+	}
+	if n := slow.take(); n != 2 {
+		t.Errorf("%d BatchGetItem calls, want 2 (one per round)", n)
 	}
 }

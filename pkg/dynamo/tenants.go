@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -137,6 +138,54 @@ func (s *Store) keyWrites(k bulkhead.APIKey) ([]types.TransactWriteItem, error) 
 func (s *Store) LookupKey(ctx context.Context, hash string) (bulkhead.APIKey, error) {
 	it, err := getItem[keyItem](ctx, s, "lookup key", apiKeyLookupPK(hash), skAPIKey, "key not found")
 	return it.key(), err
+}
+
+// LookupKeyAndTenant resolves an API key hash to its stored record and reads
+// the profile of the tenant tid with it, in one strongly consistent
+// BatchGetItem (one more per round of unprocessed keys). tid is the tenant
+// the key names, which only the stored record can confirm: a key that is
+// not tid's is NotFound, like a missing one, and no profile is returned.
+// The store's own credentials are used, as for LookupKey. Errors: NotFound
+// (the key), Internal (the key is tid's but its tenant is missing).
+func (s *Store) LookupKeyAndTenant(ctx context.Context, hash, tid string) (bulkhead.APIKey, bulkhead.Tenant, error) {
+	const op = "lookup key and tenant"
+	lookupPK, profilePK := apiKeyLookupPK(hash), tenantPK(tid)
+	items, err := s.batchGet(ctx, op, []map[string]types.AttributeValue{
+		key(lookupPK, skAPIKey), key(profilePK, skProfile),
+	})
+	if err != nil {
+		return bulkhead.APIKey{}, bulkhead.Tenant{}, err
+	}
+	var lookup, profile map[string]types.AttributeValue
+	for _, it := range items {
+		pk, _ := it[attrPK].(*types.AttributeValueMemberS)
+		sk, _ := it[attrSK].(*types.AttributeValueMemberS)
+		switch {
+		case pk == nil || sk == nil:
+		case pk.Value == lookupPK && sk.Value == skAPIKey:
+			lookup = it
+		case pk.Value == profilePK && sk.Value == skProfile:
+			profile = it
+		}
+	}
+	if lookup == nil {
+		return bulkhead.APIKey{}, bulkhead.Tenant{}, bulkhead.Errorf(bulkhead.NotFound, "key not found")
+	}
+	var k keyItem
+	if err := attributevalue.UnmarshalMap(lookup, &k); err != nil {
+		return bulkhead.APIKey{}, bulkhead.Tenant{}, fmt.Errorf("%s: decode %s: %w", op, skAPIKey, err)
+	}
+	if k.TenantID != tid {
+		return bulkhead.APIKey{}, bulkhead.Tenant{}, bulkhead.Errorf(bulkhead.NotFound, "key not found")
+	}
+	if profile == nil {
+		return bulkhead.APIKey{}, bulkhead.Tenant{}, bulkhead.Errorf(bulkhead.Internal, "tenant %s of key %s not found", tid, k.KeyID)
+	}
+	var t tenantItem
+	if err := attributevalue.UnmarshalMap(profile, &t); err != nil {
+		return bulkhead.APIKey{}, bulkhead.Tenant{}, fmt.Errorf("%s: decode %s: %w", op, skProfile, err)
+	}
+	return k.key(), t.tenant(), nil
 }
 
 // GetTenant reads a tenant for the operator. Errors: NotFound.

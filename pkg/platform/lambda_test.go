@@ -38,7 +38,7 @@ var (
 // created. Matching the shapes (not fixed strings) lets the samples change.
 var (
 	sampleIDs = regexp.MustCompile(`\b(tn|agt|key)_[a-z2-7]{16}\b`)
-	sampleKey = regexp.MustCompile(`\bbk_live_[A-Za-z0-9_-]{43}`)
+	sampleKey = regexp.MustCompile(`\bbk_live_(?:tn_[a-z2-7]{16}_)?[A-Za-z0-9_-]{43}`)
 )
 
 // fixture is what a sample event's placeholders are replaced with.

@@ -109,8 +109,8 @@ func checkConsistent(t *testing.T, r Report) {
 		if !near(c.Stores, c.DynamoDB+c.S3) || !near(c.Total, c.Stores+apiGatewayRESTPerMillion+lambdaInvocations*lambdaRequestPerMillion) {
 			t.Errorf("%s: cost %+v does not add up", f.Scenario, c)
 		}
-		if f.Operations["DynamoDB.GetItem"].Requests < 2 {
-			t.Errorf("%s: %v GetItem, want the authorizer's 2 at least", f.Scenario, f.Operations["DynamoDB.GetItem"].Requests)
+		if f.Operations["DynamoDB.BatchGetItem"].Requests < 1 {
+			t.Errorf("%s: %v BatchGetItem, want the authorizer's 1 at least", f.Scenario, f.Operations["DynamoDB.BatchGetItem"].Requests)
 		}
 	}
 	// An execution writes its items, its small turn included, in two

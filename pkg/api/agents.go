@@ -418,7 +418,7 @@ func (a *API) getConversation(ctx context.Context, r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	msgs, next, err := a.transcriptStore(r).Messages(ctx, id, c.Turns, from, limit)
+	msgs, next, err := a.conversationTranscript(r, c).Messages(ctx, id, c.Turns, from, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -231,10 +231,13 @@ func (a *API) health(context.Context, *request) (any, error) {
 // tenantStore is the store bound to the request's tenant.
 func (a *API) tenantStore(r *request) *dynamo.TenantStore { return a.store.Tenant(r.tenant) }
 
-// transcriptStore is the transcript store bound to the request's tenant,
-// reading inline turns from its DynamoDB partition.
-func (a *API) transcriptStore(r *request) *s3store.TenantStore {
-	return a.transcripts.Tenant(r.tenant).WithInline(a.tenantStore(r))
+// transcriptStore is the transcript store bound to the request's tenant.
+func (a *API) transcriptStore(r *request) *s3store.TenantStore { return a.transcripts.Tenant(r.tenant) }
+
+// conversationTranscript is the transcript of conversation c (the head as
+// read), its inline turns included.
+func (a *API) conversationTranscript(r *request, c bulkhead.Conversation) *s3store.TenantStore {
+	return a.transcriptStore(r).WithInline(a.tenantStore(r).TurnSource(c))
 }
 
 // Store is the platform store the API was built on (for operator tooling).

@@ -44,8 +44,10 @@ func TestDeleteConversationDuringS3Outage(t *testing.T) {
 	a := h.newTenant("acme", "starter")
 	agent := h.newAgent(a)
 	conv := h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": "one"}).str("conversation_id")
-	// The second turn is too large to be inline: it is an object.
+	// The first turn is in the head; the second is too large to be inline:
+	// it is an object; the third is an inline turn item.
 	h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": strings.Repeat("two ", 1500), "conversation_id": conv})
+	h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": "three", "conversation_id": conv})
 	stored := num(t, h.usage(a)["storage_bytes"])
 	if stored <= 0 {
 		t.Fatalf("storage_bytes = %d after two turns, want > 0", stored)
@@ -61,7 +63,7 @@ func TestDeleteConversationDuringS3Outage(t *testing.T) {
 		return len(out.Contents)
 	}
 	if n := objects(); n != 1 {
-		t.Fatalf("%d transcript objects after a small and a large turn, want 1", n)
+		t.Fatalf("%d transcript objects after a small, a large and a small turn, want 1", n)
 	}
 	turnItems := func() int {
 		t.Helper()

@@ -25,7 +25,7 @@ func (a *API) getExecution(ctx context.Context, r *request) (any, error) {
 	var message any
 	if e.ConversationID != "" {
 		if c, err := ts.GetConversation(ctx, e.ConversationID); err == nil {
-			if m, ok, err := a.replyOf(ctx, r, e.ConversationID, c.Turns, id); err != nil {
+			if m, ok, err := a.replyOf(ctx, r, c, id); err != nil {
 				return nil, err
 			} else if ok {
 				message = m
@@ -51,14 +51,14 @@ func (a *API) getExecution(ctx context.Context, r *request) (any, error) {
 }
 
 // replyOf pages through a conversation for the execution's last assistant message.
-func (a *API) replyOf(ctx context.Context, r *request, convID string, turns int64, execID string) (string, bool, error) {
+func (a *API) replyOf(ctx context.Context, r *request, c bulkhead.Conversation, execID string) (string, bool, error) {
 	var (
 		from  s3store.Position
 		reply string
 		found bool
 	)
 	for {
-		msgs, next, err := a.transcriptStore(r).Messages(ctx, convID, turns, from, bulkhead.MaxPageSize)
+		msgs, next, err := a.conversationTranscript(r, c).Messages(ctx, c.ID, c.Turns, from, bulkhead.MaxPageSize)
 		if err != nil {
 			if bulkhead.IsCode(err, bulkhead.NotFound) {
 				return "", false, nil

@@ -173,6 +173,9 @@ type Conversation struct {
 	Bytes     int64
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// FirstTurn is the first turn's messages (a JSON array) when the head
+	// holds them, as it does for a small first turn; nil otherwise.
+	FirstTurn []byte
 }
 
 // Usage is a tenant's counters for the current windows, read from the store.

@@ -34,11 +34,19 @@ type convItem struct {
 	// is gone for the tenant, but its head, and so its bytes in the storage
 	// count, stay until its transcript objects are removed.
 	Deleting int64 `dynamodbav:"deleting,omitempty"`
+	// FirstTurn holds the first turn's messages when they are small enough
+	// (HeadTurnBytes) to share the head's 1 KB write unit: the settlement
+	// that starts a conversation then writes one item fewer.
+	FirstTurn string `dynamodbav:"first_turn,omitempty"`
 }
 
 func (it convItem) conversation() bulkhead.Conversation {
-	return bulkhead.Conversation{ID: it.ConversationID, AgentID: it.AgentID, Turns: it.Turns, Tokens: it.Tokens,
+	c := bulkhead.Conversation{ID: it.ConversationID, AgentID: it.AgentID, Turns: it.Turns, Tokens: it.Tokens,
 		Bytes: it.Bytes, CreatedAt: it.CreatedAt, UpdatedAt: it.UpdatedAt}
+	if it.FirstTurn != "" {
+		c.FirstTurn = []byte(it.FirstTurn)
+	}
+	return c
 }
 
 // deletingClaim is the claim a deletion holds on a conversation head: it

@@ -247,13 +247,19 @@ func (t *TenantStore) settleWrites(st Settlement, withLease bool) ([]types.Trans
 		setRecord: {Put: &types.Put{TableName: aws.String(t.s.table), Item: recAV, ConditionExpression: aws.String("attribute_not_exists(PK)")}},
 	}
 	writes = append(writes, t.settleConversation(st, tokens, bytes)...)
-	if st.Turn != nil && st.Turn.Messages != nil {
+	if st.Turn != nil && st.Turn.Messages != nil && !inHead(st.Turn) {
 		writes = append(writes, t.turnWrite(e.ConversationID, st.Turn.Number, st.Turn.Messages))
 	}
 	if st.Idem != nil {
 		writes = append(writes, t.completionWrite(st.Idem))
 	}
 	return writes, nil
+}
+
+// inHead says whether a settled turn is kept in its conversation's head: a
+// small first turn.
+func inHead(t *SettledTurn) bool {
+	return t.New && t.Messages != nil && len(t.Messages) <= HeadTurnBytes
 }
 
 // tierSet is a one-element string set (never empty: the embedded server does
@@ -273,8 +279,12 @@ func (t *TenantStore) settleConversation(st Settlement, tokens, bytes int64) []t
 	e := st.Execution
 	switch {
 	case st.Turn != nil && st.Turn.New:
-		writes, err := t.newConversationWrites(convItem{PK: t.pk, SK: convSK(e.ConversationID), ConversationID: e.ConversationID,
-			AgentID: st.Turn.AgentID, Turns: 1, Tokens: tokens, Bytes: bytes, CreatedAt: st.Turn.CreatedAt, UpdatedAt: e.FinishedAt})
+		head := convItem{PK: t.pk, SK: convSK(e.ConversationID), ConversationID: e.ConversationID,
+			AgentID: st.Turn.AgentID, Turns: 1, Tokens: tokens, Bytes: bytes, CreatedAt: st.Turn.CreatedAt, UpdatedAt: e.FinishedAt}
+		if inHead(st.Turn) {
+			head.FirstTurn = string(st.Turn.Messages)
+		}
+		writes, err := t.newConversationWrites(head)
 		if err != nil {
 			return nil
 		}

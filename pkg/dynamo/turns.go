@@ -20,6 +20,11 @@ import (
 // quarter unit per KB, against one S3 PUT ($5 per million) and ten GETs ($4).
 const InlineTurnBytes = 4 << 10
 
+// HeadTurnBytes is the largest first turn kept in the conversation head: the
+// head's other attributes take about 250 bytes, and the head with its first
+// turn stays within one 1 KB write unit however long the conversation gets.
+const HeadTurnBytes = 640
+
 // prefixTurn keys a conversation's inline turns: one item per turn, in turn
 // order, so a context window is one Query.
 const prefixTurn = "TURN#"
@@ -46,10 +51,40 @@ func (t *TenantStore) turnWrite(cid string, turn int64, messages []byte) types.T
 	}}}
 }
 
-// Turns returns the inline turns first..last of a conversation that exist,
-// by turn number, as JSON message arrays: one strongly consistent Query (more
-// only past 1 MB). A turn it does not return is in an object, or missing.
-func (t *TenantStore) Turns(ctx context.Context, cid string, first, last int64) (map[int64][]byte, error) {
+// TurnSource is where a conversation's inline turns are read: its head (the
+// first turn, when small) and its TURN# items.
+type TurnSource struct {
+	t    *TenantStore
+	conv bulkhead.Conversation
+}
+
+// TurnSource returns the source of c's inline turns; c is the head as read.
+func (t *TenantStore) TurnSource(c bulkhead.Conversation) *TurnSource {
+	return &TurnSource{t: t, conv: c}
+}
+
+// Turns returns the inline turns first..last of the conversation that
+// exist, by turn number, as JSON message arrays: the first from the head
+// when it holds it, the others with one strongly consistent Query (none
+// when the head has them all). A turn it does not return is in an object.
+func (s *TurnSource) Turns(ctx context.Context, cid string, first, last int64) (map[int64][]byte, error) {
+	if cid != s.conv.ID {
+		return nil, fmt.Errorf("read turns: source of conversation %s asked for %s", s.conv.ID, cid)
+	}
+	from := first
+	if first <= 1 && s.conv.FirstTurn != nil {
+		from = 2
+	}
+	out, err := s.t.turns(ctx, cid, from, last)
+	if err == nil && from > first {
+		out[1] = s.conv.FirstTurn
+	}
+	return out, err
+}
+
+// turns returns the TURN# items first..last of a conversation that exist:
+// one strongly consistent Query (more only past 1 MB).
+func (t *TenantStore) turns(ctx context.Context, cid string, first, last int64) (map[int64][]byte, error) {
 	const op = "read turns"
 	out := map[int64][]byte{}
 	if first > last {

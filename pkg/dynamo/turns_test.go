@@ -45,7 +45,8 @@ func TestInlineTurnsSettleWithTheHead(t *testing.T) {
 	if err != nil || c.Turns != 12 {
 		t.Fatalf("head: %+v, %v; want 12 turns", c, err)
 	}
-	got, err := ts.Turns(ctx, cid, 3, 12)
+	src := ts.TurnSource(c)
+	got, err := src.Turns(ctx, cid, 3, 12)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,8 +58,12 @@ func TestInlineTurnsSettleWithTheHead(t *testing.T) {
 			t.Errorf("turn %d = %s, want %s", n, got[n], body(n))
 		}
 	}
-	if all, err := ts.Turns(ctx, cid, 1, 1000); err != nil || len(all) != 12 {
-		t.Errorf("all turns: %d, %v; want 12", len(all), err)
+	all, err := src.Turns(ctx, cid, 1, 1000)
+	if err != nil || len(all) != 12 || string(all[1]) != string(body(1)) {
+		t.Errorf("all turns: %d, %v; want 12, the first from the head", len(all), err)
+	}
+	if c.FirstTurn == nil {
+		t.Error("the head does not hold the small first turn")
 	}
 
 	// A settlement of a turn that is not the next one is metered but writes
@@ -76,17 +81,17 @@ func TestInlineTurnsSettleWithTheHead(t *testing.T) {
 	if err := ts.Settle(ctx, lost); !bulkhead.IsCode(err, bulkhead.Conflict) {
 		t.Fatalf("settle of turn 14 after 12: %v, want conflict", err)
 	}
-	if extra, err := ts.Turns(ctx, cid, 13, 14); err != nil || len(extra) != 0 {
+	if extra, err := src.Turns(ctx, cid, 13, 14); err != nil || len(extra) != 0 {
 		t.Errorf("turns past the head: %d, %v; want none", len(extra), err)
 	}
 
-	if other, err := s.Tenant("tn_b").Turns(ctx, cid, 1, 1000); err != nil || len(other) != 0 {
+	if other, err := s.Tenant("tn_b").TurnSource(bulkhead.Conversation{ID: cid}).Turns(ctx, cid, 1, 1000); err != nil || len(other) != 0 {
 		t.Errorf("another tenant reads %d turns, %v; want none", len(other), err)
 	}
 	if err := ts.DeleteTurns(ctx, cid); err != nil {
 		t.Fatal(err)
 	}
-	if left, err := ts.Turns(ctx, cid, 1, 1000); err != nil || len(left) != 0 {
+	if left, err := ts.TurnSource(bulkhead.Conversation{ID: cid}).Turns(ctx, cid, 1, 1000); err != nil || len(left) != 0 {
 		t.Errorf("after DeleteTurns: %d turns, %v; want none", len(left), err)
 	}
 }

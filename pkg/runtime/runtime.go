@@ -230,7 +230,7 @@ type stores struct {
 // enough to settle.
 func (r *Runner) Execute(ctx context.Context, ts *dynamo.TenantStore, tr *s3store.TenantStore, req Request) (Result, error) {
 	deadline, _ := ctx.Deadline()
-	return r.execute(context.WithoutCancel(ctx), stores{ts, tr.WithInline(ts)}, req, deadline)
+	return r.execute(context.WithoutCancel(ctx), stores{ts, tr}, req, deadline)
 }
 
 func (r *Runner) execute(ctx context.Context, st stores, req Request, deadline time.Time) (Result, error) {
@@ -272,7 +272,7 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request, deadline t
 		if c.AgentID != agent.ID {
 			return Result{}, bulkhead.Errorf(bulkhead.Invalid, "conversation %s belongs to another agent", convID)
 		}
-		if history, _, err = st.tr.RecentMessages(ctx, convID, c.Turns, r.window()); err != nil {
+		if history, _, err = st.tr.WithInline(st.ts.TurnSource(*c)).RecentMessages(ctx, convID, c.Turns, r.window()); err != nil {
 			return Result{}, fmt.Errorf("read conversation %s: %w", convID, err)
 		}
 		claim = &dynamo.ConversationClaim{ID: convID, Turns: c.Turns}

@@ -240,7 +240,7 @@ func (p *dynamoProxy) modify(resp *http.Response) error {
 	if errType != "" && errType != "ConditionalCheckFailedException" && errType != "TransactionCanceledException" {
 		p.rec.warn("DynamoDB %s failed: %s", c.op, errType)
 	}
-	p.rec.add("DynamoDB."+c.op, s, c.op == "BatchGetItem" && breakerWindows(c.body), touchesPlatformLists(c.body))
+	p.rec.add("DynamoDB."+c.op, s, breakerCheck(c.op, c.body), touchesPlatformLists(c.body))
 	return nil
 }
 
@@ -513,32 +513,27 @@ func (p *dynamoProxy) call(op string, in, out any) error {
 	return json.Unmarshal(body, out)
 }
 
-// breakerWindows reports whether a BatchGetItem reads circuit-breaker
-// buckets (sort keys BRK#...) alone: the spend-velocity check, which a
-// process makes at most every few seconds per tenant, not per execution.
-func breakerWindows(body []byte) bool {
+// breakerCheck reports whether a request belongs to a circuit-breaker check,
+// which a process makes at most every few seconds per tenant, not per
+// execution: the Query of the counter item and its checkpoints (sort keys
+// beginning with LIVE), and the PutItem of a checkpoint (LIVE#BRK#...).
+func breakerCheck(op string, body []byte) bool {
 	var in struct {
-		RequestItems map[string]struct{ Keys []item }
+		ExpressionAttributeValues map[string]struct{ S *string }
+		Item                      map[string]struct{ S *string }
 	}
 	if json.Unmarshal(body, &in) != nil {
 		return false
 	}
-	n := 0
-	for _, req := range in.RequestItems {
-		for _, k := range req.Keys {
-			bucket := false
-			for _, v := range k {
-				if v.S != nil && strings.HasPrefix(*v.S, "BRK#") {
-					bucket = true
-				}
-			}
-			if !bucket {
-				return false
-			}
-			n++
-		}
+	switch op {
+	case "Query":
+		v, ok := in.ExpressionAttributeValues[":live"]
+		return ok && v.S != nil && *v.S == "LIVE"
+	case "PutItem":
+		sk, ok := in.Item["SK"]
+		return ok && sk.S != nil && strings.HasPrefix(*sk.S, "LIVE#BRK#")
 	}
-	return n > 0
+	return false
 }
 
 // touchesPlatformLists reports whether a request reads or writes the

@@ -48,9 +48,10 @@ type Cost struct {
 // Report is the cost model's output.
 type Report struct {
 	Scenarios []Figures `json:"scenarios"`
-	// SpendCheck is one read of the circuit breaker's spend window (at most
-	// every 5 s per tenant and process, not per execution), priced per
-	// million reads; nil when the run made none.
+	// SpendCheck is one check of the circuit breaker's windows (at most
+	// every 5 s per tenant and process, not per execution: one Query, and a
+	// checkpoint written at most once per 10-second slot), priced per
+	// million checks; nil when the run made none.
 	SpendCheck *Figures `json:"breaker_spend_check,omitempty"`
 	// LambdaPerSecond is what each second of a function's run costs per
 	// million executions, at the stack's memory sizes.
@@ -118,12 +119,11 @@ func report(m *measurement) Report {
 	for _, sc := range m.Scenarios {
 		r.Scenarios = append(r.Scenarios, figures(sc.Name, sc.Executions, sc.Sum, true))
 	}
-	checks := 0.0
-	for _, s := range m.Periodic {
-		checks += s.Requests
-	}
+	// One Query per check; a check writes a checkpoint at most once per
+	// 10-second slot, counted with the checks.
+	checks := m.Periodic["DynamoDB.Query"].Requests
 	if checks > 0 {
-		f := figures("breaker spend-window read", int(checks), m.Periodic, false)
+		f := figures("breaker check", int(checks), m.Periodic, false)
 		r.SpendCheck = &f
 	}
 	return r
@@ -165,7 +165,7 @@ func printText(w io.Writer, r Report) error {
 	fmt.Fprintf(w, "API Gateway HTTP APIs cost %s per million requests instead of %s, but have no usage plans or API keys.\n",
 		usd(r.APIGatewayHTTP), usd(apiGatewayRESTPerMillion))
 	if s := r.SpendCheck; s != nil {
-		fmt.Fprintf(w, "Not per execution: the breaker's spend-window read, at most every 5 s per tenant and process (%d in this run), each %s: %s per million reads.\n",
+		fmt.Fprintf(w, "Not per execution: the breaker's check, at most every 5 s per tenant and process (%d in this run), each %s: %s per million checks.\n",
 			s.Executions, breakdown(*s), usd(s.Cost.Stores))
 	}
 	for _, warning := range r.Warnings {

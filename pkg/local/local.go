@@ -264,6 +264,16 @@ func Start(ctx context.Context, c Config) (*Platform, error) {
 		// This process alone uses the embedded store (its data dir is
 		// locked), so no execution recorded as running is running: a crash
 		// or a kill left them. Give back what they hold before serving.
+		// A data dir written by an earlier version keeps the month's counts
+		// and the leases in items of their own: move them onto the counter
+		// items first, so that nothing is lost and the reclaim sees them.
+		moved, err := p.API.Store().MigrateCounters(ctx, time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("move counters to the counter items: %w", err)
+		}
+		if moved > 0 {
+			fmt.Fprintf(out, "Moved %d counter items of an earlier version onto the counter items\n", moved)
+		}
 		rep, err := p.API.ReclaimLeases(ctx, true)
 		if err != nil {
 			return nil, fmt.Errorf("reclaim the leases a previous run left: %w", err)

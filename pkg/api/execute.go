@@ -61,6 +61,9 @@ func (a *API) execute(ctx context.Context, r *request) (any, error) {
 		req.OnAdmitted, req.OnEvent, req.ClientGone = s.begin, s.onEvent, s.gone
 	}
 	if r.idem != nil {
+		if ref := r.idem.Execution; ref != nil {
+			req.ExecutionID, req.StartedAt = ref.ID, ref.StartedAt
+		}
 		req.Idem = &runtime.Idempotency{Claim: *r.idem, Render: func(res runtime.Result, err error) (int, string) {
 			return render(r.log, http.StatusOK, executeView(res), err)
 		}}

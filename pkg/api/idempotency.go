@@ -47,7 +47,13 @@ func (a *API) serveIdempotent(ctx context.Context, ep endpoint, r *request) even
 	hash := digest(key)
 	fingerprint := digest(r.HTTPMethod + " " + r.Path + "\n" + string(body))
 	ts := a.tenantStore(r)
-	claim, rec, err := ts.ClaimIdempotency(ctx, hash, fingerprint, a.now().UTC(), idemLock)
+	var exec *dynamo.ExecutionRef
+	if ep.fn == FnExecute {
+		// An execution stores its result on its usage record, in its
+		// settlement: name it now, so that the key points there.
+		exec = &dynamo.ExecutionRef{ID: bulkhead.NewID("exec"), StartedAt: a.now().UTC()}
+	}
+	claim, rec, err := ts.ClaimIdempotency(ctx, hash, fingerprint, a.now().UTC(), idemLock, exec)
 	switch {
 	case err != nil:
 		return respondError(r.log, err)

@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"maps"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -134,7 +135,7 @@ func (t *TenantStore) Settle(ctx context.Context, st Settlement) error {
 		}
 		return lostConversation(st)
 	}
-	if n := len(writes) - 1; st.Idem != nil && fails(reasons, n) {
+	if n := len(writes) - 1; st.Idem != nil && !st.idemOnRecord() && fails(reasons, n) {
 		// The key's claim was taken over (its lock passed): record the
 		// charge without the result.
 		st.Idem = nil
@@ -172,7 +173,7 @@ func (t *TenantStore) settleLate(ctx context.Context, st Settlement) error {
 	switch {
 	case fails(reasons, setRecord):
 		return nil // the record exists: a concurrent late settle won
-	case st.Idem != nil && fails(reasons, len(writes)-1):
+	case st.Idem != nil && !st.idemOnRecord() && fails(reasons, len(writes)-1):
 		st.Idem = nil // the key's claim was taken over
 		return t.settleLate(ctx, st)
 	}
@@ -185,6 +186,16 @@ func (t *TenantStore) settleLate(ctx context.Context, st Settlement) error {
 // retry of the same variant gets the same one.
 func (st Settlement) token(withLease bool) *string {
 	return requestToken(st.Execution.ID, "settle", boolTag(withLease), boolTag(st.Turn != nil), boolTag(st.Claimed), boolTag(st.Idem != nil))
+}
+
+// idemOnRecord says whether the settlement stores its idempotent result on
+// the usage record: when the key was claimed for this execution.
+func (st Settlement) idemOnRecord() bool {
+	if st.Idem == nil || st.Idem.Claim.Execution == nil {
+		return false
+	}
+	ref := st.Idem.Claim.Execution
+	return ref.ID == st.Execution.ID && ref.StartedAt.Equal(st.Execution.StartedAt)
 }
 
 func fails(reasons []string, i int) bool {
@@ -202,6 +213,14 @@ func (t *TenantStore) settleWrites(st Settlement, withLease bool) ([]types.Trans
 	recAV, err := attributevalue.MarshalMap(rec)
 	if err != nil {
 		return nil, err
+	}
+	if st.idemOnRecord() {
+		// The key's result goes on the record, in no item of its own.
+		res, err := resultAttrs(st.Idem)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(recAV, res)
 	}
 	var bytes int64
 	if st.Turn != nil {
@@ -250,7 +269,7 @@ func (t *TenantStore) settleWrites(st Settlement, withLease bool) ([]types.Trans
 	if st.Turn != nil && st.Turn.Messages != nil && !inHead(st.Turn) {
 		writes = append(writes, t.turnWrite(e.ConversationID, st.Turn.Number, st.Turn.Messages))
 	}
-	if st.Idem != nil {
+	if st.Idem != nil && !st.idemOnRecord() {
 		writes = append(writes, t.completionWrite(st.Idem))
 	}
 	return writes, nil

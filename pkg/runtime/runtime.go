@@ -146,6 +146,10 @@ type Request struct {
 	// Idem, when set, is the request's claimed Idempotency-Key: the response
 	// it renders is stored in the settlement's transaction, with the charge.
 	Idem *Idempotency
+	// ExecutionID and StartedAt, when set, name the execution before it
+	// runs (an Idempotency-Key claim points at its usage record).
+	ExecutionID string
+	StartedAt   time.Time
 	// OnEvent, when set, is told of the execution's progress as it runs (a
 	// streamed execution): text deltas, tool calls and tool results, in
 	// order. It is called from the execution's goroutine and must not block
@@ -296,8 +300,12 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request, deadline t
 			Fields:  map[string]any{"input_tokens": in, "max_tokens": limits.MaxTokens}}
 	}
 
-	started := r.now()
-	exec := bulkhead.Execution{ID: bulkhead.NewID("exec"), AgentID: agent.ID, ConversationID: convID, Model: agent.Model, StartedAt: started}
+	started, execID := r.now(), bulkhead.NewID("exec")
+	if req.ExecutionID != "" {
+		// Named before it ran (its Idempotency-Key points at its record).
+		started, execID = req.StartedAt.UTC(), req.ExecutionID
+	}
+	exec := bulkhead.Execution{ID: execID, AgentID: agent.ID, ConversationID: convID, Model: agent.Model, StartedAt: started}
 	reserve := dynamo.Reservation{
 		Tokens: limits.MaxTokens,
 		Spend:  maxSpend(chain, limits.MaxTokens, limits.MaxSteps),

@@ -189,8 +189,10 @@ func (t *TenantStore) admitOnce(ctx context.Context, a Admission, newHour bool) 
 		names["#conv"] = claimAttr(c.ID)
 		values[":claim"] = claimValue(a.ExecutionID, now.Add(a.Lease).Unix())
 		set = append(set, "#conv = :claim")
-		cond = append(cond, "(attribute_not_exists(#conv) OR #conv.#until < :now)")
-		names["#until"] = claimUntil
+		cond = append(cond, "(attribute_not_exists(#conv) OR #conv.#until < :now)",
+			"(attribute_not_exists(#turns) OR NOT begins_with(#turns, :cidp) OR #turns = :turnsread)")
+		names["#until"], names["#turns"] = claimUntil, turnsSlot(c.ID)
+		values[":cidp"], values[":turnsread"] = str(c.ID+"#"), str(turnsValue(c.ID, c.Turns))
 	}
 	expr := "SET " + strings.Join(set, ", ") + " ADD " + strings.Join(add, ", ")
 	if a.Counter != nil {
@@ -240,6 +242,9 @@ func (t *TenantStore) admitOnce(ctx context.Context, a Admission, newHour bool) 
 	if c := a.Conversation; c != nil {
 		if eid, until, ok := claimOf(old, c.ID); ok && until >= now.Unix() {
 			failed[admConv], holder = true, eid
+		}
+		if v := strAttr(old, turnsSlot(c.ID)); strings.HasPrefix(v, c.ID+"#") && v != turnsValue(c.ID, c.Turns) {
+			failed[admConv] = true // the head moved on since it was read
 		}
 	}
 	hourHeld := strAttr(old, attrHour) == hour

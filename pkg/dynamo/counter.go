@@ -1,6 +1,7 @@
 package dynamo
 
 import (
+	"hash/fnv"
 	"strconv"
 	"strings"
 	"time"
@@ -24,7 +25,12 @@ import (
 //   - breaker_*: the circuit breaker;
 //   - lease#<execution id>: a running (or reclaimed) execution's lease, a map;
 //   - conv#<conversation id>: the claim of the execution writing the
-//     conversation's next turn (or of its deletion), a map.
+//     conversation's next turn (or of its deletion), a map;
+//   - turns#0 to turns#3: "<conversation id>#<turns>" of the conversations
+//     settled last, by a hash of their id: admission refuses an execution
+//     whose read of the head is older than the last settlement of its
+//     conversation, before the model runs (the claim, gone by then, cannot
+//     tell).
 //
 // Leases and claims exist only while executions run, and a month's
 // attributes until its invoice, so the item stays small: about 550 bytes
@@ -177,3 +183,17 @@ func hourRequests(live map[string]types.AttributeValue, hour string) int64 {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// turnSlots is how many recent settlements the counter item remembers; a
+// collision only forgets one, and its conversation's race is then caught at
+// settlement instead (metered, not saved).
+const turnSlots = 4
+
+// turnsSlot is the counter item attribute that remembers cid's turn count.
+func turnsSlot(cid string) string {
+	h := fnv.New32a()
+	h.Write([]byte(cid))
+	return "turns#" + itoa(int64(h.Sum32()%turnSlots))
+}
+
+func turnsValue(cid string, turns int64) string { return cid + "#" + itoa(turns) }

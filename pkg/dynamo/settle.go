@@ -247,6 +247,15 @@ func (t *TenantStore) settleWrites(st Settlement, withLease bool) ([]types.Trans
 		UpdateExpression: aws.String("ADD running :run, storage_bytes :bytes, storage_committed :db, #ct :dt, #cs :ds, " +
 			"#tok :tok, #in :in, #out :out, #sp :cost, #ex :one, #tiers :tier, brk_ok :ok, brk_errors :err, brk_spend :cost"),
 		ExpressionAttributeNames: names, ExpressionAttributeValues: values}
+	if t := st.Turn; t != nil && (t.New || t.Number > 0) {
+		// Remember the conversation's new turn count for admission.
+		turns := t.Number
+		if t.New {
+			turns = 1
+		}
+		names["#turns"], values[":turns"] = turnsSlot(e.ConversationID), str(turnsValue(e.ConversationID, turns))
+		live.UpdateExpression = aws.String("SET #turns = :turns " + *live.UpdateExpression)
+	}
 	if withLease {
 		// The lease goes, unless a reclaim took it (its reservation is back).
 		names["#lease"], names["#ab"] = leaseAttr(e.ID), leaseAbandon

@@ -66,6 +66,17 @@ func TestInlineTurnsSettleWithTheHead(t *testing.T) {
 		t.Error("the head does not hold the small first turn")
 	}
 
+	// An execution that read the head before the last turn settled is
+	// refused at admission, before its model runs, and writes nothing.
+	stale := dynamo.Admission{ExecutionID: "exec_stale", AgentID: "agt_a", ConversationID: cid, Turn: 12, Now: t0, Lease: time.Minute, Quota: bigQuota,
+		Reserve: res, Conversation: &dynamo.ConversationClaim{ID: cid, Turns: 11}}
+	if err := ts.Admit(ctx, stale); !bulkhead.IsCode(err, bulkhead.Conflict) {
+		t.Fatalf("admit over a stale turn count: %v, want conflict", err)
+	}
+	if u, err := ts.Counters(ctx, t0); err != nil || u.Running != 0 {
+		t.Fatalf("after the refusal: %+v, %v; want nothing running", u, err)
+	}
+
 	// A settlement of a turn that is not the next one is metered but writes
 	// no turn.
 	adm := dynamo.Admission{ExecutionID: "exec_lost", AgentID: "agt_a", ConversationID: cid, Turn: 13, Now: t0, Lease: time.Minute, Quota: bigQuota,

@@ -181,8 +181,13 @@ func (o *Operator) CloseMonth(ctx context.Context, month string) (*CloseReport, 
 // CatalogueModel is a priced model catalogue entry; Tiers lists the tiers
 // that may use it.
 type CatalogueModel struct {
-	Model
-	Tiers []string `json:"tiers"`
+	Model            string      `json:"model"`
+	Provider         string      `json:"provider"`
+	InputPerMillion  json.Number `json:"input_per_million"`
+	OutputPerMillion json.Number `json:"output_per_million"`
+	ContextWindow    int64       `json:"context_window"`
+	MaxOutputTokens  int64       `json:"max_output_tokens"`
+	Tiers            []string    `json:"tiers"`
 }
 
 // PutModelRequest is PUT /v1/admin/models/{provider}/{model_id}: prices in

@@ -27,9 +27,9 @@ type platform struct {
 	op  *client.Operator
 }
 
-func startPlatform(tb testing.TB) *platform {
+func startPlatform(tb testing.TB, opts ...platformtest.Option) *platform {
 	tb.Helper()
-	env := platformtest.Start(tb)
+	env := platformtest.Start(tb, opts...)
 	functions := map[string]api.Handler{}
 	for _, r := range api.Routes() {
 		functions[r.Function] = env.API.Function(r.Function)

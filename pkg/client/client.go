@@ -233,6 +233,11 @@ func (t *transport) send(ctx context.Context, r *request) (*http.Response, error
 
 // retryable tells whether an error answer is worth repeating the request for.
 func retryable(e *Error, replaySafe bool) bool {
+	if e.Replayed {
+		// The stored answer of an earlier request with this key (a 503
+		// model_unavailable after admission, say): asking again replays it.
+		return false
+	}
 	switch e.Status {
 	case http.StatusTooManyRequests:
 		// A monthly or storage quota does not clear by waiting a moment.

@@ -33,6 +33,9 @@ type Error struct {
 	// ("field" names a rejected request field, "open_until" ends an open
 	// circuit breaker, ...).
 	Fields map[string]any
+	// Replayed is true when the answer was replayed for a repeated
+	// Idempotency-Key: the first request's answer, final for that key.
+	Replayed bool
 	// Method and Path are the request's.
 	Method, Path string
 }
@@ -73,6 +76,7 @@ func readError(resp *http.Response, method, path string) *Error {
 		e.Code = http.StatusText(resp.StatusCode)
 	}
 	e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"))
+	e.Replayed = resp.Header.Get(ReplayedHeader) == "true"
 	return e
 }
 

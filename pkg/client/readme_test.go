@@ -56,10 +56,21 @@ func TestReadmeExample(t *testing.T) {
 	}
 	dir := t.TempDir()
 	mod := "module sdkexample\n\ngo 1.26\n\nrequire github.com/bulkhead-dev/bulkhead v0.0.0\n\nreplace github.com/bulkhead-dev/bulkhead => " + root + "\n"
+	// The repository's own replacements (of vendored forks) apply here too.
+	gomod, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(gomod), "\n") {
+		if from, to, ok := strings.Cut(strings.TrimPrefix(line, "replace "), " => ./"); ok && strings.HasPrefix(line, "replace ") {
+			mod += "replace " + from + " => " + filepath.Join(root, to) + "\n"
+		}
+	}
 	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("go.mod:\n%s", mod)
 	for name, data := range map[string]string{"go.mod": mod, "go.sum": string(sum), "main.go": readmeExample(t)} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
 			t.Fatal(err)

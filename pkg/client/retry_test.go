@@ -23,6 +23,7 @@ type reply struct {
 	status     int
 	retryAfter string
 	body       string
+	replayed   bool
 }
 
 func (s *script) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -35,6 +36,9 @@ func (s *script) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	if rep.retryAfter != "" {
 		w.Header().Set("Retry-After", rep.retryAfter)
+	}
+	if rep.replayed {
+		w.Header().Set(ReplayedHeader, "true")
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(rep.status)
@@ -64,7 +68,7 @@ func fake(t *testing.T, replies ...reply) (*script, *transport, *[]time.Duration
 }
 
 func TestRetryHonoursRetryAfter(t *testing.T) {
-	s, tr, waits := fake(t, reply{429, "2", errBody("rate_limited")}, reply{503, "", errBody("unavailable")})
+	s, tr, waits := fake(t, reply{429, "2", errBody("rate_limited"), false}, reply{503, "", errBody("unavailable"), false})
 	if err := tr.call(context.Background(), http.MethodGet, "/v1/usage", nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +84,7 @@ func TestRetryHonoursRetryAfter(t *testing.T) {
 func TestRetryGivesUpAfterMaxRetries(t *testing.T) {
 	var replies []reply
 	for range 10 {
-		replies = append(replies, reply{503, "", errBody("unavailable")})
+		replies = append(replies, reply{503, "", errBody("unavailable"), false})
 	}
 	s, tr, waits := fake(t, replies...)
 	err := tr.call(context.Background(), http.MethodGet, "/v1/usage", nil, nil, nil)
@@ -104,18 +108,23 @@ func TestNoRetry(t *testing.T) {
 		rep    reply
 		method string
 	}{
-		"400":                  {reply{400, "", errBody("invalid_request")}, http.MethodGet},
-		"404":                  {reply{404, "", errBody("not_found")}, http.MethodGet},
-		"409":                  {reply{409, "1", errBody("idempotency_in_progress")}, http.MethodPost},
-		"quota_exceeded":       {reply{429, "100", errBody("quota_exceeded")}, http.MethodGet},
-		"a long Retry-After":   {reply{429, "3600", errBody("rate_limited")}, http.MethodGet},
-		"503 of a PATCH":       {reply{503, "", errBody("unavailable")}, http.MethodPatch},
-		"500":                  {reply{500, "", errBody("internal")}, http.MethodGet},
-		"502 of a model error": {reply{502, "", errBody("model_error")}, http.MethodPost},
+		"400":                  {reply{400, "", errBody("invalid_request"), false}, http.MethodGet},
+		"404":                  {reply{404, "", errBody("not_found"), false}, http.MethodGet},
+		"409":                  {reply{409, "1", errBody("idempotency_in_progress"), false}, http.MethodPost},
+		"quota_exceeded":       {reply{429, "100", errBody("quota_exceeded"), false}, http.MethodGet},
+		"a long Retry-After":   {reply{429, "3600", errBody("rate_limited"), false}, http.MethodGet},
+		"503 of a PATCH":       {reply{503, "", errBody("unavailable"), false}, http.MethodPatch},
+		"500":                  {reply{500, "", errBody("internal"), false}, http.MethodGet},
+		"502 of a model error": {reply{502, "", errBody("model_error"), false}, http.MethodPost},
+		"a replayed 503":       {reply{503, "1", errBody("model_unavailable"), true}, http.MethodPost},
 	} {
 		t.Run(name, func(t *testing.T) {
-			s, tr, _ := fake(t, c.rep, reply{200, "", `{}`})
-			err := tr.call(context.Background(), c.method, "/v1/x", nil, nil, nil)
+			s, tr, _ := fake(t, c.rep, reply{200, "", `{}`, false})
+			// POSTs as to a route that honours Idempotency-Key: safe to
+			// repeat, and still not repeated.
+			r, _ := jsonRequest(c.method, "/v1/x", nil)
+			r.replaySafe = r.replaySafe || c.method == http.MethodPost
+			err := tr.do(context.Background(), r, nil)
 			if e := AsError(err); e == nil || e.Status != c.rep.status {
 				t.Fatalf("err %v", err)
 			}
@@ -127,7 +136,7 @@ func TestNoRetry(t *testing.T) {
 }
 
 func TestRetryStopsAtTheContextDeadline(t *testing.T) {
-	s, tr, _ := fake(t, reply{429, "20", errBody("rate_limited")})
+	s, tr, _ := fake(t, reply{429, "20", errBody("rate_limited"), false})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := tr.call(ctx, http.MethodGet, "/v1/usage", nil, nil, nil)
@@ -140,7 +149,7 @@ func TestRetryStopsAtTheContextDeadline(t *testing.T) {
 }
 
 func TestPostIdempotencyKey(t *testing.T) {
-	s, tr, _ := fake(t, reply{503, "", errBody("unavailable")}, reply{429, "1", errBody("concurrency_limited")})
+	s, tr, _ := fake(t, reply{503, "", errBody("unavailable"), false}, reply{429, "1", errBody("concurrency_limited"), false})
 	if err := tr.post(context.Background(), "/v1/agents/agt_x/execute", map[string]string{"message": "hi"}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +226,7 @@ func TestConnectionErrors(t *testing.T) {
 
 func TestErrorFields(t *testing.T) {
 	body := `{"error":{"code":"quota_exceeded","quota_type":"spend","message":"Monthly spend budget exceeded ($10)","limit":10,"used":9.5,"committed":10.25,"resets_at":"2027-01-01T00:00:00Z","extra":"x"}}`
-	_, tr, _ := fake(t, reply{429, "3600", body})
+	_, tr, _ := fake(t, reply{429, "3600", body, false})
 	err := tr.call(context.Background(), http.MethodPost, "/v1/agents/agt_x/execute", nil, nil, nil)
 	e := AsError(err)
 	if e == nil || e.Status != 429 || e.Code != "quota_exceeded" || e.QuotaType != "spend" || e.Limit != "10" || e.Used != "9.5" ||
@@ -226,7 +235,7 @@ func TestErrorFields(t *testing.T) {
 		t.Fatalf("%#v", e)
 	}
 	// A body that is not the error shape still makes an *Error.
-	_, tr, _ = fake(t, reply{502, "", "Bad Gateway"})
+	_, tr, _ = fake(t, reply{502, "", "Bad Gateway", false})
 	if e := AsError(tr.call(context.Background(), http.MethodGet, "/", nil, nil, nil)); e == nil || e.Status != 502 || e.Message != "Bad Gateway" {
 		t.Fatalf("%#v", e)
 	}

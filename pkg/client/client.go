@@ -112,7 +112,9 @@ type idemKey struct{}
 
 // WithIdempotencyKey returns a context whose POST requests carry key as their
 // Idempotency-Key instead of a random one: the same key and the same request
-// get the first response again, even from another process.
+// get the first response again, even from another process. Every POST made
+// with the context carries the key, so use it for one request: the same key
+// with another request is refused (422 idempotency_mismatch).
 func WithIdempotencyKey(ctx context.Context, key string) context.Context {
 	return context.WithValue(ctx, idemKey{}, key)
 }
@@ -249,7 +251,7 @@ func retryable(e *Error, replaySafe bool) bool {
 }
 
 // backoff is the wait before retry attempt+1: exponential from backoffBase,
-// capped at backoffMax, with full jitter over its upper half.
+// capped at backoffMax, drawn at random from the upper half of that step.
 func backoff(attempt int) time.Duration {
 	d := backoffBase << min(attempt, 10)
 	d = min(d, backoffMax)

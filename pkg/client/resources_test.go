@@ -8,8 +8,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/client"
+	"github.com/bulkhead-dev/bulkhead/pkg/offline"
 	"github.com/bulkhead-dev/bulkhead/pkg/platform/platformtest"
 	"github.com/bulkhead-dev/bulkhead/pkg/ssrf"
 )
@@ -116,5 +118,41 @@ func TestToolsDocumentsTickets(t *testing.T) {
 	}
 	if _, err := c.GetTool(ctx, tool.ToolID); !client.IsNotFound(err) {
 		t.Fatalf("deleted tool: %v", err)
+	}
+}
+
+// TestLeavingAStreamStopsTheExecution: breaking out of the range closes the
+// connection, and the platform settles the execution as stopped.
+func TestLeavingAStreamStopsTheExecution(t *testing.T) {
+	p := startPlatform(t, platformtest.WithModel(offline.New(2*time.Second)))
+	ctx := context.Background()
+	_, c := p.tenant(t, "acme")
+	a := newAgent(t, c, "support")
+	deltas := 0
+	for ev, err := range c.ExecuteStream(ctx, a.AgentID, client.ExecuteRequest{Message: "Tell me a long story about refunds."}) {
+		if err != nil {
+			t.Fatalf("stream: %v", err)
+		}
+		if ev.Type == client.EventDone {
+			t.Fatal("the stream finished before the range was left")
+		}
+		if ev.Type == client.EventDelta {
+			deltas++
+			break
+		}
+	}
+	if deltas != 1 {
+		t.Fatalf("%d deltas before leaving", deltas)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		recs := collect(t, c.UsageRecords(ctx, client.UsageRecordsQuery{}))
+		if len(recs) == 1 && recs[0].Status == "stopped" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("usage records after leaving the stream: %+v", recs)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

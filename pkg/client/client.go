@@ -246,6 +246,10 @@ func retryable(e *Error, replaySafe bool) bool {
 		return e.Code != "quota_exceeded"
 	case http.StatusServiceUnavailable:
 		return replaySafe
+	case http.StatusConflict:
+		// The earlier attempt of this request (same key) is still running:
+		// its answer is stored when it ends, and the retry gets it.
+		return replaySafe && e.Code == "idempotency_in_progress"
 	}
 	return false
 }

@@ -81,6 +81,22 @@ func TestRetryHonoursRetryAfter(t *testing.T) {
 	}
 }
 
+// TestRetryWaitsForItsOwnEarlierAttempt: a POST whose earlier attempt (the
+// same Idempotency-Key) is still running gets 409 idempotency_in_progress
+// with Retry-After; the client waits and asks again, and gets the answer
+// the first attempt stored.
+func TestRetryWaitsForItsOwnEarlierAttempt(t *testing.T) {
+	s, tr, waits := fake(t, reply{409, "1", errBody("idempotency_in_progress"), false}, reply{200, "", `{}`, true})
+	r, _ := jsonRequest(http.MethodPost, "/v1/agents/a/execute", nil)
+	r.replaySafe = true
+	if err := tr.do(context.Background(), r, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.requests()); n != 2 || len(*waits) != 1 || (*waits)[0] < time.Second {
+		t.Fatalf("%d requests, waits %v; want 2 and a wait of Retry-After", n, *waits)
+	}
+}
+
 func TestRetryGivesUpAfterMaxRetries(t *testing.T) {
 	var replies []reply
 	for range 10 {
@@ -110,7 +126,7 @@ func TestNoRetry(t *testing.T) {
 	}{
 		"400":                  {reply{400, "", errBody("invalid_request"), false}, http.MethodGet},
 		"404":                  {reply{404, "", errBody("not_found"), false}, http.MethodGet},
-		"409":                  {reply{409, "1", errBody("idempotency_in_progress"), false}, http.MethodPost},
+		"409 conflict":         {reply{409, "", errBody("conflict"), false}, http.MethodPost},
 		"quota_exceeded":       {reply{429, "100", errBody("quota_exceeded"), false}, http.MethodGet},
 		"a long Retry-After":   {reply{429, "3600", errBody("rate_limited"), false}, http.MethodGet},
 		"503 of a PATCH":       {reply{503, "", errBody("unavailable"), false}, http.MethodPatch},

@@ -288,9 +288,21 @@ func decodeBody(resp *http.Response, r *request, out any) error {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	s, keepRaw := out.(rawSetter)
+	if !keepRaw {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			return fmt.Errorf("bulkhead: %s %s: decode the answer: %w", r.method, r.path, err)
+		}
+		return nil
+	}
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("bulkhead: %s %s: read the answer: %w", r.method, r.path, err)
+	}
+	if err := json.NewDecoder(bytes.NewReader(raw)).Decode(out); err != nil {
 		return fmt.Errorf("bulkhead: %s %s: decode the answer: %w", r.method, r.path, err)
 	}
+	s.setRawJSON(raw)
 	return nil
 }
 
@@ -345,14 +357,14 @@ func paginate[T any](ctx context.Context, t *transport, path string, q url.Value
 	return func(yield func(T, error) bool) {
 		q := cloneValues(q)
 		for {
-			var page Page[T]
+			var page Page[listItem[T]]
 			if err := t.call(ctx, http.MethodGet, path, q, nil, &page); err != nil {
 				var zero T
 				yield(zero, err)
 				return
 			}
 			for _, item := range page.Data {
-				if !yield(item, nil) {
+				if !yield(item.v, nil) {
 					return
 				}
 			}

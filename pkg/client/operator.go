@@ -22,8 +22,10 @@ func NewOperator(baseURL, adminToken string, opts ...Option) *Operator {
 
 // Tenant is a tenant as the operator sees it. APIKey and KeyID are set when
 // it was just created (the key is shown once); CircuitBreaker and Usage by
-// GetTenant and UpdateTenant.
+// GetTenant and UpdateTenant. RawJSON is the tenant as the API sent it.
 type Tenant struct {
+	rawJSON
+
 	TenantID       string          `json:"tenant_id"`
 	Name           string          `json:"name"`
 	Tier           string          `json:"tier"`
@@ -159,8 +161,11 @@ func (o *Operator) ListInvoices(ctx context.Context, month string, opts *ListOpt
 	return paginate[InvoiceSummary](ctx, o.t, "/v1/admin/invoices", q)
 }
 
-// CloseReport is the answer of CloseMonth.
+// CloseReport is the answer of CloseMonth; RawJSON is that answer as the API
+// sent it.
 type CloseReport struct {
+	rawJSON
+
 	Month         string   `json:"month"`
 	Closed        int      `json:"closed"`
 	AlreadyClosed int      `json:"already_closed"`
@@ -179,8 +184,10 @@ func (o *Operator) CloseMonth(ctx context.Context, month string) (*CloseReport, 
 }
 
 // CatalogueModel is a priced model catalogue entry; Tiers lists the tiers
-// that may use it.
+// that may use it. RawJSON is the entry as the API sent it.
 type CatalogueModel struct {
+	rawJSON
+
 	Model            string      `json:"model"`
 	Provider         string      `json:"provider"`
 	InputPerMillion  json.Number `json:"input_per_million"`

@@ -300,8 +300,11 @@ type Invoice struct {
 	ClosedAt       Time           `json:"closed_at"`
 }
 
-// Key is an API key without its secret.
+// Key is an API key without its secret; RawJSON is the key (or, in a NewKey,
+// the whole answer) as the API sent it.
 type Key struct {
+	rawJSON
+
 	KeyID     string `json:"key_id"`
 	Name      string `json:"name"`
 	Prefix    string `json:"prefix"`

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -28,15 +27,12 @@ func billClose(cl *cmdLine, args []string) error {
 	if err != nil {
 		return err
 	}
-	out, err := c.call(ctx, "POST", "/v1/admin/billing/close", nil, map[string]string{"month": *month})
+	rep, err := c.CloseMonth(ctx, *month)
 	if err != nil {
 		return err
 	}
-	fmt.Println(string(out))
-	var rep struct {
-		Failed []string `json:"failed"`
-	}
-	if json.Unmarshal(out, &rep) == nil && len(rep.Failed) > 0 {
+	fmt.Println(string(rep.RawJSON()))
+	if len(rep.Failed) > 0 {
 		return fmt.Errorf("close %s: %d tenants not closed; run it again", *month, len(rep.Failed))
 	}
 	return nil

@@ -5,34 +5,25 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net/url"
 	"strings"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/pkg/client"
 )
 
 // The priced model catalogue: `bulkhead model list` and `bulkhead model set`
 // call the operator API's /v1/admin/models.
 
-// modelRow is what the table shows of a catalogue entry.
-type modelRow struct {
-	Model           string      `json:"model"`
-	Provider        string      `json:"provider"`
-	Input           json.Number `json:"input_per_million"`
-	Output          json.Number `json:"output_per_million"`
-	ContextWindow   int64       `json:"context_window"`
-	MaxOutputTokens int64       `json:"max_output_tokens"`
-	Tiers           []string    `json:"tiers"`
-}
-
 var modelHeader = []string{"MODEL", "INPUT/M USD", "OUTPUT/M USD", "CONTEXT", "MAX OUTPUT", "TIERS"}
 
-func (m modelRow) cells() []string {
-	return []string{m.Model, m.Input.String(), m.Output.String(), fmt.Sprint(m.ContextWindow), fmt.Sprint(m.MaxOutputTokens), strings.Join(m.Tiers, ",")}
+// modelCells is what the table shows of a catalogue entry.
+func modelCells(m client.CatalogueModel) []string {
+	return []string{m.Model, m.InputPerMillion.String(), m.OutputPerMillion.String(), fmt.Sprint(m.ContextWindow), fmt.Sprint(m.MaxOutputTokens),
+		strings.Join(m.Tiers, ",")}
 }
 
 func modelList(cl *cmdLine, args []string) error {
-	return operatorList[modelRow](cl, args, "/v1/admin/models", "model", modelHeader)
+	return operatorList(cl, args, (*client.Operator).ListModels, "model", modelHeader, modelCells)
 }
 
 // modelSet adds or changes a catalogue entry: every field is sent (the
@@ -70,17 +61,16 @@ func modelSet(cl *cmdLine, args []string) error {
 	if *window <= 0 || *maxOut <= 0 {
 		return usagef("--context-window and --max-output-tokens are required, greater than 0")
 	}
-	body := map[string]any{"input_per_million": json.Number(*in), "output_per_million": json.Number(*out),
-		"context_window": *window, "max_output_tokens": *maxOut}
+	req := client.PutModelRequest{InputPerMillion: json.Number(*in), OutputPerMillion: json.Number(*out),
+		ContextWindow: *window, MaxOutputTokens: *maxOut}
 	cl.fs.Visit(func(f *flag.Flag) {
 		if f.Name == "tiers" {
-			list := []string{}
+			// None listed (--tiers ""): every tier, as without the flag.
 			for t := range strings.SplitSeq(*tiers, ",") {
 				if t = strings.TrimSpace(t); t != "" {
-					list = append(list, t)
+					req.Tiers = append(req.Tiers, t)
 				}
 			}
-			body["tiers"] = list
 		}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
@@ -89,16 +79,12 @@ func modelSet(cl *cmdLine, args []string) error {
 	if err != nil {
 		return err
 	}
-	raw, err := c.call(ctx, "PUT", "/v1/admin/models/"+url.PathEscape(provider)+"/"+url.PathEscape(id), nil, body)
+	m, err := c.PutModel(ctx, provider, id, req)
 	if err != nil {
 		return err
 	}
 	if *output == "json" {
-		return printJSON(raw)
+		return printJSON(m.RawJSON())
 	}
-	var m modelRow
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return fmt.Errorf("decode the model: %w", err)
-	}
-	return printTable(modelHeader, [][]string{m.cells()})
+	return printTable(modelHeader, [][]string{modelCells(*m)})
 }

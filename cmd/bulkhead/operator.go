@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"iter"
 	"net/http"
 	"net/url"
 	"os"
@@ -24,11 +25,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/bulkhead-dev/bulkhead/pkg/client"
 )
 
 // The API client commands: `bulkhead tenant ...` and `bulkhead bill close`
 // call the operator API, `bulkhead key ...` the tenant API. They only speak
-// HTTP to a running platform, local or in AWS.
+// HTTP to a running platform, local or in AWS, through the Go SDK
+// (pkg/client): an Operator, or a Client on a tenant's key.
 
 // callTimeout bounds one command's calls; closing a month has its own, longer one.
 const callTimeout = time.Minute
@@ -99,6 +103,9 @@ func report(cl *cmdLine, err error) int {
 		usage *usageError
 		api   *apiError
 	)
+	if e := client.AsError(err); e != nil {
+		err = apiErrorOf(e)
+	}
 	switch {
 	case err == nil:
 		return 0
@@ -114,9 +121,22 @@ func report(cl *cmdLine, err error) int {
 		fmt.Fprintln(os.Stderr, "bulkhead: "+printable(api.Error()))
 		return 1
 	default:
-		fmt.Fprintf(os.Stderr, "bulkhead %s: %v\n", cl.name, err)
+		fmt.Fprintf(os.Stderr, "bulkhead %s: %v\n", cl.name, cl.transportError(err))
 		return 1
 	}
+}
+
+// transportError is how a request that got no answer is reported: the
+// HTTP client's own error, with a hint when nothing listens at the URL.
+func (cl *cmdLine) transportError(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	if errors.Is(ue, syscall.ECONNREFUSED) && cl.url != nil {
+		return fmt.Errorf("is the platform running at %s? %w", strings.TrimRight(*cl.url, "/"), ue)
+	}
+	return ue
 }
 
 // usageError is a command line the command cannot run (exit code 2).
@@ -143,6 +163,24 @@ func (e *apiError) Error() string {
 		return fmt.Sprintf("HTTP %d: %s", e.Status, e.Message)
 	}
 	return e.Code + ": " + e.Message
+}
+
+// apiErrorOf is the SDK's error answer as the commands report it: the
+// platform's code and message, or what stood in front of it answered.
+func apiErrorOf(e *client.Error) *apiError {
+	if code, _ := e.Fields["code"].(string); code != "" {
+		a := &apiError{Status: e.Status, Code: code, Message: e.Message}
+		if a.Message == "" {
+			a.Message = http.StatusText(e.Status)
+		}
+		return a
+	}
+	if len(e.Fields) > 0 {
+		// An error object without a code.
+		return &apiError{Status: e.Status, Message: http.StatusText(e.Status)}
+	}
+	// Not the platform's error object: the SDK keeps the body as Message.
+	return decodeAPIError(e.Status, []byte(e.Message))
 }
 
 func decodeAPIError(status int, body []byte) *apiError {
@@ -186,6 +224,7 @@ func printable(s string) string {
 type cmdLine struct {
 	name, synopsis string
 	fs             *flag.FlagSet
+	url            *string // --url, for the commands that call the API
 }
 
 func newCmdLine(name, synopsis string) *cmdLine {
@@ -264,15 +303,26 @@ func (cl *cmdLine) operatorFlags() *operatorConn {
 		}
 	}
 	cl.fs.StringVar(&o.url, "url", defaultURL(), "the platform's API base URL (BULKHEAD_URL, else http://BULKHEAD_ADDR)")
+	cl.url = &o.url
 	cl.fs.StringVar(&o.token, "admin-token", "", "the operator token (default BULKHEAD_ADMIN_TOKEN, else <BULKHEAD_DATA_DIR or .bulkhead>/admin-token)")
 	cl.fs.BoolVar(&o.sigv4, "sigv4", sigv4, "sign requests with AWS SigV4 for IAM-authorised operator routes, instead of the token; "+
 		"credentials and region from the AWS SDK's default chain (BULKHEAD_SIGV4=1)")
 	return o
 }
 
+// sdkOptions are the SDK options of every command: its calls are bounded by
+// the command's context alone.
+func sdkOptions(hc *http.Client) []client.Option {
+	opts := []client.Option{client.WithUserAgent("bulkhead-cli"), client.WithTimeout(0)}
+	if hc != nil {
+		opts = append(opts, client.WithHTTPClient(hc))
+	}
+	return opts
+}
+
 // client returns a client of the operator API: SigV4-signed, or with the
 // operator token.
-func (o *operatorConn) client(ctx context.Context) (*apiClient, error) {
+func (o *operatorConn) client(ctx context.Context) (*client.Operator, error) {
 	if o.sigv4Env != nil {
 		return nil, o.sigv4Env
 	}
@@ -280,7 +330,6 @@ func (o *operatorConn) client(ctx context.Context) (*apiClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &apiClient{base: base}
 	if o.sigv4 {
 		cfg, err := config.LoadDefaultConfig(ctx)
 		if err != nil {
@@ -292,15 +341,20 @@ func (o *operatorConn) client(ctx context.Context) (*apiClient, error) {
 		if cfg.Credentials == nil {
 			return nil, errors.New("--sigv4 found no AWS credentials")
 		}
-		c.sign = sigV4(cfg.Credentials, cfg.Region)
-		return c, nil
+		if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+			return nil, fmt.Errorf("AWS credentials: %w", err)
+		}
+		// Signed requests carry no operator token.
+		hc := &http.Client{Transport: newSigV4Transport(cfg.Credentials, cfg.Region, http.DefaultTransport)}
+		return client.NewOperator(base, "", sdkOptions(hc)...), nil
 	}
-	if c.bearer = o.token; c.bearer == "" {
-		if c.bearer, err = adminTokenFromEnv(); err != nil {
+	token := o.token
+	if token == "" {
+		if token, err = adminTokenFromEnv(); err != nil {
 			return nil, err
 		}
 	}
-	return c, nil
+	return client.NewOperator(base, token, sdkOptions(nil)...), nil
 }
 
 // tenantConn is how a command reaches the tenant API: with a tenant's key.
@@ -309,11 +363,12 @@ type tenantConn struct{ url, key string }
 func (cl *cmdLine) tenantFlags() *tenantConn {
 	t := &tenantConn{}
 	cl.fs.StringVar(&t.url, "url", defaultURL(), "the platform's API base URL (BULKHEAD_URL, else http://BULKHEAD_ADDR)")
+	cl.url = &t.url
 	cl.fs.StringVar(&t.key, "tenant-key", "", "an API key of the tenant (default BULKHEAD_TENANT_KEY)")
 	return t
 }
 
-func (t *tenantConn) client() (*apiClient, error) {
+func (t *tenantConn) client() (*client.Client, error) {
 	base, err := baseURL(t.url)
 	if err != nil {
 		return nil, err
@@ -325,7 +380,7 @@ func (t *tenantConn) client() (*apiClient, error) {
 	if key == "" {
 		return nil, usagef("--tenant-key (or BULKHEAD_TENANT_KEY) is required")
 	}
-	return &apiClient{base: base, bearer: key}, nil
+	return client.New(base, key, sdkOptions(nil)...), nil
 }
 
 func baseURL(s string) (string, error) {
@@ -336,119 +391,79 @@ func baseURL(s string) (string, error) {
 	return strings.TrimRight(s, "/"), nil
 }
 
-// sigV4 signs requests as IAM-authorised API Gateway routes want them.
-func sigV4(creds aws.CredentialsProvider, region string) func(context.Context, *http.Request, []byte) error {
-	signer := v4.NewSigner()
-	return func(ctx context.Context, req *http.Request, body []byte) error {
-		c, err := creds.Retrieve(ctx)
-		if err != nil {
-			return fmt.Errorf("AWS credentials: %w", err)
+// sigV4Transport signs each request as IAM-authorised API Gateway routes
+// want them (AWS SigV4 for execute-api, over the hash of the body), then
+// sends it with next.
+type sigV4Transport struct {
+	creds  aws.CredentialsProvider
+	region string
+	signer *v4.Signer
+	next   http.RoundTripper
+}
+
+func newSigV4Transport(creds aws.CredentialsProvider, region string, next http.RoundTripper) *sigV4Transport {
+	return &sigV4Transport{creds: creds, region: region, signer: v4.NewSigner(), next: next}
+}
+
+func (s *sigV4Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	fail := func(err error) (*http.Response, error) {
+		// A RoundTripper closes the body, even when it fails.
+		if req.Body != nil {
+			req.Body.Close()
 		}
-		sum := sha256.Sum256(body)
-		return signer.SignHTTP(ctx, c, req, hex.EncodeToString(sum[:]), "execute-api", region, time.Now())
+		return nil, err
 	}
-}
-
-// apiClient calls the platform's HTTP API.
-type apiClient struct {
-	base   string
-	bearer string                                             // Authorization: Bearer, unless sign is set
-	sign   func(context.Context, *http.Request, []byte) error // SigV4
-}
-
-// call sends one request with in (nil: no body) as its JSON body and returns
-// the answer's body, or an *apiError when the status is not 2xx.
-func (c *apiClient) call(ctx context.Context, method, path string, query url.Values, in any) (json.RawMessage, error) {
 	var body []byte
-	if in != nil {
-		var err error
-		if body, err = json.Marshal(in); err != nil {
-			return nil, err
+	switch {
+	case req.GetBody != nil:
+		rc, err := req.GetBody()
+		if err != nil {
+			return fail(fmt.Errorf("read the body to sign: %w", err))
 		}
-	}
-	u := c.base + path
-	if len(query) > 0 {
-		u += "?" + query.Encode()
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "bulkhead-cli")
-	if c.sign != nil {
-		if err := c.sign(ctx, req, body); err != nil {
-			return nil, err
+		body, err = io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			return fail(fmt.Errorf("read the body to sign: %w", err))
 		}
-	} else if c.bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+c.bearer)
+	case req.Body != nil && req.Body != http.NoBody:
+		return fail(errors.New("cannot sign a body that cannot be read again"))
 	}
-	resp, err := http.DefaultClient.Do(req)
+	ctx := req.Context()
+	c, err := s.creds.Retrieve(ctx)
 	if err != nil {
-		if errors.Is(err, syscall.ECONNREFUSED) {
-			return nil, fmt.Errorf("is the platform running at %s? %w", c.base, err)
-		}
-		return nil, err
+		return fail(fmt.Errorf("AWS credentials: %w", err))
 	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: read the answer: %w", method, path, err)
+	// A RoundTripper does not change the request it is given.
+	signed := req.Clone(ctx)
+	sum := sha256.Sum256(body)
+	if err := s.signer.SignHTTP(ctx, c, signed, hex.EncodeToString(sum[:]), "execute-api", s.region, time.Now()); err != nil {
+		return fail(err)
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, decodeAPIError(resp.StatusCode, out)
-	}
-	if !json.Valid(out) {
-		return nil, fmt.Errorf("%s %s: HTTP %d with a body that is not JSON", method, path, resp.StatusCode)
-	}
-	return out, nil
+	return s.next.RoundTrip(signed)
 }
 
-// listAll follows next_cursor through a list route and returns its items,
-// at most limit of them (0: all).
-func (c *apiClient) listAll(ctx context.Context, path string, limit int) ([]json.RawMessage, error) {
-	var (
-		items  []json.RawMessage
-		cursor string
-	)
-	for limit == 0 || len(items) < limit {
-		size := 100
-		if limit > 0 {
-			size = min(size, limit-len(items))
-		}
-		q := url.Values{"limit": {strconv.Itoa(size)}}
-		if cursor != "" {
-			q.Set("cursor", cursor)
-		}
-		raw, err := c.call(ctx, "GET", path, q, nil)
+// listItems reads a list to its end, or its first limit items (0: all).
+func listItems[T any](seq iter.Seq2[T, error], limit int) ([]T, error) {
+	var items []T
+	for it, err := range seq {
 		if err != nil {
 			return nil, err
 		}
-		var page struct {
-			Data       []json.RawMessage `json:"data"`
-			HasMore    bool              `json:"has_more"`
-			NextCursor *string           `json:"next_cursor"`
-		}
-		if err := json.Unmarshal(raw, &page); err != nil {
-			return nil, fmt.Errorf("decode a page of %s: %w", path, err)
-		}
-		items = append(items, page.Data...)
-		if !page.HasMore || page.NextCursor == nil || *page.NextCursor == "" {
+		items = append(items, it)
+		if limit > 0 && len(items) >= limit {
 			break
 		}
-		if *page.NextCursor == cursor {
-			// Asking again would loop for ever.
-			return nil, fmt.Errorf("%s answered the cursor %q with itself", path, cursor)
-		}
-		cursor = *page.NextCursor
-	}
-	if limit > 0 && len(items) > limit {
-		items = items[:limit]
 	}
 	return items, nil
+}
+
+// pageOptions asks for pages of at most 100 items, fewer when the command
+// wants fewer (limit; 0: all).
+func pageOptions(limit int) *client.ListOptions {
+	if limit > 0 && limit < 100 {
+		return &client.ListOptions{Limit: limit}
+	}
+	return &client.ListOptions{Limit: 100}
 }
 
 // printJSONList prints the items of a list as one indented JSON array.
@@ -488,31 +503,18 @@ func printTable(header []string, rows [][]string) error {
 	return w.Flush()
 }
 
-// tenantRow is what the table shows of a tenant.
-type tenantRow struct {
-	ID     string `json:"tenant_id"`
-	Name   string `json:"name"`
-	Tier   string `json:"tier"`
-	Status string `json:"status"`
-}
-
 var tenantHeader = []string{"ID", "NAME", "TIER", "STATUS"}
 
-func (t tenantRow) cells() []string { return []string{t.ID, t.Name, t.Tier, t.Status} }
+// tenantCells is what the table shows of a tenant.
+func tenantCells(t client.Tenant) []string { return []string{t.TenantID, t.Name, t.Tier, t.Status} }
 
-// printTenant prints one tenant as output says.
-func printTenant(output string, raw json.RawMessage) error {
+// printTenant prints one tenant as output says: the API's JSON, or a table.
+func printTenant(output string, t *client.Tenant) error {
 	if output == "json" {
-		return printJSON(raw)
+		return printJSON(t.RawJSON())
 	}
-	var t tenantRow
-	if err := json.Unmarshal(raw, &t); err != nil {
-		return fmt.Errorf("decode the tenant: %w", err)
-	}
-	return printTable(tenantHeader, [][]string{t.cells()})
+	return printTable(tenantHeader, [][]string{tenantCells(*t)})
 }
-
-func tenantPath(id string) string { return "/v1/admin/tenants/" + url.PathEscape(id) }
 
 func tenantCreate(cl *cmdLine, args []string) error {
 	name := cl.fs.String("name", "", "the tenant's name (required)")
@@ -524,36 +526,27 @@ func tenantCreate(cl *cmdLine, args []string) error {
 	if strings.TrimSpace(*name) == "" {
 		return usagef("--name is required")
 	}
-	body := map[string]string{"name": *name}
-	if *tier != "" {
-		body["tier"] = *tier
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
 	c, err := conn.client(ctx)
 	if err != nil {
 		return err
 	}
-	raw, err := c.call(ctx, "POST", "/v1/admin/tenants", nil, body)
+	t, err := c.CreateTenant(ctx, *name, *tier)
 	if err != nil {
 		return err
 	}
-	return printSecretOnce(raw)
+	return printSecretOnce(t.RawJSON())
 }
 
 func tenantList(cl *cmdLine, args []string) error {
-	return operatorList[tenantRow](cl, args, "/v1/admin/tenants", "tenant", tenantHeader)
+	return operatorList(cl, args, (*client.Operator).ListTenants, "tenant", tenantHeader, tenantCells)
 }
 
-// row is a list item that prints as table cells.
-type row[T any] interface {
-	*T
-	cells() []string
-}
-
-// operatorList is an operator's list command: every page of path (or the
-// first --limit items), as a table of R or as JSON.
-func operatorList[R any, P row[R]](cl *cmdLine, args []string, path, noun string, header []string) error {
+// operatorList is an operator's list command: every page of a list (or the
+// first --limit items), as a table or as JSON.
+func operatorList[T rawJSONer](cl *cmdLine, args []string, list func(*client.Operator, context.Context, *client.ListOptions) iter.Seq2[T, error],
+	noun string, header []string, cells func(T) []string) error {
 	limit := cl.fs.Int("limit", 0, "list at most N "+noun+"s (default: all of them, following next_cursor)")
 	output := cl.outputFlag("table")
 	conn := cl.operatorFlags()
@@ -572,25 +565,28 @@ func operatorList[R any, P row[R]](cl *cmdLine, args []string, path, noun string
 	if err != nil {
 		return err
 	}
-	items, err := c.listAll(ctx, path, *limit)
+	items, err := listItems(list(c, ctx, pageOptions(*limit)), *limit)
 	if err != nil {
 		return err
 	}
-	return printList[R, P](items, *output, noun, header)
+	return printList(items, *output, header, cells)
 }
 
-// printList prints list items as JSON, or decoded as R in a table.
-func printList[R any, P row[R]](items []json.RawMessage, output, noun string, header []string) error {
+// rawJSONer is an SDK value that keeps the JSON the API sent.
+type rawJSONer interface{ RawJSON() json.RawMessage }
+
+// printList prints list items as the API's JSON, or as a table.
+func printList[T rawJSONer](items []T, output string, header []string, cells func(T) []string) error {
 	if output == "json" {
-		return printJSONList(items)
+		raw := make([]json.RawMessage, len(items))
+		for i, it := range items {
+			raw[i] = it.RawJSON()
+		}
+		return printJSONList(raw)
 	}
 	rows := make([][]string, len(items))
 	for i, it := range items {
-		var r R
-		if err := json.Unmarshal(it, &r); err != nil {
-			return fmt.Errorf("decode a %s: %w", noun, err)
-		}
-		rows[i] = P(&r).cells()
+		rows[i] = cells(it)
 	}
 	return printTable(header, rows)
 }
@@ -611,26 +607,26 @@ func tenantGet(cl *cmdLine, args []string) error {
 	if err != nil {
 		return err
 	}
-	raw, err := c.call(ctx, "GET", tenantPath(pos[0]), nil, nil)
+	t, err := c.GetTenant(ctx, pos[0])
 	if err != nil {
 		return err
 	}
-	return printTenant(*output, raw)
+	return printTenant(*output, t)
 }
 
 // patchTenant sends PATCH /v1/admin/tenants/{id} and prints the tenant.
-func patchTenant(conn *operatorConn, output, id string, body any) error {
+func patchTenant(conn *operatorConn, output, id string, req client.UpdateTenantRequest) error {
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
 	c, err := conn.client(ctx)
 	if err != nil {
 		return err
 	}
-	raw, err := c.call(ctx, "PATCH", tenantPath(id), nil, body)
+	t, err := c.UpdateTenant(ctx, id, req)
 	if err != nil {
 		return err
 	}
-	return printTenant(output, raw)
+	return printTenant(output, t)
 }
 
 func tenantSetTier(cl *cmdLine, args []string) error {
@@ -643,7 +639,7 @@ func tenantSetTier(cl *cmdLine, args []string) error {
 	if err := checkOutput(*output); err != nil {
 		return err
 	}
-	return patchTenant(conn, *output, pos[0], map[string]string{"tier": pos[1]})
+	return patchTenant(conn, *output, pos[0], client.UpdateTenantRequest{Tier: &pos[1]})
 }
 
 // tenantSetStatus is tenant suspend (status "suspended") or resume ("active").
@@ -658,7 +654,7 @@ func tenantSetStatus(status string) func(*cmdLine, []string) error {
 		if err := checkOutput(*output); err != nil {
 			return err
 		}
-		return patchTenant(conn, *output, pos[0], map[string]string{"status": status})
+		return patchTenant(conn, *output, pos[0], client.UpdateTenantRequest{Status: &status})
 	}
 }
 
@@ -681,42 +677,53 @@ func tenantSetQuota(cl *cmdLine, args []string) error {
 	if err := checkOutput(*output); err != nil {
 		return err
 	}
-	quota := map[string]any{}
-	var bad error
+	var (
+		quota client.QuotaOverrides
+		set   bool
+		bad   error
+	)
+	// The fields of the flags given, by flag.
+	fields := map[string]**int64{
+		"max-requests-per-hour": &quota.MaxRequestsPerHour,
+		"max-tokens-per-month":  &quota.MaxTokensPerMonth,
+		"max-concurrent-agents": &quota.MaxConcurrentAgents,
+		"max-storage-mb":        &quota.MaxStorageMB,
+	}
 	cl.fs.Visit(func(f *flag.Flag) {
-		field := strings.ReplaceAll(f.Name, "-", "_")
 		switch v, ok := vals[f.Name]; {
 		case ok:
 			if *v < 0 {
 				bad = usagef("--%s is %d, want 0 or more", f.Name, *v)
 			}
-			quota[field] = *v
+			*fields[f.Name], set = v, true
 		case f.Name == "max-spend-per-month":
 			if !usdAmount.MatchString(*spend) {
 				bad = usagef("--max-spend-per-month is %q, want a USD amount such as 250 or 12.50", *spend)
 			}
-			quota[field] = json.Number(*spend)
+			n := json.Number(*spend)
+			quota.MaxSpendPerMonth, set = &n, true
 		}
 	})
 	if bad != nil {
 		return bad
 	}
-	if len(quota) == 0 {
+	if !set {
 		return usagef("no quota flag: give at least one of --%s or --max-spend-per-month", strings.Join(ints, ", --"))
 	}
-	return patchTenant(conn, *output, pos[0], map[string]any{"quota": quota})
+	return patchTenant(conn, *output, pos[0], client.UpdateTenantRequest{Quota: &quota})
 }
 
-// keyRow is what the table shows of an API key.
-type keyRow struct {
-	ID        string `json:"key_id"`
-	Name      string `json:"name"`
-	Prefix    string `json:"prefix"`
-	Status    string `json:"status"`
-	CreatedAt string `json:"created_at"`
-}
+var keyHeader = []string{"KEY_ID", "NAME", "PREFIX", "STATUS", "CREATED_AT"}
 
-func (k keyRow) cells() []string { return []string{k.ID, k.Name, k.Prefix, k.Status, k.CreatedAt} }
+// keyCells is what the table shows of an API key; its creation time as the
+// API wrote it.
+func keyCells(k client.Key) []string {
+	var at struct {
+		CreatedAt string `json:"created_at"`
+	}
+	_ = json.Unmarshal(k.RawJSON(), &at)
+	return []string{k.KeyID, k.Name, k.Prefix, k.Status, at.CreatedAt}
+}
 
 func keyCreate(cl *cmdLine, args []string) error {
 	name := cl.fs.String("name", "", "the key's name (default \"default\")")
@@ -724,21 +731,18 @@ func keyCreate(cl *cmdLine, args []string) error {
 	if _, err := cl.parse(args, 0, ""); err != nil {
 		return err
 	}
-	var body any // no body: the key is named "default"
-	if *name != "" {
-		body = map[string]string{"name": *name}
-	}
 	c, err := conn.client()
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
-	raw, err := c.call(ctx, "POST", "/v1/keys", nil, body)
+	// No name: the key is named "default".
+	k, err := c.CreateKey(ctx, *name)
 	if err != nil {
 		return err
 	}
-	return printSecretOnce(raw)
+	return printSecretOnce(k.RawJSON())
 }
 
 func keyList(cl *cmdLine, args []string) error {
@@ -756,11 +760,11 @@ func keyList(cl *cmdLine, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
-	items, err := c.listAll(ctx, "/v1/keys", 0)
+	items, err := listItems(c.ListKeys(ctx, pageOptions(0)), 0)
 	if err != nil {
 		return err
 	}
-	return printList[keyRow](items, *output, "key", []string{"KEY_ID", "NAME", "PREFIX", "STATUS", "CREATED_AT"})
+	return printList(items, *output, keyHeader, keyCells)
 }
 
 func keyRevoke(cl *cmdLine, args []string) error {
@@ -775,11 +779,11 @@ func keyRevoke(cl *cmdLine, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
-	raw, err := c.call(ctx, "DELETE", "/v1/keys/"+url.PathEscape(pos[0]), nil, nil)
+	k, err := c.RevokeKey(ctx, pos[0])
 	if err != nil {
 		return err
 	}
-	return printJSON(raw)
+	return printJSON(k.RawJSON())
 }
 
 // printSecretOnce prints a response that carries a new key's secret, and

@@ -498,3 +498,61 @@ func TestOperatorSigV4(t *testing.T) {
 		}
 	})
 }
+
+// TestCLIPrintsTheAPIsJSON checks that the commands print the API's own
+// JSON, indented: its field order, and fields the CLI does not know of.
+func TestCLIPrintsTheAPIsJSON(t *testing.T) {
+	const (
+		tenant = `{"status":"active","tenant_id":"tn_raw","x_future":{"b":2,"a":[1,2.50]},"name":"Raw","tier":"starter","quota":{"max_spend_per_month":25.500000}}`
+		key    = `{"status":"revoked","key_id":"key_raw","name":"ci","created_at":"2026-01-02T03:04:05.120Z"}`
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.Method + " " + r.URL.Path {
+		case "GET /v1/admin/tenants/tn_raw":
+			io.WriteString(w, tenant)
+		case "GET /v1/admin/tenants":
+			io.WriteString(w, `{"data":[`+tenant+`],"has_more":false,"next_cursor":null}`)
+		case "GET /v1/keys":
+			io.WriteString(w, `{"data":[`+key+`],"has_more":false,"next_cursor":null}`)
+		case "DELETE /v1/keys/key_raw":
+			io.WriteString(w, key)
+		default:
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, `{"error":{"code":"not_found","message":"no such thing"}}`)
+		}
+	}))
+	defer srv.Close()
+	env := cliEnv("BULKHEAD_URL="+srv.URL, "BULKHEAD_ADMIN_TOKEN=token", "BULKHEAD_TENANT_KEY=bk_live_k")
+	indent := func(s string) string {
+		var b bytes.Buffer
+		if err := json.Indent(&b, []byte(s), "", "  "); err != nil {
+			t.Fatal(err)
+		}
+		return b.String() + "\n"
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"tenant", "get", "tn_raw"}, indent(tenant)},
+		{[]string{"tenant", "list", "-output", "json"}, indent("[" + tenant + "]")},
+		{[]string{"key", "list", "-output", "json"}, indent("[" + key + "]")},
+		{[]string{"key", "revoke", "key_raw"}, indent(key)},
+		{[]string{"key", "list"}, "KEY_ID   NAME  PREFIX  STATUS   CREATED_AT\nkey_raw  ci            revoked  2026-01-02T03:04:05.120Z\n"},
+	} {
+		if r := mustCLI(t, env, tc.args...); r.stdout != tc.want {
+			t.Errorf("%v\nwant stdout:\n%s", r, tc.want)
+		}
+	}
+	wantCLIError(t, runCLI(t, env, "tenant", "get", "tn_gone"), 1, "bulkhead: not_found: no such thing\n")
+}
+
+// TestCLIPlatformNotRunning checks the hint when nothing listens at the URL.
+func TestCLIPlatformNotRunning(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close()
+	r := runCLI(t, cliEnv("BULKHEAD_ADMIN_TOKEN=token"), "tenant", "get", "tn_x", "--url", url+"/")
+	wantCLIError(t, r, 1, fmt.Sprintf("bulkhead tenant get: is the platform running at %s? Get %q: dial tcp ", url, url+"/v1/admin/tenants/tn_x"))
+}

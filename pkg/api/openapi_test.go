@@ -188,6 +188,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 // style sheet from the same origin.
 func TestOpenAPIServed(t *testing.T) {
 	h := newHarness(t, 0)
+	h.must(200, "GET", "/health", "", nil)
 	r := h.must(200, "GET", "/openapi.json", "", nil)
 	if ct := r.header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("openapi.json Content-Type %q", ct)

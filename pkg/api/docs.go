@@ -16,7 +16,25 @@ import (
 //go:embed docs.html.tmpl
 var docsTemplate string
 
-var docsTmpl = template.Must(template.New("docs").Parse(docsTemplate))
+var docsTmpl = template.Must(template.New("docs").Funcs(template.FuncMap{"text": docsText}).Parse(docsTemplate))
+
+// docsText renders a description: escaped text in which `spans` are code.
+func docsText(s string) template.HTML {
+	parts := strings.Split(s, "`")
+	if len(parts)%2 == 0 {
+		// An unpaired backquote: no code spans at all.
+		return template.HTML(template.HTMLEscapeString(s))
+	}
+	var b strings.Builder
+	for i, p := range parts {
+		if i%2 == 1 {
+			b.WriteString("<code>" + template.HTMLEscapeString(p) + "</code>")
+		} else {
+			b.WriteString(template.HTMLEscapeString(p))
+		}
+	}
+	return template.HTML(b.String())
+}
 
 // specNode is a decoded JSON object of the document.
 type specNode = map[string]any
@@ -46,9 +64,9 @@ type docsParam struct {
 }
 
 type docsContent struct {
-	MediaType string
-	Type      docsType
-	Fields    []docsField
+	MediaType, Description string
+	Type                   docsType
+	Fields                 []docsField
 }
 
 type docsResponse struct {
@@ -157,6 +175,9 @@ func contents(doc specNode, c specNode) []docsContent {
 		dc := docsContent{MediaType: mt, Type: typeOf(doc, s)}
 		if sn := obj(s); sn["$ref"] == nil {
 			dc.Fields = fields(doc, sn, 0)
+			if dc.Fields == nil {
+				dc.Description = str(sn["description"])
+			}
 		}
 		out = append(out, dc)
 	}

@@ -267,3 +267,20 @@ func TestOpenAPIServed(t *testing.T) {
 		t.Error("style sheet is empty")
 	}
 }
+
+// TestOpenAPIStreamAndDelete sends through the validating harness what no
+// other API test does: a streamed execution (its content type is checked)
+// and an agent's deletion.
+func TestOpenAPIStreamAndDelete(t *testing.T) {
+	h := newHarness(t, 0)
+	a := h.newTenant("acme", "starter")
+	agent := h.newAgent(a)
+	r := h.doWithHeader("POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": "hello"}, "Accept", api.EventStreamType)
+	if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), api.EventStreamType) || !strings.Contains(r.raw, "event: done") {
+		t.Errorf("streamed execute: %d %s %.300s", r.status, r.header.Get("Content-Type"), r.raw)
+	}
+	d := h.must(200, "DELETE", "/v1/agents/"+agent, a.key, nil)
+	if d.str("agent_id") != agent || d.body["deleted"] != true {
+		t.Errorf("delete: %s", d.raw)
+	}
+}

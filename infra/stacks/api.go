@@ -293,7 +293,7 @@ func operationName(r api.Route) string {
 			b.WriteString("By")
 			seg = m[1]
 		}
-		for _, w := range strings.Split(seg, "_") {
+		for _, w := range strings.FieldsFunc(seg, func(c rune) bool { return c == '_' || c == '.' }) {
 			b.WriteString(exportName(w))
 		}
 	}

@@ -98,19 +98,31 @@ func (p *Platform) suppressions() {
 	suppress(p.API, true, Suppression{
 		Rule: "AwsSolutions-COG4",
 		Reason: "No Cognito by design: tenants authenticate with API keys through the Lambda TOKEN authorizer, operators with " +
-			"SigV4 (AWS_IAM); only GET /health is open.",
+			"SigV4 (AWS_IAM); only GET /health and the API reference (/openapi.json, /docs) are open.",
 	})
 	suppress(p.API.DeploymentStage(), true, Suppression{
 		Rule: "AwsSolutions-APIG3",
 		Reason: "No WAF web ACL in the stack (per-request cost): abuse is bounded by the authorizer's token validation, the " +
 			"per-tenant usage plans, and the quotas enforced in DynamoDB. Associate a web ACL per deployment if needed.",
 	})
-	health := p.Methods["GET /health"]
-	if health != nil {
-		suppress(health, true, Suppression{
-			Rule:   "AwsSolutions-APIG4",
-			Reason: "GET /health is the unauthenticated liveness check; it reads no data and answers a constant.",
-		})
+	open := map[string]string{
+		"GET /health":              "GET /health is the unauthenticated liveness check; it reads no data and answers a constant.",
+		"GET " + api.OpenAPIPath:   "GET /openapi.json is the API's public OpenAPI document; it reads no data and answers a constant.",
+		"GET " + api.DocsPath:      "GET /docs is the API's public reference, rendered from the OpenAPI document; it reads no data.",
+		"GET " + api.DocsStylePath: "GET /docs/style.css is the reference's style sheet; it reads no data and answers a constant.",
+	}
+	for _, r := range api.Routes() {
+		if r.Auth != api.AuthNone {
+			continue
+		}
+		key := r.Method + " " + r.Resource
+		reason, ok := open[key]
+		if !ok {
+			panic("route " + key + " has no authorization and no reason to be open")
+		}
+		if m := p.Methods[key]; m != nil {
+			suppress(m, true, Suppression{Rule: "AwsSolutions-APIG4", Reason: reason})
+		}
 	}
 	if p.props.ManageAPIGatewayAccount {
 		if role := p.API.Node().TryFindChild(jsii.String("CloudWatchRole")); role != nil {

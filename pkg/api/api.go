@@ -122,7 +122,10 @@ func (a *API) table() map[string]endpoint {
 	}
 	ok, created := http.StatusOK, http.StatusCreated
 	return map[string]endpoint{
-		routeKey("GET", "/health"): ep(FnHealth, AuthNone, ok, a.health),
+		routeKey("GET", "/health"):     ep(FnHealth, AuthNone, ok, a.health),
+		routeKey("GET", OpenAPIPath):   ep(FnHealth, AuthNone, ok, a.openAPIDocument),
+		routeKey("GET", DocsPath):      ep(FnHealth, AuthNone, ok, a.docsPage),
+		routeKey("GET", DocsStylePath): ep(FnHealth, AuthNone, ok, a.docsStyle),
 
 		routeKey("POST", "/v1/agents"):                            idempotent(ep(FnAgents, AuthTenant, created, a.createAgent)),
 		routeKey("GET", "/v1/agents"):                             ep(FnAgents, AuthTenant, ok, a.listAgents),
@@ -209,6 +212,9 @@ func (a *API) dispatch(ctx context.Context, name string, r *request) events.APIG
 	if err != nil {
 		a.countRefusal(r, err)
 		return respondError(r.log, err)
+	}
+	if raw, ok := body.(rawAnswer); ok {
+		return raw.response(ep.status)
 	}
 	return respond(ep.status, body)
 }

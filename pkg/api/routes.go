@@ -15,7 +15,7 @@ type Auth string
 
 // Route authorization kinds.
 const (
-	// AuthNone: no authorization (health).
+	// AuthNone: no authorization (health, the OpenAPI document and the reference).
 	AuthNone Auth = "none"
 	// AuthTenant: the Lambda authorizer resolves the bearer API key to a tenant.
 	AuthTenant Auth = "tenant"
@@ -59,6 +59,9 @@ const (
 func Routes() []Route {
 	return []Route{
 		{"GET", "/health", FnHealth, AuthNone},
+		{"GET", OpenAPIPath, FnHealth, AuthNone},
+		{"GET", DocsPath, FnHealth, AuthNone},
+		{"GET", DocsStylePath, FnHealth, AuthNone},
 
 		{"POST", "/v1/agents", FnAgents, AuthTenant},
 		{"GET", "/v1/agents", FnAgents, AuthTenant},

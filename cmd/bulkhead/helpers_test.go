@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bulkhead-dev/bulkhead/pkg/api/apispec"
 )
 
 // Deadlines for the platform process. They bound a hung process; a healthy
@@ -359,6 +361,12 @@ func (c *client) do(tb testing.TB, method, path, key string, body any) *response
 	r, err := readResponse(resp, method, path)
 	if err != nil {
 		tb.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	// Every answer is held to the OpenAPI document.
+	if oracle, err := apispec.Load(); err != nil {
+		tb.Fatalf("OpenAPI document: %v", err)
+	} else if err := oracle.Check(req, r.Status, r.Header, r.Body); err != nil {
+		tb.Error(err)
 	}
 	return r
 }

@@ -2,165 +2,45 @@ package api_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"io"
-	"mime"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/api"
+	"github.com/bulkhead-dev/bulkhead/pkg/api/apispec"
 )
 
-// spec is the OpenAPI document as served (GET /openapi.json), loaded and
-// validated by kin-openapi once per test binary, with a router over its paths.
-var spec = sync.OnceValues(func() (*specOracle, error) {
-	b, err := api.OpenAPIJSON()
-	if err != nil {
-		return nil, err
-	}
-	loader := openapi3.NewLoader()
-	doc, err := loader.LoadFromData(b)
-	if err != nil {
-		return nil, err
-	}
-	if err := doc.Validate(context.Background()); err != nil {
-		return nil, err
-	}
-	// The router matches paths only: the server URL is the deployment's.
-	routed := *doc
-	routed.Servers = nil
-	r, err := legacy.NewRouter(&routed)
-	if err != nil {
-		return nil, err
-	}
-	return &specOracle{doc: doc, router: r}, nil
-})
-
-type specOracle struct {
-	doc    *openapi3.T
-	router routers.Router
-}
-
-func loadSpec(tb testing.TB) *specOracle {
+func loadSpec(tb testing.TB) *apispec.Oracle {
 	tb.Helper()
-	s, err := spec()
+	s, err := apispec.Load()
 	if err != nil {
 		tb.Fatalf("OpenAPI document: %v", err)
 	}
 	return s
 }
 
-func init() {
-	// The reference page, its style sheet and knowledge base documents are
-	// text: their bodies are validated as strings.
-	text := func(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
-		b, err := io.ReadAll(body)
-		return string(b), err
-	}
-	openapi3filter.RegisterBodyDecoder("text/html", text)
-	openapi3filter.RegisterBodyDecoder("text/css", text)
-	openapi3filter.RegisterBodyDecoder("text/markdown", text)
-}
-
-// checkResponse validates one response against the OpenAPI document: its
-// status must be documented for the operation, its Content-Type must be one
-// the operation answers with that status, and its body must match the
-// schema. A Server-Sent Events stream is checked for its content type only.
-// A request that matches no operation (an unknown path or method) must be
-// answered with the error shape.
-//
-// Benchmarks skip it: they measure the API, not the validator.
+// checkResponse validates one exchange against the OpenAPI document
+// (apispec.Oracle.Check). Benchmarks skip it: they measure the API, not the
+// validator.
 func checkResponse(tb testing.TB, req *http.Request, status int, header http.Header, raw []byte) {
 	tb.Helper()
 	if _, bench := tb.(*testing.B); bench {
 		return
 	}
-	s := loadSpec(tb)
-	route, params, err := s.router.FindRoute(req)
-	if err != nil {
-		if status < 400 {
-			tb.Errorf("OpenAPI: %s %s matches no operation (%v) but answered %d", req.Method, req.URL.Path, err, status)
-			return
-		}
-		checkErrorShape(tb, s, req, status, raw)
-		return
-	}
-	if status < 300 {
-		checkAcceptedRequest(tb, req, route, params)
-	}
-	mt, _, _ := mime.ParseMediaType(header.Get("Content-Type"))
-	if mt == api.EventStreamType {
-		resp := route.Operation.Responses.Status(status)
-		if resp == nil || resp.Value.Content.Get(api.EventStreamType) == nil {
-			tb.Errorf("OpenAPI: %s %s answered %d as %s, which the document does not list", req.Method, route.Path, status, mt)
-		}
-		return
-	}
-	in := &openapi3filter.ResponseValidationInput{
-		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
-		Status:                 status,
-		Header:                 header,
-		Body:                   io.NopCloser(bytes.NewReader(raw)),
-		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
-	}
-	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
-		tb.Errorf("OpenAPI: %s %s: response %d does not match the document: %v\nbody: %.2000s", req.Method, route.Path, status, err, raw)
-	}
-}
-
-// checkAcceptedRequest validates a request the API accepted against the
-// operation's parameters and request body: what the handlers take, the
-// document must allow.
-func checkAcceptedRequest(tb testing.TB, req *http.Request, route *routers.Route, params map[string]string) {
-	tb.Helper()
-	r := req.Clone(context.Background())
-	r.Body = http.NoBody
-	if req.GetBody != nil {
-		body, err := req.GetBody()
-		if err != nil {
-			tb.Errorf("OpenAPI: request body: %v", err)
-			return
-		}
-		r.Body = body
-	}
-	// Handlers read a JSON body whatever its Content-Type (the harness sends none).
-	if rb := route.Operation.RequestBody; rb != nil && r.Header.Get("Content-Type") == "" && rb.Value.Content.Get("application/json") != nil {
-		r.Header.Set("Content-Type", "application/json")
-	}
-	in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route,
-		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, MultiError: true}}
-	if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
-		tb.Errorf("OpenAPI: %s %s: the API accepted a request the document refuses: %v", req.Method, route.Path, err)
-	}
-}
-
-// checkErrorShape validates a response outside every operation against the Error schema.
-func checkErrorShape(tb testing.TB, s *specOracle, req *http.Request, status int, raw []byte) {
-	tb.Helper()
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		tb.Errorf("OpenAPI: %s %s answered %d with a body that is not JSON: %.500s", req.Method, req.URL.Path, status, raw)
-		return
-	}
-	if err := s.doc.Components.Schemas["Error"].Value.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil {
-		tb.Errorf("OpenAPI: %s %s answered %d with a body that is not the error shape: %v", req.Method, req.URL.Path, status, err)
+	if err := loadSpec(tb).Check(req, status, header, raw); err != nil {
+		tb.Error(err)
 	}
 }
 
 // TestOpenAPIDocumentValid loads the document and validates it (OpenAPI 3.1).
 func TestOpenAPIDocumentValid(t *testing.T) {
 	s := loadSpec(t)
-	if !s.doc.IsOpenAPI31OrLater() {
-		t.Errorf("openapi %q, want 3.1", s.doc.OpenAPI)
+	if !s.Doc.IsOpenAPI31OrLater() {
+		t.Errorf("openapi %q, want 3.1", s.Doc.OpenAPI)
 	}
 	// The YAML as written and the JSON as served are the same document.
 	y, err := openapi3.NewLoader().LoadFromData(api.OpenAPIYAML())
@@ -168,7 +48,7 @@ func TestOpenAPIDocumentValid(t *testing.T) {
 		t.Fatalf("openapi.yaml: %v", err)
 	}
 	a, _ := json.Marshal(y)
-	b, _ := json.Marshal(s.doc)
+	b, _ := json.Marshal(s.Doc)
 	if !bytes.Equal(a, b) {
 		t.Error("openapi.yaml and /openapi.json differ")
 	}
@@ -184,7 +64,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		routes[r.Method+" "+r.Resource] = r
 	}
 	ops := map[string]*openapi3.Operation{}
-	for path, item := range s.doc.Paths.Map() {
+	for path, item := range s.Doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			ops[method+" "+path] = op
 		}
@@ -195,7 +75,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			t.Errorf("route %s is not in the OpenAPI document", k)
 			continue
 		}
-		sec := s.doc.Security
+		sec := s.Doc.Security
 		if op.Security != nil {
 			sec = *op.Security
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/api"
+	"github.com/bulkhead-dev/bulkhead/pkg/api/apispec"
 	"github.com/bulkhead-dev/bulkhead/pkg/client"
 	"github.com/bulkhead-dev/bulkhead/pkg/gateway"
 	"github.com/bulkhead-dev/bulkhead/pkg/platform/platformtest"
@@ -40,7 +41,12 @@ func startPlatform(tb testing.TB, opts ...platformtest.Option) *platform {
 	if err != nil {
 		tb.Fatalf("gateway: %v", err)
 	}
-	srv := httptest.NewServer(gw)
+	oracle, err := apispec.Load()
+	if err != nil {
+		tb.Fatalf("OpenAPI document: %v", err)
+	}
+	// Every answer the SDK gets is held to the OpenAPI document.
+	srv := httptest.NewServer(oracle.Handler(gw, func(err error) { tb.Error(err) }))
 	tb.Cleanup(srv.Close)
 	return &platform{url: srv.URL, op: client.NewOperator(srv.URL, adminToken)}
 }

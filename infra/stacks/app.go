@@ -30,6 +30,9 @@ const (
 	CtxNag = "nag"
 	// CtxAssetDir: where the function zips are (default "dist").
 	CtxAssetDir = "assetDir"
+	// CtxPortalDir: the portal's static files the stacks deploy (default
+	// DefaultPortalDir).
+	CtxPortalDir = "portalDir"
 	// CtxAlarmEmail: an address subscribed to the alarm topic.
 	CtxAlarmEmail = "alarmEmail"
 	// CtxMaxTenantKeys: BULKHEAD_MAX_TENANT_KEYS for the admin function.
@@ -51,6 +54,7 @@ type AppConfig struct {
 	DestroyData    bool
 	Nag            bool
 	AssetDir       string
+	PortalDir      string
 	AlarmEmail     string
 	MaxTenantKeys  int
 	ExecuteTimeout time.Duration
@@ -61,7 +65,7 @@ type AppConfig struct {
 // node's TryGetContext). Values may be JSON values (cdk.json) or strings
 // (-c key=value).
 func ConfigFromContext(get func(key string) any) (AppConfig, error) {
-	cfg := AppConfig{ExampleSilo: true, AssetDir: "dist"}
+	cfg := AppConfig{ExampleSilo: true, AssetDir: "dist", PortalDir: DefaultPortalDir}
 	var err error
 	str := func(k string) string {
 		switch v := get(k).(type) {
@@ -102,6 +106,9 @@ func ConfigFromContext(get func(key string) any) (AppConfig, error) {
 	cfg.Nag = boolean(CtxNag, false)
 	if s := str(CtxAssetDir); s != "" {
 		cfg.AssetDir = s
+	}
+	if s := str(CtxPortalDir); s != "" {
+		cfg.PortalDir = s
 	}
 	cfg.AlarmEmail = str(CtxAlarmEmail)
 	cfg.MaxTenantKeys = integer(CtxMaxTenantKeys)
@@ -208,6 +215,7 @@ type Stacks struct {
 func Build(app awscdk.App, cfg AppConfig, env *awscdk.Environment) Stacks {
 	platform := PlatformProps{
 		AssetDir:                  cfg.AssetDir,
+		PortalDir:                 cfg.PortalDir,
 		DestroyData:               cfg.DestroyData,
 		AlarmEmail:                cfg.AlarmEmail,
 		MaxTenantKeys:             cfg.MaxTenantKeys,

@@ -9,8 +9,10 @@
 // authorizer and apiKeySource = AUTHORIZER, one usage plan per tier generated
 // from bulkhead.Tiers(), gateway responses in the platform's error shape, the
 // tenant-access role the data-plane functions assume with a per-tenant
-// session policy (pkg/tenantcreds), the monthly billing schedule, and a
-// CloudWatch dashboard, alarms and Contributor Insights rules.
+// session policy (pkg/tenantcreds), the monthly billing schedule, a
+// CloudWatch dashboard, alarms and Contributor Insights rules, and the portal:
+// pkg/portal/static in a private bucket behind a CloudFront distribution that
+// also routes the API's paths to the REST API's stage (same origin, no CORS).
 //
 // The tier table, the route table and the function names come from the Go
 // packages the functions themselves use, so the infrastructure cannot drift

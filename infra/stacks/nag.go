@@ -124,6 +124,7 @@ func (p *Platform) suppressions() {
 			suppress(m, true, Suppression{Rule: "AwsSolutions-APIG4", Reason: reason})
 		}
 	}
+	p.portalSuppressions()
 	if p.props.ManageAPIGatewayAccount {
 		if role := p.API.Node().TryFindChild(jsii.String("CloudWatchRole")); role != nil {
 			suppress(role, true, Suppression{

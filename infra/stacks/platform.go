@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigateway"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudfront"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
@@ -18,6 +19,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3deployment"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
@@ -127,6 +129,9 @@ type PlatformProps struct {
 	// AssetDir is the directory holding <function>.zip for every function
 	// ("dist", what `make build` writes, when empty).
 	AssetDir string
+	// PortalDir is the directory of the portal's static files the stack
+	// deploys to its portal bucket (DefaultPortalDir when empty).
+	PortalDir string
 	// TenantID is the silo tenant, or "" for the pool (it only labels: the
 	// functions serve whichever tenants the table holds).
 	TenantID string
@@ -165,8 +170,19 @@ type Platform struct {
 	Table awsdynamodb.Table
 	// Bucket holds tenant objects under tenants/<id>/.
 	Bucket awss3.Bucket
-	// AccessLogBucket receives Bucket's server access logs.
+	// AccessLogBucket receives the server access logs of Bucket and
+	// PortalBucket and the portal distribution's standard logs.
 	AccessLogBucket awss3.Bucket
+	// PortalBucket holds the portal's static files, served only through
+	// Distribution (origin access control).
+	PortalBucket awss3.Bucket
+	// Distribution is the portal's CloudFront distribution: the files from
+	// PortalBucket, the API's paths from the REST API's stage.
+	Distribution awscloudfront.Distribution
+	// PortalDeployment copies PortalDir to PortalBucket on every deployment,
+	// with PortalDeploymentRole.
+	PortalDeployment     awss3deployment.BucketDeployment
+	PortalDeploymentRole awsiam.Role
 	// Functions maps function names (api.Fn*) to their Lambda functions.
 	Functions map[string]awslambda.Function
 	// Roles maps function names to their execution roles.
@@ -222,6 +238,9 @@ func NewPlatform(scope constructs.Construct, id string, props *PlatformProps) *P
 	if p.props.AssetDir == "" {
 		p.props.AssetDir = "dist"
 	}
+	if p.props.PortalDir == "" {
+		p.props.PortalDir = DefaultPortalDir
+	}
 	if p.props.StageName == "" {
 		p.props.StageName = "prod"
 	}
@@ -241,6 +260,7 @@ func NewPlatform(scope constructs.Construct, id string, props *PlatformProps) *P
 	p.sealing()
 	p.controlPlaneGrants()
 	p.restAPI()
+	p.portal()
 	p.adminGrants()
 	p.billingSchedule()
 	p.observability()
@@ -287,9 +307,13 @@ func (p *Platform) data() {
 	p.AccessLogBucket = awss3.NewBucket(p.Construct, jsii.String("AccessLogBucket"), &awss3.BucketProps{
 		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(),
 		// Server access logs can only be delivered to SSE-S3 buckets.
-		Encryption:      awss3.BucketEncryption_S3_MANAGED,
-		EnforceSSL:      jsii.Bool(true),
-		ObjectOwnership: awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
+		Encryption: awss3.BucketEncryption_S3_MANAGED,
+		EnforceSSL: jsii.Bool(true),
+		// The portal distribution's standard logs need ACLs enabled:
+		// CloudFront adds the log delivery account to the bucket's ACL.
+		// Objects written with bucket-owner-full-control still belong to
+		// the bucket owner.
+		ObjectOwnership: awss3.ObjectOwnership_BUCKET_OWNER_PREFERRED,
 		LifecycleRules: &[]*awss3.LifecycleRule{{
 			Id:         jsii.String("expire-access-logs"),
 			Expiration: awscdk.Duration_Days(jsii.Number(90)),

@@ -102,6 +102,8 @@ func stacksUnderTest(t *testing.T) (pool, silo *synthesized) {
 		for _, name := range stacks.FunctionNames() {
 			writePlaceholderZip(filepath.Join(assets, name+".zip"), name)
 		}
+		portal := filepath.Join(dir, "portal")
+		writePlaceholderPortal(portal)
 
 		ctx, err := stacks.ContextFromFile("../../cdk.json")
 		if err != nil {
@@ -109,6 +111,7 @@ func stacksUnderTest(t *testing.T) (pool, silo *synthesized) {
 		}
 		ctx[stacks.CtxSiloTenants] = siloTenant
 		ctx[stacks.CtxAssetDir] = assets
+		ctx[stacks.CtxPortalDir] = portal
 		ctx[stacks.CtxOpenAIBaseURL] = openAIBaseURL
 		ctx[stacks.CtxOpenAIKeySecret] = openAIKeySecret
 		app := stacks.NewApp(ctx, filepath.Join(dir, "cdk.out"))
@@ -123,7 +126,7 @@ func stacksUnderTest(t *testing.T) (pool, silo *synthesized) {
 		}
 		disposable := stacks.NewSiloStack(app, stacks.SiloStackPrefix+"disposable", &stacks.SiloStackProps{
 			TenantID: "disposable",
-			Platform: stacks.PlatformProps{AssetDir: assets, DestroyData: true},
+			Platform: stacks.PlatformProps{AssetDir: assets, PortalDir: portal, DestroyData: true},
 		})
 		fixture.pool = synthesize(built.Pool.Stack)
 		fixture.silo = synthesize(built.Silos[0].Stack)
@@ -182,6 +185,23 @@ func writePlaceholderZip(path, name string) {
 	fmt.Fprintf(w, "#!/bin/sh\necho placeholder for %s\n", name)
 	if err := zw.Close(); err != nil {
 		panic(err)
+	}
+}
+
+// writePlaceholderPortal writes the portal's three files, so that the tests
+// do not depend on the real ones.
+func writePlaceholderPortal(dir string) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		panic(err)
+	}
+	for name, body := range map[string]string{
+		"index.html": "<!doctype html><title>placeholder</title><script src=\"app.js\"></script>\n",
+		"app.js":     "// placeholder\n",
+		"app.css":    "/* placeholder */\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			panic(err)
+		}
 	}
 }
 
@@ -373,9 +393,11 @@ func TestFunctions(t *testing.T) {
 		api.FnBilling: 900,
 	}
 	both(t, func(t *testing.T, s *synthesized) {
+		// The platform's functions, and the handler of the portal's
+		// BucketDeployment (TestPortal).
 		fns := s.ofType("AWS::Lambda::Function")
-		if len(fns) != len(stacks.FunctionNames()) {
-			t.Errorf("%d functions, want %d", len(fns), len(stacks.FunctionNames()))
+		if len(fns) != len(stacks.FunctionNames())+1 {
+			t.Errorf("%d functions, want %d and the portal deployment's", len(fns), len(stacks.FunctionNames()))
 		}
 		keys := map[string]string{}
 		for _, name := range stacks.FunctionNames() {
@@ -451,8 +473,9 @@ func TestFunctions(t *testing.T) {
 func TestLogGroupsHaveRetention(t *testing.T) {
 	both(t, func(t *testing.T, s *synthesized) {
 		groups := s.ofType("AWS::Logs::LogGroup")
-		// One per function, the API's access logs and its execution logs.
-		if want := len(stacks.FunctionNames()) + 2; len(groups) != want {
+		// One per function, the API's access logs and its execution logs,
+		// the portal deployment's handler.
+		if want := len(stacks.FunctionNames()) + 3; len(groups) != want {
 			t.Errorf("%d log groups, want %d", len(groups), want)
 		}
 		for _, id := range groups {
@@ -741,8 +764,8 @@ func TestTable(t *testing.T) {
 func TestBuckets(t *testing.T) {
 	both(t, func(t *testing.T, s *synthesized) {
 		buckets := s.ofType("AWS::S3::Bucket")
-		if len(buckets) != 2 {
-			t.Fatalf("%d buckets, want the data bucket and its access-log bucket", len(buckets))
+		if len(buckets) != 3 {
+			t.Fatalf("%d buckets, want the data bucket, the portal bucket and the access-log bucket", len(buckets))
 		}
 		var data resource
 		for _, id := range buckets {

@@ -143,7 +143,7 @@
         if (err.detail.quota_type) parts.push('Quota: ' + err.detail.quota_type + '.');
         if (err.detail.limit !== undefined) parts.push('Limit ' + num(err.detail.limit) + ', used ' + num(err.detail.used) + '.');
         if (reset && !isNaN(reset)) parts.push('Resets at ' + when(reset.toISOString()) + '.');
-        if (err.retryAfter) parts.push('Retry after ' + err.retryAfter + ' s.');
+        if (err.retryAfter && !err.detail.resets_at) parts.push('Retry after ' + err.retryAfter + ' s.');
         box.appendChild(el('div', { class: 'error-reset', text: parts.join(' ') }));
       }
     } else {
@@ -313,10 +313,16 @@
         root.appendChild(svg('rect', { x: x + pw * 0.15, y: T + ph - h, width: pw * 0.7, height: h, class: 'bar', 'data-date': v.date, 'data-tokens': v.tokens },
           svg('title', {}, v.date + ': ' + num(v.tokens) + ' tokens, ' + usd(v.cost) + ', ' + num(v.executions) + ' executions')));
       }
-      points.push((x + pw / 2).toFixed(1) + ',' + (T + ph - ((v ? v.cost : 0) / maxCost) * ph).toFixed(1));
+      if (v) {
+        const cx = x + pw / 2, cy = T + ph - (v.cost / maxCost) * ph;
+        points.push(cx.toFixed(1) + ',' + cy.toFixed(1));
+        root.appendChild(svg('circle', { cx: cx.toFixed(1), cy: cy.toFixed(1), r: 3.5, class: 'spend-dot', 'data-date': v.date, 'data-cost': v.cost },
+          svg('title', {}, v.date + ': ' + usd(v.cost))));
+      }
       if (d === 1 || d % 5 === 0) root.appendChild(svg('text', { x: x + pw / 2, y: H - 8, class: 'tick', 'text-anchor': 'middle' }, String(d)));
     }
-    root.appendChild(svg('polyline', { points: points.join(' '), class: 'spend-line' }));
+    // The spend line joins the days that had executions, drawn under the dots.
+    root.insertBefore(svg('polyline', { points: points.join(' '), class: 'spend-line' }), root.querySelector('.spend-dot'));
     const legend = el('p', { class: 'legend' }, el('span', { class: 'swatch tokens' }), ' tokens per day  ', el('span', { class: 'swatch spend' }), ' spend per day (USD)');
     const rows = days.map((d) => el('tr', {}, el('td', { text: d.date }), el('td', { text: num(d.executions) }), el('td', { text: num(d.tokens) }), el('td', { text: usd(d.cost) })));
     return el('div', {}, root, legend, table(['Day', 'Executions', 'Tokens', 'Spend'], rows, { class: 'compact' }));

@@ -91,8 +91,9 @@
       }
     }
     if (!res.ok) {
-      if (res.status === 401) signedOut();
-      throw new APIError(res.status, data, res.headers);
+      const err = new APIError(res.status, data, res.headers);
+      if (res.status === 401) signedOut(err); // the key is no longer valid: forget it
+      throw err;
     }
     return data;
   }
@@ -170,7 +171,7 @@
 
   // ---- sign-in ----------------------------------------------------------
 
-  function signedOut() {
+  function signedOut(reason) {
     apiKey = '';
     try {
       window.sessionStorage.removeItem(KEY_STORAGE);
@@ -179,6 +180,7 @@
     $('view').hidden = true;
     $('view').replaceChildren();
     $('signin').hidden = false;
+    $('signin-error').replaceChildren(reason instanceof Error ? errorView(reason) : '');
   }
 
   async function signIn(ev) {
@@ -766,12 +768,12 @@
   function start() {
     $('signin-form').addEventListener('submit', signIn);
     $('signout').addEventListener('click', () => {
-      signedOut();
+      signedOut(null);
       location.hash = '';
     });
     window.addEventListener('hashchange', route);
     if (apiKey) showApp();
-    else signedOut();
+    else signedOut(null);
   }
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);

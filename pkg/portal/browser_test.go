@@ -417,6 +417,26 @@ func TestPortalInBrowser(t *testing.T) {
 		t.Errorf("the revoked key answers %d, want 403", st)
 	}
 
+	// Disable the agent, then delete it (the second click confirms).
+	agentRow := `#agents-table tr[data-agent-id="` + agentID + `"]`
+	b.open("#/agents", "agents")
+	b.do("disable agent",
+		chromedp.Click(chromedp.CSS(agentRow+" .toggle")),
+		chromedp.WaitVisible(chromedp.CSS(agentRow+" .status-disabled")))
+	var ag struct {
+		Status string `json:"status"`
+	}
+	if call(t, "GET", base+"/v1/agents/"+agentID, acme.Key, nil, &ag); ag.Status != "disabled" {
+		t.Errorf("agent status %q after Disable", ag.Status)
+	}
+	b.do("delete agent",
+		chromedp.Click(chromedp.CSS(agentRow+" .delete")),
+		chromedp.Click(chromedp.CSS(agentRow+" .delete")),
+		chromedp.WaitVisible(chromedp.CSS(`#view[data-ready="agents"] .empty`)))
+	if st := call(t, "GET", base+"/v1/agents/"+agentID, acme.Key, nil, nil); st != 404 {
+		t.Errorf("deleted agent answers %d, want 404", st)
+	}
+
 	// Nothing of the markup ran.
 	if v := eval[string](b, `String(window.__pwned)`); v != "undefined" {
 		t.Errorf("injected markup ran: window.__pwned = %s", v)

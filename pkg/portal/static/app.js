@@ -344,7 +344,7 @@
     }
     const msg = el('div', { class: 'messages' });
     const rows = agents.map((a) => {
-      const del = el('button', { type: 'button', class: 'danger', text: 'Delete' });
+      const del = el('button', { type: 'button', class: 'danger delete', text: 'Delete' });
       del.addEventListener('click', async () => {
         if (del.dataset.armed !== '1') {
           del.dataset.armed = '1';
@@ -358,7 +358,7 @@
           msg.replaceChildren(errorView(err));
         }
       });
-      const toggle = el('button', { type: 'button', text: a.status === 'active' ? 'Disable' : 'Enable' });
+      const toggle = el('button', { type: 'button', class: 'toggle', text: a.status === 'active' ? 'Disable' : 'Enable' });
       toggle.addEventListener('click', async () => {
         try {
           await api('PATCH', '/v1/agents/' + seg(a.agent_id), { status: a.status === 'active' ? 'disabled' : 'active' });

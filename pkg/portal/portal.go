@@ -10,7 +10,9 @@
 package portal
 
 import (
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"io/fs"
 	"net/http"
 	"path"
@@ -41,6 +43,18 @@ const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 
 func Handler(api http.Handler) http.Handler {
 	static := Files()
 	fileServer := http.FileServerFS(static)
+	// Embedded files have no modification time: an ETag of their content
+	// lets a browser revalidate (no-cache) with a 304 instead of the bytes.
+	etags := map[string]string{}
+	_ = fs.WalkDir(static, ".", func(name string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if b, err := fs.ReadFile(static, name); err == nil {
+				sum := sha256.Sum256(b)
+				etags[name] = `"` + hex.EncodeToString(sum[:16]) + `"`
+			}
+		}
+		return nil
+	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name, ok := portalFile(static, r)
 		if !ok {
@@ -54,6 +68,7 @@ func Handler(api http.Handler) http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		// Revalidate every time: a new build is picked up at the next load.
 		h.Set("Cache-Control", "no-cache")
+		h.Set("ETag", etags[name])
 		if name == "index.html" {
 			// FileServer redirects /index.html to /; serve the bytes directly.
 			http.ServeFileFS(w, r, static, name)

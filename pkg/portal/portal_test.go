@@ -72,6 +72,30 @@ func TestHandler(t *testing.T) {
 	}
 }
 
+// TestRevalidation: a file asked for again with its ETag is a 304.
+func TestRevalidation(t *testing.T) {
+	srv := httptest.NewServer(portal.Handler(http.NotFoundHandler()))
+	defer srv.Close()
+	for _, path := range []string{"/", "/app.js"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		etag := resp.Header.Get("ETag")
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		req.Header.Set("If-None-Match", etag)
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if etag == "" || resp.StatusCode != http.StatusNotModified {
+			t.Errorf("GET %s with If-None-Match %s: %d", path, etag, resp.StatusCode)
+		}
+	}
+}
+
 // TestPolicyIsStrict: the policy allows nothing inline, nothing evaluated
 // and no other origin.
 func TestPolicyIsStrict(t *testing.T) {

@@ -417,6 +417,12 @@ func TestPortalInBrowser(t *testing.T) {
 		t.Errorf("the revoked key answers %d, want 403", st)
 	}
 
+	// No month is closed yet: the invoices page says so.
+	b.open("#/invoices", "invoices")
+	if got := b.text("#view .empty"); !strings.Contains(got, "No invoices yet") {
+		t.Errorf("invoices empty state: %q", got)
+	}
+
 	// Disable the agent, then delete it (the second click confirms).
 	agentRow := `#agents-table tr[data-agent-id="` + agentID + `"]`
 	b.open("#/agents", "agents")

@@ -27,7 +27,7 @@ GO_FILES := find . -name '*.go' -not -path './.git/*' -not -path '*/node_modules
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run build test fuzz bench cost lint vet fmt-check fmt clean bin/bulkhead bin/zipdir \
+.PHONY: help run build test browser fuzz bench cost lint vet fmt-check fmt clean bin/bulkhead bin/zipdir \
 	$(addprefix build-,$(FUNCTIONS))
 
 help: ## List the targets.
@@ -37,7 +37,7 @@ help: ## List the targets.
 	@echo
 	@echo 'functions: $(FUNCTIONS)'
 
-run: bin/bulkhead ## Build and start the local platform (bulkhead dev); Ctrl-C stops it.
+run: bin/bulkhead ## Build and start the local platform (bulkhead dev); its banner prints the portal's URL. Ctrl-C stops it.
 	exec ./bin/bulkhead dev
 
 build: $(addprefix build-,$(FUNCTIONS)) bin/bulkhead ## Package every function to dist/<name>.zip (linux/arm64) and build bin/bulkhead.
@@ -57,7 +57,23 @@ bin/bulkhead:
 bin/zipdir:
 	@$(GO) build -buildvcs=false -o $@ ./scripts/zipdir
 
-test: lint ## Vet, check formatting and run every test with the race detector.
+# The portal's browser tests (pkg/portal) drive Debian's headless Chromium.
+# As root, a missing /usr/bin/chromium is installed with apt-get; otherwise a
+# missing browser stops here with what to do (the tests never skip silently).
+CHROMIUM ?= $(or $(BULKHEAD_CHROMIUM),/usr/bin/chromium)
+
+browser: ## Install Chromium for the portal's browser tests when it is missing (apt-get, as root).
+	@if [ -x "$(CHROMIUM)" ]; then echo "browser: $(CHROMIUM) is installed"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo 'browser: installing chromium for the portal tests (apt-get)'; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; \
+	else \
+		echo "error: $(CHROMIUM) not found. The portal's browser tests (pkg/portal) need Chromium:" >&2; \
+		echo '       as root, run `make browser` (apt-get install -y --no-install-recommends chromium),' >&2; \
+		echo '       or set BULKHEAD_CHROMIUM to a Chromium or Chrome binary.' >&2; exit 1; \
+	fi
+
+test: lint browser ## Vet, check formatting and run every test with the race detector.
 ifeq ($(RACE),)
 	@echo 'warning: cgo is off (no C compiler?), so the tests run WITHOUT the race detector' >&2
 endif

@@ -116,6 +116,7 @@ func (e *e2e) banner(t *testing.T) {
 		"DynamoDB (embedded)": "http://127.0.0.1:",
 		"S3 (embedded)":       "http://127.0.0.1:",
 		"Bulkhead API":        "http://127.0.0.1:",
+		"Portal":              "http://127.0.0.1:",
 		"Admin token":         adminToken,
 		"Demo tenant":         "tn_",
 		"Demo API key":        "bk_live_",

@@ -28,6 +28,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/pkg/embedded"
 	"github.com/bulkhead-dev/bulkhead/pkg/gateway"
 	"github.com/bulkhead-dev/bulkhead/pkg/platform"
+	"github.com/bulkhead-dev/bulkhead/pkg/portal"
 	"github.com/bulkhead-dev/bulkhead/pkg/sealed"
 	"github.com/bulkhead-dev/bulkhead/pkg/ssrf"
 )
@@ -310,10 +311,13 @@ func Start(ctx context.Context, c Config) (*Platform, error) {
 	// deadline once the body is read, so it never cuts an execution short;
 	// no WriteTimeout, which would. Gateway.Listener gives net/http's own
 	// refusals (a malformed percent-escape...) the platform's error shape.
-	p.srv = &http.Server{Handler: gw, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, IdleTimeout: idleTimeout}
+	// The portal's static files are served at "/" by this server itself,
+	// next to the API on the same origin; every other path is the API's.
+	p.srv = &http.Server{Handler: portal.Handler(gw), ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, IdleTimeout: idleTimeout}
 	go func() { p.served <- p.srv.Serve(gateway.Listener(ln)) }()
 
 	fmt.Fprintf(out, "Bulkhead API: %s\n", p.URL)
+	fmt.Fprintf(out, "Portal: %s/ (sign in with an API key)\n", p.URL)
 	fmt.Fprintf(out, "Admin token: %s\n", token)
 	if err := p.demo(ctx, c, out); err != nil {
 		_ = p.srv.Close()

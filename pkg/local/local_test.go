@@ -125,3 +125,38 @@ func TestMalformedPathGetsTheErrorShape(t *testing.T) {
 		t.Errorf("GET /v1/agents/%%zz: %d %q, want 400 invalid_request", resp.StatusCode, body)
 	}
 }
+
+// TestPortalIsServed: the local server serves the portal at "/" with its
+// security headers, and leaves the API's paths to the API.
+func TestPortalIsServed(t *testing.T) {
+	p, _ := startLocal(t, readTimeout, 0)
+	get := func(path string) (*http.Response, string) {
+		t.Helper()
+		resp, err := http.Get(p.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	for _, path := range []string{"/", "/app.js", "/app.css"} {
+		resp, _ := get(path)
+		if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'none'") ||
+			resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("Referrer-Policy") != "no-referrer" {
+			t.Errorf("GET %s: %d %v", path, resp.StatusCode, resp.Header)
+		}
+	}
+	if _, body := get("/"); !strings.Contains(body, `<script src="app.js"`) {
+		t.Errorf("GET / is not the portal: %.200s", body)
+	}
+	if resp, body := get("/health"); resp.StatusCode != 200 || !strings.Contains(body, "healthy") || resp.Header.Get("Content-Security-Policy") != "" {
+		t.Errorf("GET /health: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := get("/v1/agents"); resp.StatusCode != 401 || !strings.Contains(body, "unauthenticated") {
+		t.Errorf("GET /v1/agents without a key: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := get("/nope"); resp.StatusCode != 404 || !strings.Contains(body, "not_found") {
+		t.Errorf("GET /nope: %d %s", resp.StatusCode, body)
+	}
+}

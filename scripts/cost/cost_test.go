@@ -60,9 +60,11 @@ func TestCostModel(t *testing.T) {
 				t.Errorf("%s: %s: %+v, then %+v", a.Scenario, op, x, y)
 			}
 			// Bytes move with the timestamps in the items and objects
-			// (RFC 3339 drops trailing zeroes), by a few bytes at most.
+			// (RFC 3339 drops trailing zeroes), and with how well an
+			// idempotent answer's random ids compress on its usage record:
+			// by a few dozen bytes at most.
 			for _, v := range [][2]float64{{x.BytesIn, y.BytesIn}, {x.BytesOut, y.BytesOut}, {x.ItemBytesWritten, y.ItemBytesWritten}} {
-				if math.Abs(v[0]-v[1]) > 16 {
+				if math.Abs(v[0]-v[1]) > 64 {
 					t.Errorf("%s: %s: bytes %v, then %v", a.Scenario, op, v[0], v[1])
 				}
 			}

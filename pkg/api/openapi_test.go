@@ -3,7 +3,10 @@ package api_test
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
+	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -163,4 +166,34 @@ func TestOpenAPIStreamAndDelete(t *testing.T) {
 	if d.str("agent_id") != agent || d.body["deleted"] != true {
 		t.Errorf("delete: %s", d.raw)
 	}
+}
+
+// TestMain holds the API tests to the whole document: after a full run of
+// the package (no -run, -skip or fuzzing), every operation must have been
+// answered with a success, checked against the document, at least once.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	full := true
+	for _, name := range []string{"test.run", "test.skip", "test.fuzz"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" {
+			full = false
+		}
+	}
+	if code == 0 && full {
+		if s, err := apispec.Load(); err == nil {
+			var missing []string
+			for op, statuses := range s.Seen() {
+				if !slices.ContainsFunc(statuses, func(st int) bool { return st < 300 }) {
+					missing = append(missing, op)
+				}
+			}
+			if len(missing) > 0 {
+				slices.Sort(missing)
+				fmt.Fprintf(os.Stderr, "OpenAPI: no test got a success from %d operations, so their answers went unchecked: %s\n",
+					len(missing), strings.Join(missing, ", "))
+				code = 1
+			}
+		}
+	}
+	os.Exit(code)
 }

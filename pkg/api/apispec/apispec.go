@@ -27,6 +27,28 @@ import (
 type Oracle struct {
 	Doc    *openapi3.T
 	router routers.Router
+
+	mu   sync.Mutex
+	seen map[string]map[int]bool // operation ("GET /v1/agents") -> statuses checked
+}
+
+// Seen returns, for every operation of the document, the response statuses
+// Check has been given for it in this process (none for an operation no
+// exchange reached).
+func (o *Oracle) Seen() map[string][]int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := map[string][]int{}
+	for path, item := range o.Doc.Paths.Map() {
+		for method := range item.Operations() {
+			op := method + " " + path
+			out[op] = []int{}
+			for status := range o.seen[op] {
+				out[op] = append(out[op], status)
+			}
+		}
+	}
+	return out
 }
 
 // Load returns the document as served (GET /openapi.json), loaded and
@@ -80,6 +102,16 @@ func (o *Oracle) Check(req *http.Request, status int, header http.Header, body [
 		}
 		return o.checkErrorShape(req, status, body)
 	}
+	o.mu.Lock()
+	if o.seen == nil {
+		o.seen = map[string]map[int]bool{}
+	}
+	op := route.Method + " " + route.Path
+	if o.seen[op] == nil {
+		o.seen[op] = map[int]bool{}
+	}
+	o.seen[op][status] = true
+	o.mu.Unlock()
 	var errs []error
 	if status < 300 {
 		errs = append(errs, checkAcceptedRequest(req, route, params))

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bulkhead-dev/bulkhead/pkg/api"
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
 	"github.com/bulkhead-dev/bulkhead/pkg/gateway"
 	"github.com/bulkhead-dev/bulkhead/pkg/offline"
@@ -60,16 +59,7 @@ func newHarness(tb testing.TB, delay time.Duration, opts ...platformtest.Option)
 	h := &harness{t: tb, clock: &clock{t: time.Date(2026, 11, 28, 10, 30, 0, 0, time.UTC)},
 		model: &countingModel{inner: offline.New(delay)}}
 	h.env = platformtest.Start(tb, append([]platformtest.Option{platformtest.WithClock(h.clock.Now), platformtest.WithModel(h.model)}, opts...)...)
-	functions := map[string]api.Handler{}
-	for _, r := range api.Routes() {
-		functions[r.Function] = h.env.API.Function(r.Function)
-	}
-	gw, err := gateway.New(gateway.Config{Routes: api.Routes(), Functions: functions, Authorizer: h.env.API.Authorizer,
-		Streams:    map[string]api.StreamHandler{api.FnExecute: h.env.API.StreamFunction(api.FnExecute)},
-		AdminToken: adminToken, Now: h.clock.Now})
-	if err != nil {
-		tb.Fatalf("gateway: %v", err)
-	}
+	gw := h.env.Gateway(tb, adminToken, func(c *gateway.Config) { c.Now = h.clock.Now })
 	h.srv = httptest.NewServer(gw)
 	tb.Cleanup(h.srv.Close)
 	return h

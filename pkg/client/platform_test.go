@@ -12,10 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bulkhead-dev/bulkhead/pkg/api"
 	"github.com/bulkhead-dev/bulkhead/pkg/api/apispec"
 	"github.com/bulkhead-dev/bulkhead/pkg/client"
-	"github.com/bulkhead-dev/bulkhead/pkg/gateway"
 	"github.com/bulkhead-dev/bulkhead/pkg/platform/platformtest"
 )
 
@@ -30,17 +28,7 @@ type platform struct {
 
 func startPlatform(tb testing.TB, opts ...platformtest.Option) *platform {
 	tb.Helper()
-	env := platformtest.Start(tb, opts...)
-	functions := map[string]api.Handler{}
-	for _, r := range api.Routes() {
-		functions[r.Function] = env.API.Function(r.Function)
-	}
-	gw, err := gateway.New(gateway.Config{Routes: api.Routes(), Functions: functions, Authorizer: env.API.Authorizer,
-		Streams:    map[string]api.StreamHandler{api.FnExecute: env.API.StreamFunction(api.FnExecute)},
-		AdminToken: adminToken})
-	if err != nil {
-		tb.Fatalf("gateway: %v", err)
-	}
+	gw := platformtest.Start(tb, opts...).Gateway(tb, adminToken)
 	oracle, err := apispec.Load()
 	if err != nil {
 		tb.Fatalf("OpenAPI document: %v", err)

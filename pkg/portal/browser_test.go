@@ -17,8 +17,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/bulkhead-dev/bulkhead/pkg/api"
-	"github.com/bulkhead-dev/bulkhead/pkg/gateway"
 	"github.com/bulkhead-dev/bulkhead/pkg/platform/platformtest"
 	"github.com/bulkhead-dev/bulkhead/pkg/portal"
 )
@@ -37,17 +35,7 @@ const (
 // as `bulkhead dev` does.
 func startPortal(t *testing.T) string {
 	t.Helper()
-	env := platformtest.Start(t)
-	functions := map[string]api.Handler{}
-	for _, r := range api.Routes() {
-		functions[r.Function] = env.API.Function(r.Function)
-	}
-	gw, err := gateway.New(gateway.Config{Routes: api.Routes(), Functions: functions, Authorizer: env.API.Authorizer,
-		Streams:    map[string]api.StreamHandler{api.FnExecute: env.API.StreamFunction(api.FnExecute)},
-		AdminToken: adminToken})
-	if err != nil {
-		t.Fatalf("gateway: %v", err)
-	}
+	gw := platformtest.Start(t).Gateway(t, adminToken)
 	srv := httptest.NewServer(portal.Handler(gw))
 	t.Cleanup(srv.Close)
 	return srv.URL

@@ -5,6 +5,7 @@ package platformtest
 import (
 	"context"
 	"crypto/rand"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/pkg/awsclients"
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
 	"github.com/bulkhead-dev/bulkhead/pkg/embedded"
+	"github.com/bulkhead-dev/bulkhead/pkg/gateway"
 	"github.com/bulkhead-dev/bulkhead/pkg/offline"
 	"github.com/bulkhead-dev/bulkhead/pkg/platform"
 	"github.com/bulkhead-dev/bulkhead/pkg/sealed"
@@ -103,4 +105,27 @@ func Start(tb testing.TB, opts ...Option) *Env {
 	o.AWS.APIOptions = append(o.AWS.APIOptions, env.count)
 	env.API, env.Options = platform.New(o), o
 	return env
+}
+
+// Gateway is the local API Gateway emulation in front of the environment's
+// functions, as `bulkhead dev` serves them: every route of api.Routes(), the
+// authorizer, streamed execution and the admin token. opts adjust its
+// configuration (a clock, say) before it is built.
+func (e *Env) Gateway(tb testing.TB, adminToken string, opts ...func(*gateway.Config)) http.Handler {
+	tb.Helper()
+	functions := map[string]api.Handler{}
+	for _, r := range api.Routes() {
+		functions[r.Function] = e.API.Function(r.Function)
+	}
+	cfg := gateway.Config{Routes: api.Routes(), Functions: functions, Authorizer: e.API.Authorizer,
+		Streams:    map[string]api.StreamHandler{api.FnExecute: e.API.StreamFunction(api.FnExecute)},
+		AdminToken: adminToken}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	gw, err := gateway.New(cfg)
+	if err != nil {
+		tb.Fatalf("gateway: %v", err)
+	}
+	return gw
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
 	"github.com/bulkhead-dev/bulkhead/pkg/dynamo"
+	"github.com/bulkhead-dev/bulkhead/pkg/metrics"
 )
 
 func viewTenant(t bulkhead.Tenant) map[string]any {
@@ -119,6 +120,8 @@ func (a *API) operatorView(ctx context.Context, t bulkhead.Tenant) (any, error) 
 	if err != nil {
 		return nil, err
 	}
+	a.metrics.Emit(map[string]float64{metrics.BreakerState: metrics.BreakerStateValue(b.State(now))}, [][]string{{}},
+		map[string]any{"tenant_id": t.ID})
 	v := viewTenant(t)
 	cfg := t.Breaker()
 	breaker := map[string]any{

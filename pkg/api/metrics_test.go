@@ -38,9 +38,29 @@ func TestExecutionsAndRefusalsEmitMetrics(t *testing.T) {
 	h.setQuota(a, map[string]any{"max_requests_per_hour": 1})
 	h.must(429, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": "again"})
 
-	lines := buf.lines()
-	if len(lines) != 2 {
-		t.Fatalf("EMF lines: %q", lines)
+	// The execution and refusal lines, in order; the request, admission and
+	// breaker lines besides them are counted apart.
+	var lines []string
+	requests, admissions := 0, 0
+	for _, l := range buf.lines() {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("EMF line %q: %v", l, err)
+		}
+		switch {
+		case m["Tokens"] != nil || m["QuotaViolations"] != nil:
+			lines = append(lines, l)
+		case m["Requests"] != nil:
+			requests++
+			if m["RequestLatency"] == nil || m["function"] == nil || m["status_class"] == nil {
+				t.Errorf("request line: %s", l)
+			}
+		case m["AdmissionLatency"] != nil:
+			admissions++
+		}
+	}
+	if len(lines) != 2 || requests < 2 || admissions != 2 {
+		t.Fatalf("EMF lines: %q (%d request lines, %d admission lines)", lines, requests, admissions)
 	}
 	var exec, refusal map[string]any
 	_ = json.Unmarshal([]byte(lines[0]), &exec)

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/pkg/metrics"
 	"github.com/bulkhead-dev/bulkhead/pkg/runtime"
 )
 
@@ -212,8 +215,36 @@ func (a *API) serveEvent(ctx context.Context, name string, ev events.APIGatewayP
 	r := &request{APIGatewayProxyRequest: ev, stream: stream}
 	r.log = a.log.With("request_id", ev.RequestContext.RequestID, "route", routeKey(ev.HTTPMethod, ev.Resource), "function", name)
 	resp := a.dispatch(ctx, name, r)
-	r.log.Info("request", "status", resp.StatusCode, "duration_ms", time.Since(start).Milliseconds(), "streamed", stream != nil)
+	elapsed := time.Since(start)
+	r.log.Info("request", "status", resp.StatusCode, "duration_ms", elapsed.Milliseconds(), "streamed", stream != nil)
+	a.countRequest(r, name, resp, elapsed)
 	return resp
+}
+
+// countRequest emits a request's metrics: the request by function and status
+// class with its latency, and a store error when the answer is one.
+func (a *API) countRequest(r *request, name string, resp events.APIGatewayProxyResponse, elapsed time.Duration) {
+	if a.metrics == nil {
+		return
+	}
+	a.metrics.Emit(map[string]float64{metrics.Requests: 1, metrics.RequestLatency: float64(elapsed.Microseconds()) / 1000},
+		[][]string{{}, {"function"}}, map[string]any{"tenant_id": r.tenant, "function": name,
+			"status_class": strconv.Itoa(resp.StatusCode/100) + "xx", "route": routeKey(r.HTTPMethod, r.Resource)})
+	if resp.StatusCode < 500 {
+		return
+	}
+	var body struct {
+		Error struct {
+			Code bulkhead.Code `json:"code"`
+		} `json:"error"`
+	}
+	if json.Unmarshal([]byte(resp.Body), &body) != nil {
+		return
+	}
+	if c := body.Error.Code; c == bulkhead.Unavailable || c == bulkhead.Internal {
+		a.metrics.Emit(map[string]float64{metrics.StoreErrors: 1}, [][]string{{}, {"code"}},
+			map[string]any{"code": string(c), "tenant_id": r.tenant, "function": name})
+	}
 }
 
 // validStream checks the body's "stream" field.

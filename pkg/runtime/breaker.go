@@ -7,6 +7,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
 	"github.com/bulkhead-dev/bulkhead/pkg/dynamo"
+	"github.com/bulkhead-dev/bulkhead/pkg/metrics"
 )
 
 // watchBreaker updates the tenant's circuit breaker after an execution
@@ -24,14 +25,17 @@ func (r *Runner) watchBreaker(ctx context.Context, ts *dynamo.TenantStore, tenan
 	log := r.logger().With("tenant_id", tenant.ID)
 	if seen.State(exec.StartedAt) == "half_open" {
 		var err error
+		var changed bool
 		if failed {
-			_, err = ts.TripBreaker(ctx, now, now.Add(cfg.CoolDown), "half-open probe failed", &seen)
+			changed, err = ts.TripBreaker(ctx, now, now.Add(cfg.CoolDown), "half-open probe failed", &seen)
 			log.Warn("circuit breaker re-opened", "reason", "half-open probe failed")
 		} else {
-			_, err = ts.ResetBreaker(ctx, now, &seen)
+			changed, err = ts.ResetBreaker(ctx, now, &seen)
 		}
 		if err != nil {
 			log.Error("circuit breaker update", "error", err)
+		} else if changed {
+			r.breakerChanged(tenant.ID, failed)
 		}
 		return
 	}
@@ -60,7 +64,19 @@ func (r *Runner) watchBreaker(ctx context.Context, ts *dynamo.TenantStore, tenan
 		log.Error("circuit breaker trip", "error", err)
 	} else if tripped {
 		log.Warn("circuit breaker opened", "reason", reason)
+		r.breakerChanged(tenant.ID, true)
 	}
+}
+
+// breakerChanged emits the tenant's breaker state after this process changed
+// it: open, or closed.
+func (r *Runner) breakerChanged(tenantID string, open bool) {
+	state := "closed"
+	if open {
+		state = "open"
+	}
+	r.Metrics.Emit(map[string]float64{metrics.BreakerState: metrics.BreakerStateValue(state)}, [][]string{{}},
+		map[string]any{"tenant_id": tenantID})
 }
 
 // spendCheckDue rations spend-velocity reads: at most one per tenant per

@@ -314,7 +314,14 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request, deadline t
 	lease := limits.MaxWallTime + r.leaseMargin()
 	adm := dynamo.Admission{ExecutionID: exec.ID, AgentID: agent.ID, Conversation: claim, ConversationID: convID, Turn: turn,
 		Now: started, Lease: lease, Quota: tenant.Quota(), Reserve: reserve, Counter: &ec.Counter}
-	if err := tracing.Span(ctx, "admit", func(ctx context.Context) error { return r.admit(ctx, st, adm) }); err != nil {
+	admitStart := time.Now()
+	err = tracing.Span(ctx, "admit", func(ctx context.Context) error { return r.admit(ctx, st, adm) })
+	// The breaker's state as this admission read it, with the admission's latency.
+	r.Metrics.Emit(map[string]float64{
+		metrics.AdmissionLatency: float64(time.Since(admitStart).Microseconds()) / 1000,
+		metrics.BreakerState:     metrics.BreakerStateValue(ec.Breaker.State(started)),
+	}, [][]string{{}}, map[string]any{"tenant_id": tenant.ID, "admitted": err == nil})
+	if err != nil {
 		return Result{}, err
 	}
 	r.inflight.Add(1)

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
 	"github.com/bulkhead-dev/bulkhead/pkg/embedded"
 	"github.com/bulkhead-dev/bulkhead/pkg/gateway"
+	"github.com/bulkhead-dev/bulkhead/pkg/metrics"
 	"github.com/bulkhead-dev/bulkhead/pkg/platform"
 	"github.com/bulkhead-dev/bulkhead/pkg/portal"
 	"github.com/bulkhead-dev/bulkhead/pkg/sealed"
@@ -68,6 +70,9 @@ type Config struct {
 	// ToolGuard is the SSRF guard of tenant tools' calls; nil allows no
 	// exception (BULKHEAD_TOOL_ALLOW_HOSTS sets them).
 	ToolGuard *ssrf.Guard
+	// MetricsTenants bounds the tenant_id labels of /metrics
+	// (BULKHEAD_METRICS_TENANTS; metrics.DefaultTenantLabels when 0).
+	MetricsTenants int
 }
 
 // ConfigFromEnv reads the configuration from the environment.
@@ -118,6 +123,13 @@ func ConfigFromEnv() (Config, error) {
 		default:
 			return Config{}, fmt.Errorf("%s=%q: the only value is \"embedded\" (to use an endpoint, set %s)", s.name, v, s.endpointVar)
 		}
+	}
+	if v := os.Getenv("BULKHEAD_METRICS_TENANTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return Config{}, fmt.Errorf("BULKHEAD_METRICS_TENANTS=%q is not a positive integer", v)
+		}
+		c.MetricsTenants = n
 	}
 	if err := c.checkStores(); err != nil {
 		return Config{}, err
@@ -180,6 +192,8 @@ type Platform struct {
 	S3         *embedded.S3
 	// Demo is the demo tenant when this start created it (its key included).
 	Demo *Demo
+	// Metrics holds the metrics served at /metrics, counted from the start.
+	Metrics *metrics.Registry
 
 	srv    *http.Server
 	served chan error
@@ -206,7 +220,7 @@ func Start(ctx context.Context, c Config) (*Platform, error) {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	p := &Platform{served: make(chan error, 1), grace: c.ShutdownGrace, out: out}
+	p := &Platform{served: make(chan error, 1), grace: c.ShutdownGrace, out: out, Metrics: metrics.NewRegistry(c.MetricsTenants)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -215,7 +229,7 @@ func Start(ctx context.Context, c Config) (*Platform, error) {
 	}()
 
 	opts := platform.Options{Model: c.Model, Providers: c.Providers, Logger: logger, DynamoEndpoint: c.DynamoEndpoint, S3Endpoint: c.S3Endpoint,
-		ToolGuard: c.ToolGuard}
+		ToolGuard: c.ToolGuard, Metrics: metrics.NewRegistryEmitter(p.Metrics)}
 	if opts.ToolGuard == nil {
 		opts.ToolGuard = ssrf.New(nil)
 	}
@@ -312,8 +326,9 @@ func Start(ctx context.Context, c Config) (*Platform, error) {
 	// no WriteTimeout, which would. Gateway.Listener gives net/http's own
 	// refusals (a malformed percent-escape...) the platform's error shape.
 	// The portal's static files are served at "/" by this server itself,
-	// next to the API on the same origin; every other path is the API's.
-	p.srv = &http.Server{Handler: portal.Handler(gw), ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, IdleTimeout: idleTimeout}
+	// next to the API on the same origin; /metrics is the metrics' (with
+	// the admin token); every other path is the API's.
+	p.srv = &http.Server{Handler: metricsHandler(p.Metrics, token, portal.Handler(gw)), ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, IdleTimeout: idleTimeout}
 	go func() { p.served <- p.srv.Serve(gateway.Listener(ln)) }()
 
 	fmt.Fprintf(out, "Bulkhead API: %s\n", p.URL)

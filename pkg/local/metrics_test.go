@@ -1,0 +1,160 @@
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"math"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+)
+
+// call sends one request to the local server with a bearer token.
+func call(t *testing.T, method, url, token, body string) (int, http.Header, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+var promSample = regexp.MustCompile(`^([a-z_]+)\{([^}]*)\} (\S+)$`)
+
+// metricValue sums the samples of name whose labels include every one of
+// want (each `k="v"`).
+func metricValue(t *testing.T, text, name string, want ...string) float64 {
+	t.Helper()
+	var sum float64
+	for _, line := range strings.Split(text, "\n") {
+		m := promSample.FindStringSubmatch(line)
+		if m == nil || m[1] != name {
+			continue
+		}
+		labels := "," + m[2] + ","
+		ok := true
+		for _, w := range want {
+			ok = ok && strings.Contains(labels, ","+w+",")
+		}
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(m[3], 64)
+		if err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		sum += v
+	}
+	return sum
+}
+
+// TestMetricsNeedTheAdminToken: /metrics answers 401 in the API's error
+// shape without the admin token or with another, and the text format with it.
+func TestMetricsNeedTheAdminToken(t *testing.T) {
+	p, demo := startLocal(t, readTimeout, 0)
+	for _, token := range []string{"", "wrong", demo.APIKey} {
+		status, h, body := call(t, "GET", p.URL+MetricsPath, token, "")
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if status != 401 || json.Unmarshal([]byte(body), &e) != nil || e.Error.Code != "unauthenticated" ||
+			h.Get("Content-Type") != "application/json" {
+			t.Errorf("GET /metrics with token %q: %d %s %s", token, status, h.Get("Content-Type"), body)
+		}
+	}
+	status, h, body := call(t, "GET", p.URL+MetricsPath, p.AdminToken, "")
+	if status != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/plain; version=0.0.4") || !strings.Contains(body, "# TYPE bulkhead_requests_total counter") {
+		t.Errorf("GET /metrics with the admin token: %d %s %.300s", status, h.Get("Content-Type"), body)
+	}
+	if status, _, _ := call(t, "POST", p.URL+MetricsPath, p.AdminToken, ""); status == 200 {
+		t.Errorf("POST /metrics: 200, want the API's refusal")
+	}
+}
+
+// TestMetricsEqualUsage runs executions for two tenants through the local
+// server and checks that /metrics counts the tokens, spend and executions of
+// each as GET /v1/usage does.
+func TestMetricsEqualUsage(t *testing.T) {
+	p, demo := startLocal(t, readTimeout, 0)
+	_, key2, _, err := p.API.CreateTenant(context.Background(), "Second", bulkhead.Starter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, _, body := call(t, "POST", p.URL+"/v1/agents", key2, `{"name":"second","system_prompt":"Be brief."}`)
+	var agent struct {
+		AgentID string `json:"agent_id"`
+	}
+	if status != 201 || json.Unmarshal([]byte(body), &agent) != nil {
+		t.Fatalf("create agent: %d %s", status, body)
+	}
+	tenants := []struct{ key, agent string }{{demo.APIKey, demo.AgentID}, {key2, agent.AgentID}}
+	for i, tn := range tenants {
+		for j := 0; j < 2+i; j++ {
+			if status, _, body := call(t, "POST", p.URL+"/v1/agents/"+tn.agent+"/execute", tn.key, `{"message":"hello there"}`); status != 200 {
+				t.Fatalf("execute: %d %s", status, body)
+			}
+		}
+	}
+	_, _, text := call(t, "GET", p.URL+MetricsPath, p.AdminToken, "")
+	for i, tn := range tenants {
+		status, _, body := call(t, "GET", p.URL+"/v1/usage", tn.key, "")
+		var u struct {
+			TenantID string `json:"tenant_id"`
+			Usage    struct {
+				Tokens     int64       `json:"tokens_this_month"`
+				Executions int64       `json:"executions_this_month"`
+				Spend      json.Number `json:"spend_this_month"`
+			} `json:"usage"`
+		}
+		if status != 200 || json.Unmarshal([]byte(body), &u) != nil {
+			t.Fatalf("usage: %d %s", status, body)
+		}
+		tl := `tenant_id="` + u.TenantID + `"`
+		spend, _ := u.Usage.Spend.Float64()
+		if u.Usage.Executions != int64(2+i) || u.Usage.Tokens == 0 {
+			t.Errorf("tenant %s usage %+v, want %d executions", u.TenantID, u.Usage, 2+i)
+		}
+		if got := metricValue(t, text, "bulkhead_tokens_total", tl); got != float64(u.Usage.Tokens) {
+			t.Errorf("tenant %s: tokens %v in /metrics, %d in usage", u.TenantID, got, u.Usage.Tokens)
+		}
+		if got := metricValue(t, text, "bulkhead_executions_total", tl); got != float64(u.Usage.Executions) {
+			t.Errorf("tenant %s: executions %v in /metrics, %d in usage", u.TenantID, got, u.Usage.Executions)
+		}
+		if got := metricValue(t, text, "bulkhead_executions_total", tl, `status="completed"`); got != float64(u.Usage.Executions) {
+			t.Errorf("tenant %s: completed executions %v in /metrics", u.TenantID, got)
+		}
+		if got := metricValue(t, text, "bulkhead_spend_usd_total", tl); math.Abs(got-spend) > 1e-9 || spend <= 0 {
+			t.Errorf("tenant %s: spend %v in /metrics, %v in usage", u.TenantID, got, spend)
+		}
+		if got := metricValue(t, text, "bulkhead_requests_total", tl, `function="execute"`, `status_class="2xx"`); got != float64(2+i) {
+			t.Errorf("tenant %s: execute requests %v in /metrics, want %d", u.TenantID, got, 2+i)
+		}
+		if got := metricValue(t, text, "bulkhead_request_duration_seconds_count", tl, `function="execute"`); got != float64(2+i) {
+			t.Errorf("tenant %s: execute latencies %v in /metrics, want %d", u.TenantID, got, 2+i)
+		}
+		if got := metricValue(t, text, "bulkhead_breaker_state", tl); got != 0 || !strings.Contains(text, "bulkhead_breaker_state{"+tl+"} 0\n") {
+			t.Errorf("tenant %s: breaker state missing or not closed", u.TenantID)
+		}
+	}
+	if !strings.Contains(text, "bulkhead_admission_duration_seconds_count 5\n") {
+		t.Errorf("admission latency: want 5 admissions:\n%s", text)
+	}
+}

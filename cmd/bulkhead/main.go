@@ -61,6 +61,7 @@ environment for dev:
   BULKHEAD_LOCAL_MODEL_DELAY  offline model latency, a Go duration (default 0)
   BULKHEAD_SHUTDOWN_GRACE     how long a stop waits for running executions before it stops them
                               (default: the longest wall time any tier allows, plus 30s)
+  BULKHEAD_METRICS_TENANTS    how many tenants /metrics labels by id; the rest are tenant_id="other" (default 50)
   AWS_ENDPOINT_URL[_DYNAMODB|_S3]  use these endpoints instead of the embedded servers
 `
 

@@ -30,7 +30,8 @@ type Config struct {
 	// Edge manages tenants' API Gateway keys in AWS; nil locally, where the
 	// local gateway throttles by tenant id.
 	Edge Edge
-	// Metrics receives CloudWatch EMF lines in Lambda; nil writes none.
+	// Metrics receives CloudWatch EMF lines in Lambda and feeds the
+	// Prometheus registry locally; nil records none.
 	Metrics *metrics.Emitter
 	// ToolGuard checks tenant tools' URLs (nil: tools cannot be created).
 	ToolGuard *ssrf.Guard

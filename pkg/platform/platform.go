@@ -57,7 +57,8 @@ type Options struct {
 	TenantCreds *tenantcreds.Provider
 	// Edge manages tenants' API Gateway keys (nil locally).
 	Edge api.Edge
-	// Metrics receives CloudWatch EMF lines (Lambda); nil writes none.
+	// Metrics receives CloudWatch EMF lines (Lambda) or feeds the local
+	// platform's Prometheus registry; nil records none.
 	Metrics *metrics.Emitter
 	// ToolGuard is the SSRF guard every call to a tenant's tool or MCP
 	// server goes through; nil builds one from BULKHEAD_TOOL_ALLOW_HOSTS.

@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/interfaces/interfacesawscloudwatch"
@@ -50,6 +51,38 @@ const (
 	RuleErrorsByTenant   = "errors-by-tenant"
 )
 
+// Names of the Logs Insights saved queries (after the stack's name and a
+// slash, which the console shows as a folder).
+const (
+	QueryTenantErrors    = "one tenant's errors"
+	QueryTopTenantsSpend = "top tenants by spend this hour"
+)
+
+// QueryTenantPlaceholder is the tenant id in the tenant's-errors query, which
+// the operator replaces before running it.
+const QueryTenantPlaceholder = "tn_REPLACE_ME"
+
+// The saved queries' text. The functions log JSON (log/slog): every request
+// as msg "request" with request_id, route, function, status, duration_ms and,
+// on tenant routes, tenant_id; a 5XX answer also as level ERROR, msg "request
+// failed" with code and error. The execute function's EMF line of a settled
+// execution carries Spend (USD), Tokens and Executions, with tenant_id a
+// property.
+const (
+	QueryTenantErrorsString = "# One tenant's server errors, newest first: replace " + QueryTenantPlaceholder + " with the tenant's id.\n" +
+		"fields @timestamp, function, route, status, request_id, level, msg, code, error\n" +
+		"| filter tenant_id = \"" + QueryTenantPlaceholder + "\"\n" +
+		"| filter (msg = \"request\" and status >= 500) or level = \"ERROR\"\n" +
+		"| sort @timestamp desc\n" +
+		"| limit 200"
+	QueryTopTenantsSpendString = "# Top tenants by spend over the console's time range: pick the hour there (the last hour by default).\n" +
+		"# From the execute function's EMF lines, one per settled execution; Spend is in USD.\n" +
+		"filter ispresent(" + MetricSpend + ")\n" +
+		"| stats sum(" + MetricSpend + ") as spend_usd, sum(" + MetricTokens + ") as tokens, sum(" + MetricExecutions + ") as executions by tenant_id\n" +
+		"| sort spend_usd desc\n" +
+		"| limit 20"
+)
+
 func fiveMinutes() awscdk.Duration { return awscdk.Duration_Minutes(jsii.Number(5)) }
 
 // camel turns "errors-by-tenant" into "ErrorsByTenant".
@@ -72,11 +105,40 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // observability creates the Contributor Insights rules, the alarms (to an SNS
-// topic) and the dashboard.
+// topic), the dashboard and the Logs Insights saved queries.
 func (p *Platform) observability() {
 	p.insightRules()
 	p.alarms()
 	p.dashboard()
+	p.savedQueries()
+}
+
+// savedQueries saves two Logs Insights queries, named "<stack>/<query>":
+// one tenant's server errors over every function's log group, and the top
+// tenants by spend over the execute function's (the only one that emits
+// Spend). They are L1 resources: the L2 QueryString builder cannot write the
+// comments the queries carry.
+func (p *Platform) savedQueries() {
+	var all []any
+	for _, name := range FunctionNames() {
+		all = append(all, p.LogGroups[name].LogGroupName())
+	}
+	queries := []struct {
+		id, name, query string
+		groups          []any
+	}{
+		{"QueryTenantErrors", QueryTenantErrors, QueryTenantErrorsString, all},
+		{"QueryTopTenantsSpend", QueryTopTenantsSpend, QueryTopTenantsSpendString, []any{p.LogGroups[api.FnExecute].LogGroupName()}},
+	}
+	for _, q := range queries {
+		groups := q.groups
+		p.Queries[q.name] = awslogs.NewCfnQueryDefinition(p.Construct, jsii.String(q.id), &awslogs.CfnQueryDefinitionProps{
+			Name:          jsii.String(*p.stack.StackName() + "/" + q.name),
+			QueryLanguage: jsii.String("CWLI"),
+			QueryString:   jsii.String(q.query),
+			LogGroupNames: &groups,
+		})
+	}
 }
 
 // insightRules ranks tenants without a metric per tenant. Requests and server

@@ -213,6 +213,9 @@ type Platform struct {
 	// InsightRules are Contributor Insights rules: top tenants by requests,
 	// by tokens and by server errors.
 	InsightRules map[string]awscloudwatch.CfnInsightRule
+	// Queries are the Logs Insights saved queries, by QueryTenantErrors and
+	// QueryTopTenantsSpend.
+	Queries map[string]awslogs.CfnQueryDefinition
 
 	props PlatformProps
 	stack awscdk.Stack
@@ -228,6 +231,7 @@ func NewPlatform(scope constructs.Construct, id string, props *PlatformProps) *P
 		Methods:      map[string]awsapigateway.Method{},
 		Alarms:       map[string]awscloudwatch.Alarm{},
 		InsightRules: map[string]awscloudwatch.CfnInsightRule{},
+		Queries:      map[string]awslogs.CfnQueryDefinition{},
 	}
 	// p embeds its construct; children are created in p.Construct (jsii
 	// cannot take the Go struct itself as a scope).

@@ -11,6 +11,7 @@ import (
 	"archive/zip"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -1061,6 +1062,71 @@ func TestObservability(t *testing.T) {
 		for _, m := range []string{stacks.MetricTokens, stacks.MetricSpend, stacks.MetricQuotaViolations, stacks.MetricExecutions, "5XXError", "Latency"} {
 			if !strings.Contains(dash, `"`+m+`"`) {
 				t.Errorf("dashboard shows no %s", m)
+			}
+		}
+	})
+}
+
+// TestSavedQueries: the two Logs Insights queries, named after the stack so
+// that the pool and the silos do not collide, over the functions' own log
+// groups, with the text the operator runs.
+func TestSavedQueries(t *testing.T) {
+	wantQuery := map[string]string{
+		stacks.QueryTenantErrors: `# One tenant's server errors, newest first: replace tn_REPLACE_ME with the tenant's id.
+fields @timestamp, function, route, status, request_id, level, msg, code, error
+| filter tenant_id = "tn_REPLACE_ME"
+| filter (msg = "request" and status >= 500) or level = "ERROR"
+| sort @timestamp desc
+| limit 200`,
+		stacks.QueryTopTenantsSpend: `# Top tenants by spend over the console's time range: pick the hour there (the last hour by default).
+# From the execute function's EMF lines, one per settled execution; Spend is in USD.
+filter ispresent(Spend)
+| stats sum(Spend) as spend_usd, sum(Tokens) as tokens, sum(Executions) as executions by tenant_id
+| sort spend_usd desc
+| limit 20`,
+	}
+	both(t, func(t *testing.T, s *synthesized) {
+		// Function log groups by logical id, as a Ref renders them.
+		groupOf := map[string]string{}
+		for _, id := range s.ofType("AWS::Logs::LogGroup") {
+			groupOf[render(s.res[id].Properties["LogGroupName"])] = "<" + id + ">"
+		}
+		var every []string
+		for _, name := range stacks.FunctionNames() {
+			g, ok := groupOf["/aws/lambda/"+s.name+"-"+name]
+			if !ok {
+				t.Fatalf("no log group for function %s", name)
+			}
+			every = append(every, g)
+		}
+		wantGroups := map[string][]string{
+			stacks.QueryTenantErrors:    every,
+			stacks.QueryTopTenantsSpend: {groupOf["/aws/lambda/"+s.name+"-"+api.FnExecute]},
+		}
+
+		got := map[string]resource{}
+		for _, id := range s.ofType("AWS::Logs::QueryDefinition") {
+			got[s.res[id].Properties["Name"].(string)] = s.res[id]
+		}
+		if len(got) != len(wantQuery) {
+			t.Errorf("%d query definitions, want %d: %v", len(got), len(wantQuery), slices.Sorted(maps.Keys(got)))
+		}
+		for q, text := range wantQuery {
+			name := s.name + "/" + q
+			r, ok := got[name]
+			if !ok {
+				t.Errorf("no query definition %q", name)
+				continue
+			}
+			if r.Properties["QueryString"] != text {
+				t.Errorf("%s: query\n%v\nwant\n%s", name, r.Properties["QueryString"], text)
+			}
+			var groups []string
+			for _, g := range r.Properties["LogGroupNames"].([]any) {
+				groups = append(groups, render(g))
+			}
+			if !slices.Equal(groups, wantGroups[q]) {
+				t.Errorf("%s: log groups %v, want %v", name, groups, wantGroups[q])
 			}
 		}
 	})

@@ -75,7 +75,7 @@ const (
 		"| filter (msg = \"request\" and status >= 500) or level = \"ERROR\"\n" +
 		"| sort @timestamp desc\n" +
 		"| limit 200"
-	QueryTopTenantsSpendString = "# Top tenants by spend over the console's time range: pick the hour there (the last hour by default).\n" +
+	QueryTopTenantsSpendString = "# Top tenants by spend over the console's time range: set it to the hour you want (1h for the last one).\n" +
 		"# From the execute function's EMF lines, one per settled execution; Spend is in USD.\n" +
 		"filter ispresent(" + MetricSpend + ")\n" +
 		"| stats sum(" + MetricSpend + ") as spend_usd, sum(" + MetricTokens + ") as tokens, sum(" + MetricExecutions + ") as executions by tenant_id\n" +

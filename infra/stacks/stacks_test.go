@@ -1078,7 +1078,7 @@ fields @timestamp, function, route, status, request_id, level, msg, code, error
 | filter (msg = "request" and status >= 500) or level = "ERROR"
 | sort @timestamp desc
 | limit 200`,
-		stacks.QueryTopTenantsSpend: `# Top tenants by spend over the console's time range: pick the hour there (the last hour by default).
+		stacks.QueryTopTenantsSpend: `# Top tenants by spend over the console's time range: set it to the hour you want (1h for the last one).
 # From the execute function's EMF lines, one per settled execution; Spend is in USD.
 filter ispresent(Spend)
 | stats sum(Spend) as spend_usd, sum(Tokens) as tokens, sum(Executions) as executions by tenant_id

@@ -48,7 +48,7 @@ func TestReadmeExample(t *testing.T) {
 	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("no go command")
+		t.Fatalf("the README example is built with the go command: %v", err)
 	}
 	root, err := filepath.Abs("../..")
 	if err != nil {

@@ -113,7 +113,7 @@ func (t *TenantStore) Admit(ctx context.Context, a Admission) error {
 	// once if the hour turned in between.
 	newHour := a.Counter == nil || a.Counter.Hour != bulkhead.HourKey(a.Now)
 	for range 2 {
-		err, hourWrong := t.admitOnce(ctx, a, newHour)
+		hourWrong, err := t.admitOnce(ctx, a, newHour)
 		if !hourWrong {
 			return err
 		}
@@ -154,7 +154,7 @@ func (t *TenantStore) refuseUpfront(ctx context.Context, a Admission) error {
 
 // admitOnce tries the admission's update; hourWrong reports that it failed
 // only because the item counts another hour than newHour assumed.
-func (t *TenantStore) admitOnce(ctx context.Context, a Admission, newHour bool) (err error, hourWrong bool) {
+func (t *TenantStore) admitOnce(ctx context.Context, a Admission, newHour bool) (hourWrong bool, err error) {
 	now := a.Now.UTC()
 	hour := bulkhead.HourKey(now)
 	month := bulkhead.MonthKey(now)
@@ -213,21 +213,21 @@ func (t *TenantStore) admitOnce(ctx context.Context, a Admission, newHour bool) 
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	if err == nil {
-		return nil, false
+		return false, nil
 	}
 	var ccf *types.ConditionalCheckFailedException
 	if !errors.As(err, &ccf) {
-		return translate("admit execution", err, bulkhead.Internal, ""), false
+		return false, translate("admit execution", err, bulkhead.Internal, "")
 	}
 	old := ccf.Item
 	if _, ok := old[leaseAttr(a.ExecutionID)]; ok {
-		return nil, false // a retry of an admission that committed
+		return false, nil // a retry of an admission that committed
 	}
 	if old == nil {
 		// A backend that does not return the item: read it.
 		out, gerr := t.s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(t.s.table), Key: key(t.pk, skLive), ConsistentRead: aws.Bool(true)})
 		if gerr != nil {
-			return translate("admit execution", gerr, bulkhead.Internal, ""), false
+			return false, translate("admit execution", gerr, bulkhead.Internal, "")
 		}
 		old = out.Item
 	}
@@ -249,9 +249,9 @@ func (t *TenantStore) admitOnce(ctx context.Context, a Admission, newHour bool) 
 	}
 	hourHeld := strAttr(old, attrHour) == hour
 	if !failed[admHour] && !failed[admMonth] && !failed[admLive] && !failed[admConv] && hourHeld == newHour {
-		return nil, true
+		return true, nil
 	}
-	return quotaError(a, u, failed, holder), false
+	return false, quotaError(a, u, failed, holder)
 }
 
 // usageFromCounter is the usage a counter item shows at now.

@@ -97,10 +97,7 @@ type CounterState struct {
 }
 
 func counterState(live map[string]types.AttributeValue, now time.Time) CounterState {
-	var c CounterState
-	if h, ok := live[attrHour].(*types.AttributeValueMemberS); ok {
-		c.Hour = h.Value
-	}
+	c := CounterState{Hour: strAttr(live, attrHour)}
 	cur, prev := bulkhead.MonthKey(now), bulkhead.MonthKey(time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC).AddDate(0, -1, 0))
 	for name := range live {
 		for _, p := range []string{prefixCommitTok, prefixCommitSp} {

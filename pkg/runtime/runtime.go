@@ -383,13 +383,15 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request, deadline t
 	turnMsgs := append([]bulkhead.Message{user}, loop.added...)
 	settled := &dynamo.SettledTurn{New: claim == nil, AgentID: agent.ID, CreatedAt: created, Number: turn}
 	body, err := json.Marshal(turnMsgs)
-	if err == nil && len(body) <= dynamo.InlineTurnBytes {
+	switch {
+	case err != nil:
+	case len(body) <= dynamo.InlineTurnBytes:
 		// A small turn is written with the settlement, in its transaction.
 		settled.Messages, settled.Bytes = body, int64(len(body))
-	} else {
+	default:
 		// A large one goes to its object first; the settlement counts it.
 		writeCtx, cancelWrite := context.WithTimeout(ctx, settleAttemptTimeout)
-		settled.Bytes, err = st.tr.AppendTurn(writeCtx, convID, turn, turnMsgs)
+		settled.Bytes, err = st.tr.AppendTurnJSON(writeCtx, convID, turn, body)
 		cancelWrite()
 	}
 	if err != nil {

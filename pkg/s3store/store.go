@@ -136,8 +136,27 @@ func (t *TenantStore) AppendTurn(ctx context.Context, conversationID string, tur
 	if err != nil {
 		return 0, fmt.Errorf("%s: encode turn %d: %w", op, turn, err)
 	}
+	return t.putTurn(ctx, op, conversationID, turn, body)
+}
+
+// AppendTurnJSON is AppendTurn for a turn already encoded as the JSON array
+// of its messages (the caller encoded it to tell its size). Errors: Invalid,
+// Unavailable.
+func (t *TenantStore) AppendTurnJSON(ctx context.Context, conversationID string, turn int64, body []byte) (int64, error) {
+	const op = "s3store.AppendTurnJSON"
+	if err := t.check(op, conversationID); err != nil {
+		return 0, err
+	}
+	if turn < 1 || turn > maxTurn {
+		return 0, &bulkhead.Error{Code: bulkhead.Invalid, Op: op, Message: fmt.Sprintf("invalid turn %d", turn)}
+	}
+	return t.putTurn(ctx, op, conversationID, turn, body)
+}
+
+// putTurn writes an encoded turn to its object and returns its size.
+func (t *TenantStore) putTurn(ctx context.Context, op, conversationID string, turn int64, body []byte) (int64, error) {
 	key := turnKey(t.tenantID, conversationID, turn)
-	_, err = t.store.client.PutObject(ctx, &s3.PutObjectInput{
+	_, err := t.store.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:        aws.String(t.store.bucket),
 		Key:           aws.String(key),
 		Body:          bytes.NewReader(body),

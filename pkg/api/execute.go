@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
-	"github.com/bulkhead-dev/bulkhead/pkg/metrics"
 	"github.com/bulkhead-dev/bulkhead/pkg/runtime"
 )
 
@@ -74,9 +73,6 @@ func (a *API) execute(ctx context.Context, r *request) (any, error) {
 	}
 	e := res.Execution
 	r.log.Info("execution settled", "agent_id", e.AgentID, "execution_id", e.ID, "status", e.Status, "tokens", e.InputTokens+e.OutputTokens)
-	a.metrics.Emit(map[string]float64{
-		metrics.Tokens: float64(e.InputTokens + e.OutputTokens), metrics.Spend: float64(e.Cost) / float64(bulkhead.MicrosPerDollar), metrics.Executions: 1,
-	}, nil, map[string]any{"tenant_id": r.tenant, "agent_id": e.AgentID, "status": e.Status})
 	return executeView(res), nil
 }
 

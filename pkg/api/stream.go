@@ -14,7 +14,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
 	"github.com/bulkhead-dev/bulkhead/pkg/metrics"
 	"github.com/bulkhead-dev/bulkhead/pkg/runtime"
 )
@@ -222,7 +221,7 @@ func (a *API) serveEvent(ctx context.Context, name string, ev events.APIGatewayP
 }
 
 // countRequest emits a request's metrics: the request by function and status
-// class with its latency, and a store error when the answer is one.
+// class with its latency. (Store errors are counted in the store's clients.)
 func (a *API) countRequest(r *request, name string, resp events.APIGatewayProxyResponse, elapsed time.Duration) {
 	if a.metrics == nil {
 		return
@@ -230,21 +229,6 @@ func (a *API) countRequest(r *request, name string, resp events.APIGatewayProxyR
 	a.metrics.Emit(map[string]float64{metrics.Requests: 1, metrics.RequestLatency: float64(elapsed.Microseconds()) / 1000},
 		[][]string{{}, {"function"}}, map[string]any{"tenant_id": r.tenant, "function": name,
 			"status_class": strconv.Itoa(resp.StatusCode/100) + "xx", "route": routeKey(r.HTTPMethod, r.Resource)})
-	if resp.StatusCode < 500 {
-		return
-	}
-	var body struct {
-		Error struct {
-			Code bulkhead.Code `json:"code"`
-		} `json:"error"`
-	}
-	if json.Unmarshal([]byte(resp.Body), &body) != nil {
-		return
-	}
-	if c := body.Error.Code; c == bulkhead.Unavailable || c == bulkhead.Internal {
-		a.metrics.Emit(map[string]float64{metrics.StoreErrors: 1}, [][]string{{}, {"code"}},
-			map[string]any{"code": string(c), "tenant_id": r.tenant, "function": name})
-	}
 }
 
 // validStream checks the body's "stream" field.

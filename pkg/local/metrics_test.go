@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/truora/minidyn/server"
+
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
 )
 
@@ -157,4 +159,108 @@ func TestMetricsEqualUsage(t *testing.T) {
 	if !strings.Contains(text, "bulkhead_admission_duration_seconds_count 5\n") {
 		t.Errorf("admission latency: want 5 admissions:\n%s", text)
 	}
+}
+
+// TestMetricsCountRefusalsBreakerAndStoreErrors: quota refusals are counted
+// by tenant and quota type as the 429s said; a breaker the platform opened
+// shows as 1 on the tenant's gauge; and store errors are counted in the
+// store's clients: a refused condition (each 429) is not one, a store that
+// answers 500 is.
+func TestMetricsCountRefusalsBreakerAndStoreErrors(t *testing.T) {
+	p, demo := startLocal(t, readTimeout, 0)
+	ctx := context.Background()
+	tenant2, key2, _, err := p.API.CreateTenant(ctx, "Refused", bulkhead.Starter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, _, body := call(t, "POST", p.URL+"/v1/agents", key2, `{"name":"second","system_prompt":"Be brief."}`)
+	var agent struct {
+		AgentID string `json:"agent_id"`
+	}
+	if status != 201 || json.Unmarshal([]byte(body), &agent) != nil {
+		t.Fatalf("create agent: %d %s", status, body)
+	}
+	if status, _, body := call(t, "PATCH", p.URL+"/v1/admin/tenants/"+tenant2.ID, p.AdminToken, `{"quota":{"max_requests_per_hour":2}}`); status != 200 {
+		t.Fatalf("set the second tenant's quota: %d %s", status, body)
+	}
+	refused := map[string]int{}
+	for range 6 {
+		status, _, body := call(t, "POST", p.URL+"/v1/agents/"+agent.AgentID+"/execute", key2, `{"message":"hello"}`)
+		if status == 200 {
+			continue
+		}
+		var e struct {
+			Error struct {
+				Code      string `json:"code"`
+				QuotaType string `json:"quota_type"`
+			} `json:"error"`
+		}
+		if status != 429 || json.Unmarshal([]byte(body), &e) != nil || e.Error.QuotaType == "" {
+			t.Fatalf("execute over the hourly quota: %d %s", status, body)
+		}
+		refused[e.Error.QuotaType]++
+	}
+	if len(refused) != 1 || refused["requests"] != 4 {
+		t.Errorf("refusals by quota type %v, want 4 of the hourly request quota", refused)
+	}
+
+	// The demo tenant's breaker opens after two failed executions out of two.
+	demoID := demo.TenantID
+	if status, _, body := call(t, "PATCH", p.URL+"/v1/admin/tenants/"+demoID, p.AdminToken,
+		`{"circuit_breaker_config":{"min_executions":2,"error_rate_pct":50}}`); status != 200 {
+		t.Fatalf("set the demo tenant's breaker: %d %s", status, body)
+	}
+	for range 2 {
+		if status, _, body := call(t, "POST", p.URL+"/v1/agents/"+demo.AgentID+"/execute", demo.APIKey, `{"message":"[[fail]]"}`); status < 500 {
+			t.Fatalf("a failing execution: %d %s", status, body)
+		}
+	}
+
+	_, _, text := call(t, "GET", p.URL+MetricsPath, p.AdminToken, "")
+	tl2 := `tenant_id="` + tenant2.ID + `"`
+	for qt, n := range refused {
+		if got := metricValue(t, text, "bulkhead_quota_violations_total", tl2, `quota_type="`+qt+`"`); got != float64(n) {
+			t.Errorf("quota violations %s: %v in /metrics, %d refused", qt, got, n)
+		}
+	}
+	if got := metricValue(t, text, "bulkhead_quota_violations_total"); got != 4 {
+		t.Errorf("quota violations of every tenant: %v, want 4", got)
+	}
+	tl := `tenant_id="` + demoID + `"`
+	if !strings.Contains(text, "bulkhead_breaker_state{"+tl+"} 1\n") {
+		t.Errorf("the demo tenant's breaker is not open (1) in /metrics:\n%s", grepLines(text, "bulkhead_breaker_state"))
+	}
+	if got := metricValue(t, text, "bulkhead_executions_total", tl, `status="model_error"`); got != 2 {
+		t.Errorf("model_error executions of the demo tenant: %v, want 2:\n%s", got, grepLines(text, "bulkhead_executions_total"))
+	}
+	if strings.Contains(text, "bulkhead_store_errors_total{") {
+		t.Errorf("store errors counted though the store never failed (a refused condition is not one):\n%s", grepLines(text, "bulkhead_store_errors_total"))
+	}
+
+	// The embedded DynamoDB answers 500 to everything: each failed call
+	// (after the SDK's retries) is one store error, named by its code.
+	p.Dynamo.EmulateFailure(server.FailureConditionInternalServerError)
+	status, _, body = call(t, "GET", p.URL+"/v1/agents", key2, "")
+	p.Dynamo.EmulateFailure(server.FailureConditionNone)
+	if status < 500 {
+		t.Fatalf("GET /v1/agents with the store failing: %d %s", status, body)
+	}
+	_, _, text = call(t, "GET", p.URL+MetricsPath, p.AdminToken, "")
+	if got := metricValue(t, text, "bulkhead_store_errors_total", `service="DynamoDB"`, `code="InternalServerError"`); got < 1 {
+		t.Errorf("no DynamoDB InternalServerError counted:\n%s", grepLines(text, "bulkhead_store_errors_total"))
+	}
+	if all, ise := metricValue(t, text, "bulkhead_store_errors_total"), metricValue(t, text, "bulkhead_store_errors_total", `code="InternalServerError"`); all != ise {
+		t.Errorf("store errors other than the injected one:\n%s", grepLines(text, "bulkhead_store_errors_total"))
+	}
+}
+
+// grepLines is the lines of text that start with prefix.
+func grepLines(text, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

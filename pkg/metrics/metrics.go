@@ -36,8 +36,8 @@ const (
 	RequestLatency = "RequestLatency"
 	// AdmissionLatency is an execution's admission latency, in milliseconds.
 	AdmissionLatency = "AdmissionLatency"
-	// StoreErrors counts requests that failed with a store error
-	// (unavailable or internal; property code).
+	// StoreErrors counts store calls that failed for the store's reason
+	// after the SDK's retries (properties service, operation and code).
 	StoreErrors = "StoreErrors"
 	// BreakerState is a tenant's circuit breaker state when it is read or
 	// changed: 0 closed, 1 open, 2 half-open.

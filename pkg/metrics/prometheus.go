@@ -78,7 +78,7 @@ var families = map[string]family{
 	Requests:           {"bulkhead_requests_total", "API requests by function and status class.", counter, []string{"tenant_id", "function", "status_class"}, 1},
 	RequestLatency:     {"bulkhead_request_duration_seconds", "API request latency by function.", histogram, []string{"tenant_id", "function"}, 0.001},
 	AdmissionLatency:   {"bulkhead_admission_duration_seconds", "Latency of an execution's admission (the store's transaction and its retries).", histogram, nil, 0.001},
-	StoreErrors:        {"bulkhead_store_errors_total", "Requests that failed with a store error (unavailable or internal), by code.", counter, []string{"code"}, 1},
+	StoreErrors:        {"bulkhead_store_errors_total", "Store calls that failed for the store's reason (server error, throttling, timeout, unreachable) after the SDK's retries.", counter, []string{"service", "operation", "code"}, 1},
 	BreakerState:       {"bulkhead_breaker_state", "Tenant circuit breaker state: 0 closed, 1 open, 2 half-open.", gauge, []string{"tenant_id"}, 1},
 }
 

@@ -185,7 +185,7 @@ func TestRegistryExposition(t *testing.T) {
 		e.Emit(map[string]float64{metrics.AdmissionLatency: ms}, nil, nil)
 	}
 	e.Emit(map[string]float64{metrics.BreakerState: 2}, nil, map[string]any{"tenant_id": "tn_a"})
-	e.Emit(map[string]float64{metrics.StoreErrors: 1}, nil, map[string]any{"code": "unavailable"})
+	e.Emit(map[string]float64{metrics.StoreErrors: 1}, nil, map[string]any{"service": "DynamoDB", "operation": "GetItem", "code": "InternalServerError"})
 	e.Emit(map[string]float64{"NotAMetric": 1}, nil, nil)
 
 	ss := scrape(t, reg)
@@ -207,7 +207,7 @@ func TestRegistryExposition(t *testing.T) {
 		{"bulkhead_request_duration_seconds_sum", nil, (3 + 40 + 40 + 900 + 1e6) / 1000},
 		{"bulkhead_admission_duration_seconds_count", nil, 5},
 		{"bulkhead_breaker_state", map[string]string{"tenant_id": "tn_a"}, 2},
-		{"bulkhead_store_errors_total", map[string]string{"code": "unavailable"}, 1},
+		{"bulkhead_store_errors_total", map[string]string{"service": "DynamoDB", "operation": "GetItem", "code": "InternalServerError"}, 1},
 	} {
 		if got := total(ss, c.name, c.match); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.match, got, c.want)

@@ -89,6 +89,7 @@ func New(o Options) *api.API {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	countStoreErrors(&o.AWS, o.Metrics)
 	ddb := awsclients.NewDynamoDB(o.AWS, o.DynamoEndpoint)
 	s3c := awsclients.NewS3(o.AWS, o.S3Endpoint)
 	store, transcripts := dynamo.New(ddb, o.Table, o.Now), s3store.New(s3c, o.Bucket)
@@ -133,6 +134,7 @@ func Provision(ctx context.Context, o Options) error {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	countStoreErrors(&o.AWS, o.Metrics)
 	ddb := awsclients.NewDynamoDB(o.AWS, o.DynamoEndpoint)
 	if err := dynamo.CreateTable(ctx, ddb, o.Table); err != nil {
 		return err

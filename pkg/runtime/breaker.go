@@ -89,3 +89,12 @@ func (r *Runner) spendCheckDue(tenantID string, now time.Time) bool {
 	r.spendChecks.Store(tenantID, now)
 	return true
 }
+
+// countSettled emits a settled execution's metrics, whatever its status and
+// whether or not its client is still there: the one place every settlement
+// passes, so the counts equal the usage records.
+func (r *Runner) countSettled(tenantID string, e bulkhead.Execution) {
+	r.Metrics.Emit(map[string]float64{
+		metrics.Tokens: float64(e.InputTokens + e.OutputTokens), metrics.Spend: float64(e.Cost) / float64(bulkhead.MicrosPerDollar), metrics.Executions: 1,
+	}, nil, map[string]any{"tenant_id": tenantID, "agent_id": e.AgentID, "status": e.Status})
+}

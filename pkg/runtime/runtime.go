@@ -348,6 +348,9 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request, deadline t
 			s.Idem = &dynamo.IdemCompletion{Claim: req.Idem.Claim, Status: status, Body: body}
 		}
 		err := tracing.Span(settleCtx, "persist", func(ctx context.Context) error { return settleRetrying(ctx, st.ts, s) })
+		if err == nil {
+			r.countSettled(tenant.ID, exec)
+		}
 		r.watchBreaker(settleCtx, st.ts, tenant, tenant.Breaker(), ec.Breaker, exec)
 		return err
 	}

@@ -182,6 +182,8 @@ func tryStartDev(cleanup testing.TB, bin, dataDir, adminToken string, env []stri
 	)
 	// exec.Cmd uses the last value of a duplicated name.
 	cmd.Env = append(cmd.Env, env...)
+	noteSecret(adminToken)
+	noteSecretsInEnv(env)
 	p := &proc{cmd: cmd, stdout: newOutput(), stderr: newOutput(), exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	if err := cmd.Start(); err != nil {
@@ -198,6 +200,7 @@ func tryStartDev(cleanup testing.TB, bin, dataDir, adminToken string, env []stri
 			_ = cmd.Process.Kill()
 			<-p.exited
 		}
+		checkNoSecrets(cleanup, p, dataDir)
 		if cleanup.Failed() {
 			cleanup.Logf("bulkhead dev (data dir %s) stdout:\n%s\nstderr (last 4 KiB):\n%s",
 				dataDir, p.stdout.String(), tail(p.stderr.String(), 4096))
@@ -353,6 +356,13 @@ func (c *client) do(tb testing.TB, method, path, key string, body any) *response
 	}
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
+		noteSecret(key)
+	}
+	if b, ok := body.(rawJSON); ok {
+		noteSecretsIn([]byte(b))
+	} else if body != nil {
+		bs, _ := json.Marshal(body)
+		noteSecretsIn(bs)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -362,6 +372,7 @@ func (c *client) do(tb testing.TB, method, path, key string, body any) *response
 	if err != nil {
 		tb.Fatalf("%s %s: read body: %v", method, path, err)
 	}
+	noteSecretsIn(r.Body)
 	// Every answer is held to the OpenAPI document.
 	if oracle, err := apispec.Load(); err != nil {
 		tb.Fatalf("OpenAPI document: %v", err)

@@ -21,6 +21,7 @@ type agentView struct {
 	Model        string            `json:"model"`
 	Fallbacks    []string          `json:"fallback_models"`
 	Limits       limitsView        `json:"limits"`
+	LogContent   bool              `json:"log_content"`
 	Version      int64             `json:"version"`
 	CreatedAt    string            `json:"created_at"`
 	UpdatedAt    string            `json:"updated_at"`
@@ -53,7 +54,7 @@ func viewAgent(a bulkhead.Agent) agentView {
 		fallbacks = []string{}
 	}
 	return agentView{AgentID: a.ID, Name: a.Name, Status: string(a.Status), SystemPrompt: a.SystemPrompt, Tools: tools,
-		Model: a.Model, Fallbacks: fallbacks, Limits: viewLimits(a.Limits), Version: a.Version, CreatedAt: timestamp(a.CreatedAt), UpdatedAt: timestamp(a.UpdatedAt)}
+		Model: a.Model, Fallbacks: fallbacks, Limits: viewLimits(a.Limits), LogContent: a.LogContent, Version: a.Version, CreatedAt: timestamp(a.CreatedAt), UpdatedAt: timestamp(a.UpdatedAt)}
 }
 
 type agentBody struct {
@@ -64,6 +65,9 @@ type agentBody struct {
 	Fallbacks    *[]string          `json:"fallback_models"`
 	Status       *string            `json:"status"`
 	Limits       *limitsView        `json:"limits"`
+	// LogContent opts the agent's execution logs into message text and
+	// tool arguments and results.
+	LogContent *bool `json:"log_content"`
 }
 
 // checkLimits validates configured guards against the tenant's tier ceiling.
@@ -213,6 +217,9 @@ func (a *API) createAgent(ctx context.Context, r *request) (any, error) {
 	if b.Fallbacks != nil && len(*b.Fallbacks) > 0 {
 		ag.FallbackModels = *b.Fallbacks
 	}
+	if b.LogContent != nil {
+		ag.LogContent = *b.LogContent
+	}
 	if err := a.checkAgentModels(ctx, ag.Model, ag.FallbackModels, tier.Name); err != nil {
 		return nil, err
 	}
@@ -326,6 +333,9 @@ func (a *API) patchAgent(ctx context.Context, r *request) (any, error) {
 	}
 	if b.Status != nil {
 		ag.Status = bulkhead.AgentStatus(*b.Status)
+	}
+	if b.LogContent != nil {
+		ag.LogContent = *b.LogContent
 	}
 	if b.Limits != nil {
 		t, err := tenantTier()

@@ -158,6 +158,7 @@ func (a *API) table() map[string]endpoint {
 		routeKey("GET", "/v1/usage/records"):                      ep(FnUsage, AuthTenant, ok, a.usageRecords),
 		routeKey("GET", "/v1/usage/daily"):                        ep(FnUsage, AuthTenant, ok, a.usageDaily),
 		routeKey("GET", "/v1/executions/{execution_id}"):          ep(FnUsage, AuthTenant, ok, a.getExecution),
+		routeKey("GET", "/v1/executions/{execution_id}/log"):      ep(FnUsage, AuthTenant, ok, a.getExecutionLog),
 		routeKey("GET", "/v1/billing/invoices"):                   ep(FnBilling, AuthTenant, ok, a.listInvoices),
 		routeKey("GET", "/v1/billing/invoices/{month}"):           ep(FnBilling, AuthTenant, ok, a.getInvoice),
 		routeKey("GET", "/v1/admin/invoices"):                     ep(FnAdmin, AuthAdmin, ok, a.adminInvoices),

@@ -43,11 +43,14 @@ func TestDeleteConversationDuringS3Outage(t *testing.T) {
 	h := newHarness(t, 0, outage.option)
 	a := h.newTenant("acme", "starter")
 	agent := h.newAgent(a)
-	conv := h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": "one"}).str("conversation_id")
+	first := h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": "one"})
+	conv := first.str("conversation_id")
 	// The first turn is in the head; the second is too large to be inline:
 	// it is an object; the third is an inline turn item.
-	h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": strings.Repeat("two ", 1500), "conversation_id": conv})
-	h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": "three", "conversation_id": conv})
+	second := h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": strings.Repeat("two ", 1500), "conversation_id": conv})
+	third := h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": "three", "conversation_id": conv})
+	// The executions' logs stay (and stay counted) when the conversation goes.
+	logs := h.logBytes(a, first.str("execution_id"), second.str("execution_id"), third.str("execution_id"))
 	stored := num(t, h.usage(a)["storage_bytes"])
 	if stored <= 0 {
 		t.Fatalf("storage_bytes = %d after two turns, want > 0", stored)
@@ -105,8 +108,8 @@ func TestDeleteConversationDuringS3Outage(t *testing.T) {
 	if n := turnItems(); n != 0 {
 		t.Errorf("%d inline turn items left after the retried DELETE", n)
 	}
-	if got := num(t, h.usage(a)["storage_bytes"]); got != 0 {
-		t.Errorf("storage_bytes = %d after the retried DELETE, want 0", got)
+	if got := num(t, h.usage(a)["storage_bytes"]); got != logs {
+		t.Errorf("storage_bytes = %d after the retried DELETE, want the logs' %d", got, logs)
 	}
 	h.must(404, "DELETE", "/v1/conversations/"+conv, a.key, nil)
 }

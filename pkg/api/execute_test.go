@@ -264,14 +264,17 @@ func TestStorageCountedAndReleased(t *testing.T) {
 	h := newHarness(t, 0)
 	a := h.newTenant("acme", "starter")
 	agent := h.newAgent(a)
-	conv := h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": "one"}).str("conversation_id")
-	h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": "two", "conversation_id": conv})
-	if got := num(t, h.usage(a)["storage_bytes"]); got <= 0 {
-		t.Fatalf("storage_bytes = %d after two turns, want > 0", got)
+	first := h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": "one"})
+	conv := first.str("conversation_id")
+	second := h.must(200, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": "two", "conversation_id": conv})
+	logs := h.logBytes(a, first.str("execution_id"), second.str("execution_id"))
+	if got := num(t, h.usage(a)["storage_bytes"]); got <= logs {
+		t.Fatalf("storage_bytes = %d after two turns, want more than the logs' %d", got, logs)
 	}
 	h.must(200, "DELETE", "/v1/conversations/"+conv, a.key, nil)
-	if got := num(t, h.usage(a)["storage_bytes"]); got != 0 {
-		t.Errorf("storage_bytes = %d after delete, want 0", got)
+	// The transcript's bytes go back; the executions' logs stay counted.
+	if got := num(t, h.usage(a)["storage_bytes"]); got != logs {
+		t.Errorf("storage_bytes = %d after delete, want the logs' %d", got, logs)
 	}
 	h.must(404, "GET", "/v1/conversations/"+conv, a.key, nil)
 	h.must(404, "POST", "/v1/agents/"+agent+"/execute", a.key, map[string]any{"message": "x", "conversation_id": conv})

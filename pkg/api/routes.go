@@ -92,6 +92,7 @@ func Routes() []Route {
 		{"GET", "/v1/usage/records", FnUsage, AuthTenant},
 		{"GET", "/v1/usage/daily", FnUsage, AuthTenant},
 		{"GET", "/v1/executions/{execution_id}", FnUsage, AuthTenant},
+		{"GET", "/v1/executions/{execution_id}/log", FnUsage, AuthTenant},
 		{"GET", "/v1/billing/current", FnBilling, AuthTenant},
 		{"GET", "/v1/billing/invoices", FnBilling, AuthTenant},
 		{"GET", "/v1/billing/invoices/{month}", FnBilling, AuthTenant},

@@ -106,10 +106,14 @@ type Agent struct {
 	FallbackModels []string
 	// Limits are the agent's own runaway guards; zero fields take the tier's
 	// defaults, and the tier's ceiling always bounds them.
-	Limits    AgentLimits
-	Version   int64
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Limits AgentLimits
+	// LogContent puts message text and tool arguments and results in the
+	// agent's execution logs (each cut to MaxLogContentBytes); without it a
+	// log says what happened, never what was said.
+	LogContent bool
+	Version    int64
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // AgentLimits are the guards an agent configures (zero: the tier default).

@@ -116,6 +116,18 @@ func TestAgentsAndExecution(t *testing.T) {
 		ex.StartedAt.IsZero() || ex.FinishedAt.Before(ex.StartedAt.Time) {
 		t.Fatalf("get execution: %+v, %v", ex, err)
 	}
+	lg, err := c.ExecutionLog(ctx, res.ExecutionID)
+	if err != nil || lg.ExecutionID != res.ExecutionID || len(lg.Steps) < 2 || lg.Steps[0].Kind != "model" ||
+		lg.Steps[len(lg.Steps)-1].Kind != "end" || lg.StoredBytes <= 0 || lg.Steps[0].Input != "" {
+		t.Fatalf("execution log: %+v, %v", lg, err)
+	}
+	var logged int64
+	for _, s := range lg.Steps {
+		logged += s.InputTokens + s.OutputTokens
+	}
+	if logged != res.TokensUsed {
+		t.Errorf("the log's steps used %d tokens, the execution %d", logged, res.TokensUsed)
+	}
 
 	conv, err := c.GetConversation(ctx, res.ConversationID, &client.ListOptions{Limit: 1})
 	if err != nil || conv.Turns != 2 || len(conv.Messages) != 1 || !conv.HasMore || conv.NextCursor == nil || conv.Messages[0].Role != "user" {
@@ -476,6 +488,7 @@ func TestNotFoundIsTyped(t *testing.T) {
 	}
 	for name, err := range map[string]error{
 		"execution": second(cc.GetExecution(ctx, "exec_nope")),
+		"log":       second(cc.ExecutionLog(ctx, "exec_nope")),
 		"tool":      second(cc.GetTool(ctx, "tool_nope")),
 		"ticket":    second(cc.GetTicket(ctx, "tkt_nope")),
 		"document":  second(cc.GetDocument(ctx, "nope.md")),
@@ -559,6 +572,7 @@ func TestTenantsAreIsolated(t *testing.T) {
 		"agent":        second(cb.GetAgent(ctx, a.AgentID)),
 		"execute":      second(cb.Execute(ctx, a.AgentID, client.ExecuteRequest{Message: "hi"})),
 		"execution":    second(cb.GetExecution(ctx, res.ExecutionID)),
+		"log":          second(cb.ExecutionLog(ctx, res.ExecutionID)),
 		"conversation": second(cb.GetConversation(ctx, res.ConversationID, nil)),
 		"delete agent": cb.DeleteAgent(ctx, a.AgentID),
 	} {

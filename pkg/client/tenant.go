@@ -98,6 +98,17 @@ func (c *Client) GetExecution(ctx context.Context, executionID string) (*Executi
 	return &out, nil
 }
 
+// ExecutionLog reads a settled execution's log: its model calls, tool calls
+// and what ended it. An execution still running is not found until it
+// settles.
+func (c *Client) ExecutionLog(ctx context.Context, executionID string) (*ExecutionLog, error) {
+	var out ExecutionLog
+	if err := c.t.call(ctx, http.MethodGet, "/v1/executions/"+pathEscape(executionID)+"/log", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Conversations
 
 // ListConversations lists conversation heads, of one agent when agentID is set.

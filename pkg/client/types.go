@@ -14,9 +14,12 @@ type Agent struct {
 	Model          string            `json:"model"`
 	FallbackModels []string          `json:"fallback_models"`
 	Limits         AgentLimits       `json:"limits"`
-	Version        int64             `json:"version"`
-	CreatedAt      Time              `json:"created_at"`
-	UpdatedAt      Time              `json:"updated_at"`
+	// LogContent says whether the agent's execution logs carry message
+	// text and tool arguments and results.
+	LogContent bool  `json:"log_content"`
+	Version    int64 `json:"version"`
+	CreatedAt  Time  `json:"created_at"`
+	UpdatedAt  Time  `json:"updated_at"`
 }
 
 // AgentLimits are an agent's guards; nil is the tier's default.
@@ -35,6 +38,9 @@ type CreateAgentRequest struct {
 	Model          string       `json:"model,omitempty"`
 	FallbackModels []string     `json:"fallback_models,omitempty"`
 	Limits         *AgentLimits `json:"limits,omitempty"`
+	// LogContent puts message text and tool arguments and results in the
+	// agent's execution logs (default false).
+	LogContent bool `json:"log_content,omitempty"`
 }
 
 // UpdateAgentRequest is PATCH /v1/agents/{agent_id}: only the fields set
@@ -48,6 +54,7 @@ type UpdateAgentRequest struct {
 	FallbackModels *[]string    `json:"fallback_models,omitempty"`
 	Status         *string      `json:"status,omitempty"`
 	Limits         *AgentLimits `json:"limits,omitempty"`
+	LogContent     *bool        `json:"log_content,omitempty"`
 }
 
 // ExecuteRequest is POST /v1/agents/{agent_id}/execute; an empty
@@ -106,6 +113,43 @@ type Execution struct {
 	ToolCallCount int64       `json:"tool_call_count"`
 	StartedAt     Time        `json:"started_at"`
 	FinishedAt    Time        `json:"finished_at"`
+}
+
+// ExecutionLog is GET /v1/executions/{execution_id}/log: a settled
+// execution's steps.
+type ExecutionLog struct {
+	ExecutionID string `json:"execution_id"`
+	AgentID     string `json:"agent_id"`
+	Status      string `json:"status"`
+	// Truncated says that DroppedSteps steps between the first and the
+	// last ones were left out to keep the stored log within its cap.
+	Truncated    bool  `json:"truncated"`
+	DroppedSteps int64 `json:"dropped_steps"`
+	// StoredBytes is what the log counts against the storage quota.
+	StoredBytes int64              `json:"stored_bytes"`
+	Steps       []ExecutionLogStep `json:"steps"`
+}
+
+// ExecutionLogStep is one step of an execution log: Kind is "model", "tool",
+// "guard", "error" or "end"; the other fields are those of its kind. Input
+// and Output are set only for an agent with LogContent.
+type ExecutionLogStep struct {
+	Kind         string `json:"kind"`
+	OffsetMS     int64  `json:"offset_ms"`
+	DurationMS   int64  `json:"duration_ms"`
+	Status       string `json:"status"`
+	Provider     string `json:"provider,omitempty"`
+	Model        string `json:"model,omitempty"`
+	InputTokens  int64  `json:"input_tokens,omitempty"`
+	OutputTokens int64  `json:"output_tokens,omitempty"`
+	StopReason   string `json:"stop_reason,omitempty"`
+	Tool         string `json:"tool,omitempty"`
+	CallID       string `json:"call_id,omitempty"`
+	HTTPStatus   int64  `json:"http_status,omitempty"`
+	ErrorClass   string `json:"error_class,omitempty"`
+	Code         string `json:"code,omitempty"`
+	Input        string `json:"input,omitempty"`
+	Output       string `json:"output,omitempty"`
 }
 
 // Conversation is a conversation's head.

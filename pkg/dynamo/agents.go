@@ -25,6 +25,7 @@ type agentItem struct {
 	Model        string                `dynamodbav:"model"`
 	Fallbacks    []string              `dynamodbav:"fallback_models,omitempty"` // agents stored before fallbacks have none
 	Limits       *bulkhead.AgentLimits `dynamodbav:"limits,omitempty"`
+	LogContent   bool                  `dynamodbav:"log_content,omitempty"`
 	Version      int64                 `dynamodbav:"version"`
 	CreatedAt    time.Time             `dynamodbav:"created_at"`
 	UpdatedAt    time.Time             `dynamodbav:"updated_at"`
@@ -38,7 +39,7 @@ func newAgentItem(pk string, a bulkhead.Agent) agentItem {
 		tools = append(tools, string(t))
 	}
 	it := agentItem{PK: pk, SK: agentSK(a.ID), AgentID: a.ID, Name: a.Name, Status: string(a.Status),
-		SystemPrompt: a.SystemPrompt, Tools: tools, Model: a.Model, Fallbacks: slices.Clone(a.FallbackModels), Version: a.Version, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
+		SystemPrompt: a.SystemPrompt, Tools: tools, Model: a.Model, Fallbacks: slices.Clone(a.FallbackModels), LogContent: a.LogContent, Version: a.Version, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
 	if a.Limits != (bulkhead.AgentLimits{}) {
 		l := a.Limits
 		it.Limits = &l
@@ -52,7 +53,7 @@ func (it agentItem) agent() bulkhead.Agent {
 		tools[i] = json.RawMessage(t)
 	}
 	a := bulkhead.Agent{ID: it.AgentID, Name: it.Name, Status: bulkhead.AgentStatus(it.Status), SystemPrompt: it.SystemPrompt,
-		Tools: tools, Model: it.Model, FallbackModels: slices.Clone(it.Fallbacks), Version: it.Version, CreatedAt: it.CreatedAt, UpdatedAt: it.UpdatedAt}
+		Tools: tools, Model: it.Model, FallbackModels: slices.Clone(it.Fallbacks), LogContent: it.LogContent, Version: it.Version, CreatedAt: it.CreatedAt, UpdatedAt: it.UpdatedAt}
 	if it.Limits != nil {
 		a.Limits = *it.Limits
 	}

@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"time"
 
@@ -27,6 +28,9 @@ type Settlement struct {
 	// Tier is the tenant's tier when the execution ran; the month keeps the
 	// set of tiers it saw, for billing.
 	Tier bulkhead.TierName
+	// Log is the execution's steps: stored on its usage record (compressed,
+	// at most bulkhead.MaxExecLogBytes) and counted as stored bytes.
+	Log []bulkhead.LogStep
 }
 
 // SettledTurn is the transcript change of a settled execution.
@@ -222,6 +226,13 @@ func (t *TenantStore) settleWrites(st Settlement, withLease bool) ([]types.Trans
 		}
 		maps.Copy(recAV, res)
 	}
+	logAV, logBytes, err := logAttr(st.Log)
+	if err != nil {
+		return nil, fmt.Errorf("encode the log of %s: %w", e.ID, err)
+	}
+	if logAV != nil {
+		recAV[attrLog] = logAV
+	}
 	var bytes int64
 	if st.Turn != nil {
 		bytes = st.Turn.Bytes
@@ -239,7 +250,11 @@ func (t *TenantStore) settleWrites(st Settlement, withLease bool) ([]types.Trans
 	m := monthAttrs(rec.Month)
 	names := map[string]string{"#ct": commitTokAttr(rec.Month), "#cs": commitSpAttr(rec.Month),
 		"#tok": m[0], "#in": m[1], "#out": m[2], "#sp": m[3], "#ex": m[4], "#tiers": m[5]}
-	values := map[string]types.AttributeValue{":run": num(running), ":bytes": num(bytes), ":db": num(bytes - res.Bytes),
+	// The storage counters hold the turn's bytes and the log's; the
+	// conversation head only the turn's (deleting the conversation gives
+	// those back).
+	stored := bytes + logBytes
+	values := map[string]types.AttributeValue{":run": num(running), ":bytes": num(stored), ":db": num(stored - res.Bytes),
 		":dt": num(tokens - res.Tokens), ":ds": num(int64(e.Cost - res.Spend)),
 		":tok": num(tokens), ":in": num(e.InputTokens), ":out": num(e.OutputTokens), ":cost": num(int64(e.Cost)), ":one": num(1),
 		":tier": tierSet(st.Tier), ":ok": num(okCount), ":err": num(errCount)}

@@ -342,7 +342,8 @@ func (r *Runner) execute(ctx context.Context, st stores, req Request, deadline t
 	var loop loopResult
 	settle := func(t *dynamo.SettledTurn, outcome error) error {
 		exec.FinishedAt = r.now()
-		s := dynamo.Settlement{Execution: exec, Reserved: reserve, Turn: t, Claimed: claim != nil, Tier: tenant.Tier}
+		s := dynamo.Settlement{Execution: exec, Reserved: reserve, Turn: t, Claimed: claim != nil, Tier: tenant.Tier,
+			Log: append(loop.log[:len(loop.log):len(loop.log)], endStep(exec.Status, outcome, loop.sinceStart()))}
 		if req.Idem != nil {
 			status, body := req.Idem.Render(Result{Execution: exec, Reply: loop.reply, Steps: loop.steps}, outcome)
 			s.Idem = &dynamo.IdemCompletion{Claim: req.Idem.Claim, Status: status, Body: body}
@@ -507,11 +508,13 @@ func settleRetrying(ctx context.Context, ts *dynamo.TenantStore, s dynamo.Settle
 	}
 }
 
-// reserveBytes bounds the transcript bytes one turn can add: the message,
-// the replies (at most 4 bytes a token, doubled for JSON escaping), and the
-// tool results of every step, plus framing.
+// reserveBytes bounds the bytes one execution can add to the tenant's
+// storage: its transcript turn (the message, the replies at most 4 bytes a
+// token, doubled for JSON escaping, and the tool results of every step,
+// plus framing) and its log (at most MaxExecLogBytes and its attribute's
+// name).
 func reserveBytes(message string, l bulkhead.Limits) int64 {
-	return 2*int64(len(message)) + 8*l.MaxTokens + l.MaxSteps*(maxToolResultBytes+maxCallsPerStep*512) + 4096
+	return 2*int64(len(message)) + 8*l.MaxTokens + l.MaxSteps*(maxToolResultBytes+maxCallsPerStep*512) + 4096 + bulkhead.MaxExecLogBytes + 64
 }
 
 // loopResult is how the model loop ended.
@@ -521,13 +524,25 @@ type loopResult struct {
 	added  []bulkhead.Message
 	steps  int64
 	err    error
+	// log is the execution's steps so far; began is when the loop started
+	// (real time: offsets in the log are real durations).
+	log   []bulkhead.LogStep
+	began time.Time
+}
+
+// sinceStart is the milliseconds since the loop began (0 when it did not).
+func (l loopResult) sinceStart() int64 {
+	if l.began.IsZero() {
+		return 0
+	}
+	return time.Since(l.began).Milliseconds()
 }
 
 // run is the model loop: call the model, run the tools it asks for, and
 // call it again, within the execution's guards.
 func (r *Runner) run(ctx context.Context, st stores, exec *bulkhead.Execution, agent bulkhead.Agent, tools toolSet, chain []candidate, limits bulkhead.Limits,
 	budget int64, req Request, msgs []bulkhead.Message, deadline time.Time) loopResult {
-	var res loopResult
+	res := loopResult{began: time.Now()}
 	// Real time, not the injected clock: this bounds a real call. Under a
 	// host deadline (a Lambda function's timeout), the loop ends early
 	// enough to settle before the host stops the process.
@@ -603,6 +618,7 @@ func (r *Runner) run(ctx context.Context, st stores, exec *bulkhead.Execution, a
 			resp     bulkhead.ModelResponse
 			answered candidate
 		)
+		began, inBefore, outBefore := time.Now(), exec.InputTokens, exec.OutputTokens
 		err := tracing.Span(wallCtx, "model", func(ctx context.Context) error {
 			var gerr error
 			answered, resp, gerr = r.generate(ctx, chain, mreq, onDelta, charge)
@@ -611,17 +627,27 @@ func (r *Runner) run(ctx context.Context, st stores, exec *bulkhead.Execution, a
 		if answered.entry.Name != "" {
 			exec.Model = answered.entry.Name
 		}
+		step := bulkhead.LogStep{Kind: bulkhead.LogStepModel, OffsetMS: began.Sub(res.began).Milliseconds(), DurationMS: time.Since(began).Milliseconds(),
+			Status: bulkhead.LogStatusOK, Provider: answered.entry.Provider, Model: answered.entry.Name,
+			InputTokens: exec.InputTokens - inBefore, OutputTokens: exec.OutputTokens - outBefore}
+		if agent.LogContent {
+			if res.steps == 1 {
+				step.Input = logContent(req.Message)
+			}
+			step.Output = logContent(resp.Text)
+		}
 		if err != nil {
 			switch {
 			case stopped():
-				res.status = bulkhead.ExecStopped
+				res.status, step.Status = bulkhead.ExecStopped, bulkhead.LogStatusStopped
 			case errors.Is(err, context.DeadlineExceeded) || wallCtx.Err() != nil:
-				res.status = bulkhead.ExecTimedOut
+				res.status, step.Status = bulkhead.ExecTimedOut, bulkhead.LogStatusTimeout
 			case bulkhead.IsCode(err, bulkhead.ModelUnavailable):
-				res.status, res.err = bulkhead.ExecModelUnavailable, err
+				res.status, res.err, step.Status = bulkhead.ExecModelUnavailable, err, bulkhead.LogStatusError
 			default:
-				res.status, res.err = bulkhead.ExecModelError, modelError(err)
+				res.status, res.err, step.Status = bulkhead.ExecModelError, modelError(err), bulkhead.LogStatusRefused
 			}
+			res.log = append(res.log, step)
 			if len(resp.Text) > 0 || len(resp.ToolCalls) > 0 {
 				// A reply cut short still goes into the transcript.
 				res.added = append(res.added, bulkhead.Message{Role: bulkhead.RoleAssistant, Content: resp.Text, CreatedAt: r.now(),
@@ -632,6 +658,11 @@ func (r *Runner) run(ctx context.Context, st stores, exec *bulkhead.Execution, a
 			}
 			return res
 		}
+		step.StopReason = bulkhead.LogStopEnd
+		if len(resp.ToolCalls) > 0 {
+			step.StopReason = bulkhead.LogStopToolUse
+		}
+		res.log = append(res.log, step)
 		now := r.now()
 		reply := bulkhead.Message{Role: bulkhead.RoleAssistant, Content: resp.Text, ToolCalls: resp.ToolCalls, CreatedAt: now,
 			ExecutionID: exec.ID, InputTokens: resp.InputTokens, OutputTokens: resp.OutputTokens}
@@ -650,25 +681,26 @@ func (r *Runner) run(ctx context.Context, st stores, exec *bulkhead.Execution, a
 		for i, call := range resp.ToolCalls {
 			emit(Event{Kind: EventToolCall, Call: call})
 			var (
-				out string
-				ok  bool
+				out     string
+				outcome toolOutcome
 			)
 			began := time.Now()
 			if i >= maxCallsPerStep {
-				out = toolError(fmt.Sprintf("at most %d tool calls run per step", maxCallsPerStep))
+				out, outcome = failed(bulkhead.ToolErrLimit, fmt.Sprintf("at most %d tool calls run per step", maxCallsPerStep))
 			} else {
 				_ = tracing.Span(wallCtx, "tools", func(ctx context.Context) error {
-					out, ok = r.callTool(ctx, st, tools.targets, toolCall{exec: exec, depth: req.Depth, call: call})
+					out, outcome = r.callTool(ctx, st, tools.targets, toolCall{exec: exec, depth: req.Depth, call: call})
 					return nil
 				})
 			}
 			out = truncateUTF8(out, share)
 			status := bulkhead.ToolCallOK
-			if !ok {
+			if !outcome.ok() {
 				status = bulkhead.ToolCallError
 			}
-			exec.ToolCalls = append(exec.ToolCalls, bulkhead.ToolCallRecord{ID: call.ID, Name: call.Name, Status: status,
-				DurationMS: time.Since(began).Milliseconds()})
+			took := time.Since(began).Milliseconds()
+			exec.ToolCalls = append(exec.ToolCalls, bulkhead.ToolCallRecord{ID: call.ID, Name: call.Name, Status: status, DurationMS: took})
+			res.log = append(res.log, toolStep(call, outcome, began.Sub(res.began).Milliseconds(), took, agent.LogContent, out))
 			emit(Event{Kind: EventToolResult, Call: call, Result: out})
 			tool := bulkhead.Message{Role: bulkhead.RoleTool, Content: out, ToolCallID: call.ID, Name: call.Name, CreatedAt: r.now(), ExecutionID: exec.ID}
 			msgs = append(msgs, tool)

@@ -336,29 +336,47 @@ type toolCall struct {
 	call  bulkhead.ToolCall
 }
 
+// toolOutcome is how a tool call went, in typed fields only (what an
+// execution log keeps): the error class of a failed call (empty when it
+// succeeded) and the HTTP status an HTTP tool answered.
+type toolOutcome struct {
+	class      string
+	httpStatus int64
+}
+
+func (o toolOutcome) ok() bool { return o.class == "" }
+
+// failed is a failed call's result for the model and its class.
+func failed(class, msg string) (string, toolOutcome) {
+	return toolError(msg), toolOutcome{class: class}
+}
+
 // callTool runs one call the model asked for and returns its result for the
-// model and whether it succeeded. A tool's failure is a result, never the
+// model and how it went. A tool's failure is a result, never the
 // execution's failure: the model decides what to do with it.
-func (r *Runner) callTool(ctx context.Context, st stores, targets map[string]*toolTarget, c toolCall) (string, bool) {
+func (r *Runner) callTool(ctx context.Context, st stores, targets map[string]*toolTarget, c toolCall) (string, toolOutcome) {
 	t, ok := targets[c.call.Name]
 	if !ok {
-		return toolError(fmt.Sprintf("tool %q does not exist", c.call.Name)), false
+		return failed(bulkhead.ToolErrUnknown, fmt.Sprintf("tool %q does not exist", c.call.Name))
 	}
 	if t.schema != nil {
 		if err := validateArgs(t.schema, c.call.Arguments); err != nil {
-			return toolError("invalid arguments: " + err.Error()), false
+			return failed(bulkhead.ToolErrArguments, "invalid arguments: "+err.Error())
 		}
 	}
 	switch t.kind {
 	case kindBuiltin:
 		out := r.runTool(ctx, st, c)
-		return out, !isToolError(out)
+		if isToolError(out) {
+			return out, toolOutcome{class: bulkhead.ToolErrFailed}
+		}
+		return out, toolOutcome{}
 	case kindHTTP:
 		return r.callHTTPTool(ctx, st.ts.TenantID(), t, c)
 	case kindMCP:
 		return r.callMCPTool(ctx, st.ts.TenantID(), t, c)
 	default:
-		return toolError(fmt.Sprintf("tool %q has nothing to call: define it with POST /v1/tools", c.call.Name)), false
+		return failed(bulkhead.ToolErrUnavailable, fmt.Sprintf("tool %q has nothing to call: define it with POST /v1/tools", c.call.Name))
 	}
 }
 
@@ -395,9 +413,9 @@ func callTimeout(ctx context.Context, t bulkhead.Tool) (context.Context, context
 // callHTTPTool makes the signed POST to a tenant's HTTP tool. It is not
 // retried once sent: tools need not be idempotent, and call_id lets a
 // receiver recognise a call it has seen.
-func (r *Runner) callHTTPTool(ctx context.Context, tenantID string, t *toolTarget, c toolCall) (string, bool) {
+func (r *Runner) callHTTPTool(ctx context.Context, tenantID string, t *toolTarget, c toolCall) (string, toolOutcome) {
 	if r.ToolHTTP == nil {
-		return toolError("tenant tools are not enabled on this platform"), false
+		return failed(bulkhead.ToolErrUnavailable, "tenant tools are not enabled on this platform")
 	}
 	args := c.call.Arguments
 	if len(bytes.TrimSpace(args)) == 0 {
@@ -408,17 +426,17 @@ func (r *Runner) callHTTPTool(ctx context.Context, tenantID string, t *toolTarge
 		"agent_id": c.exec.AgentID, "conversation_id": c.exec.ConversationID,
 	})
 	if err != nil {
-		return toolError("arguments must be a JSON object"), false
+		return failed(bulkhead.ToolErrArguments, "arguments must be a JSON object")
 	}
 	var secrets []string
 	for _, s := range t.tool.SigningSecrets(r.now()) {
 		if r.Sealer == nil {
-			return toolError("the tool's signing secret cannot be opened on this platform"), false
+			return failed(bulkhead.ToolErrUnavailable, "the tool's signing secret cannot be opened on this platform")
 		}
 		plain, err := r.Sealer.Open(ctx, tenantID, s.Box)
 		if err != nil {
 			r.logger().ErrorContext(ctx, "open a tool's signing secret", "tenant_id", tenantID, "tool_id", t.tool.ID, "error", err)
-			return toolError("the tool's signing secret could not be opened"), false
+			return failed(bulkhead.ToolErrUnavailable, "the tool's signing secret could not be opened")
 		}
 		secrets = append(secrets, string(plain))
 	}
@@ -426,7 +444,7 @@ func (r *Runner) callHTTPTool(ctx context.Context, tenantID string, t *toolTarge
 	defer cancel()
 	req, err := http.NewRequestWithContext(callCtx, http.MethodPost, t.tool.URL, bytes.NewReader(body))
 	if err != nil {
-		return toolError("the tool's URL is not usable"), false
+		return failed(bulkhead.ToolErrUnreachable, "the tool's URL is not usable")
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "Bulkhead-Tools/1")
@@ -435,21 +453,34 @@ func (r *Runner) callHTTPTool(ctx context.Context, tenantID string, t *toolTarge
 	req.Header.Set(toolsig.Header, toolsig.Sign(secrets, time.Now(), body))
 	resp, err := r.ToolHTTP.Do(req)
 	if err != nil {
-		return toolError(describeCallError(callCtx, err)), false
+		return failed(callErrorClass(callCtx), describeCallError(callCtx, err))
 	}
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, bulkhead.MaxToolAnswerBytes+1))
+	code := int64(resp.StatusCode)
 	switch {
 	case err != nil:
-		return toolError(describeCallError(callCtx, err)), false
+		return toolError(describeCallError(callCtx, err)), toolOutcome{class: callErrorClass(callCtx), httpStatus: code}
 	case len(answer) > bulkhead.MaxToolAnswerBytes:
-		return toolError(fmt.Sprintf("the tool's answer is larger than %d bytes", bulkhead.MaxToolAnswerBytes)), false
+		return toolError(fmt.Sprintf("the tool's answer is larger than %d bytes", bulkhead.MaxToolAnswerBytes)), toolOutcome{class: bulkhead.ToolErrTooLarge, httpStatus: code}
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
-		return toolError(fmt.Sprintf("the tool answered HTTP %d: %s", resp.StatusCode, truncateUTF8(strings.ToValidUTF8(string(answer), "\uFFFD"), 200))), false
+		return toolError(fmt.Sprintf("the tool answered HTTP %d: %s", resp.StatusCode, truncateUTF8(strings.ToValidUTF8(string(answer), "\uFFFD"), 200))),
+			toolOutcome{class: bulkhead.ToolErrHTTPStatus, httpStatus: code}
 	case !utf8.Valid(answer):
-		return toolError("the tool's answer is not UTF-8 text"), false
+		return toolError("the tool's answer is not UTF-8 text"), toolOutcome{class: bulkhead.ToolErrNotText, httpStatus: code}
 	}
-	return string(answer), true
+	return string(answer), toolOutcome{httpStatus: code}
+}
+
+// callErrorClass is the class of a call that got no answer.
+func callErrorClass(ctx context.Context) string {
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return bulkhead.ToolErrTimeout
+	case ctx.Err() != nil:
+		return bulkhead.ToolErrStopped
+	}
+	return bulkhead.ToolErrUnreachable
 }
 
 func describeCallError(ctx context.Context, err error) string {
@@ -469,13 +500,13 @@ func describeCallError(ctx context.Context, err error) string {
 	return "the tool could not be called: " + msg
 }
 
-func (r *Runner) callMCPTool(ctx context.Context, tenantID string, t *toolTarget, c toolCall) (string, bool) {
+func (r *Runner) callMCPTool(ctx context.Context, tenantID string, t *toolTarget, c toolCall) (string, toolOutcome) {
 	if r.MCP == nil {
-		return toolError("MCP servers are not enabled on this platform"), false
+		return failed(bulkhead.ToolErrUnavailable, "MCP servers are not enabled on this platform")
 	}
 	headers, err := r.openHeaders(ctx, tenantID, t.tool)
 	if err != nil {
-		return toolError(err.Error()), false
+		return failed(bulkhead.ToolErrUnavailable, err.Error())
 	}
 	callCtx, cancel := callTimeout(ctx, t.tool)
 	defer cancel()
@@ -486,12 +517,12 @@ func (r *Runner) callMCPTool(ctx context.Context, tenantID string, t *toolTarget
 	res, err := r.MCP.CallTool(callCtx, mcptool.Server{Name: t.tool.Name, URL: t.tool.URL, Headers: headers}, t.mcpTool, args)
 	if err != nil {
 		if callCtx.Err() != nil {
-			return toolError(describeCallError(callCtx, err)), false
+			return failed(callErrorClass(callCtx), describeCallError(callCtx, err))
 		}
-		return toolError("the MCP server failed: " + err.Error()), false
+		return failed(bulkhead.ToolErrUnreachable, "the MCP server failed: "+err.Error())
 	}
 	if res.IsError {
-		return toolError(res.Text), false
+		return failed(bulkhead.ToolErrFailed, res.Text)
 	}
-	return res.Text, true
+	return res.Text, toolOutcome{}
 }

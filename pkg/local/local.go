@@ -32,8 +32,8 @@ import (
 	"github.com/bulkhead-dev/bulkhead/pkg/platform"
 	"github.com/bulkhead-dev/bulkhead/pkg/portal"
 	"github.com/bulkhead-dev/bulkhead/pkg/sealed"
-	"github.com/bulkhead-dev/bulkhead/pkg/tracing"
 	"github.com/bulkhead-dev/bulkhead/pkg/ssrf"
+	"github.com/bulkhead-dev/bulkhead/pkg/tracing"
 )
 
 // Config is the local platform's configuration, normally from the environment.

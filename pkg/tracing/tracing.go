@@ -22,7 +22,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -97,12 +96,9 @@ func Start(ctx context.Context, c Config) (shutdown func(context.Context) error,
 	if c.Exporter == "" {
 		return noop, nil
 	}
-	opts := []otlptracehttp.Option{
-		// Traces are best effort: a failed export is dropped, not retried
-		// while the invocation waits.
-		otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: false}),
-		otlptracehttp.WithTimeout(flushTimeout),
-	}
+	// Traces are best effort: a failed export is dropped, not retried
+	// while the invocation waits.
+	exp := &otlpExporter{client: &http.Client{Timeout: flushTimeout}}
 	if c.Exporter == ExporterXRay {
 		endpoint := c.XRayEndpoint
 		if endpoint == "" {
@@ -114,22 +110,18 @@ func Start(ctx context.Context, c Config) (shutdown func(context.Context) error,
 		if c.Credentials == nil {
 			return noop, fmt.Errorf("%s=%s needs AWS credentials to sign the exports", EnvExporter, ExporterXRay)
 		}
-		if _, err := otlpURL(endpoint); err != nil {
+		u, err := otlpURL(endpoint)
+		if err != nil {
 			return noop, fmt.Errorf("%s: %w", EnvXRayEndpoint, err)
 		}
-		opts = append(opts, otlptracehttp.WithEndpointURL(endpoint),
-			otlptracehttp.WithCompression(otlptracehttp.GzipCompression),
-			otlptracehttp.WithHTTPClient(&http.Client{Transport: NewSigningTransport(nil, c.Credentials, c.Region, "xray")}))
+		exp.url, exp.gzip = u, true
+		exp.client.Transport = NewSigningTransport(nil, c.Credentials, c.Region, "xray")
 	} else {
 		u, err := otlpURL(c.Exporter)
 		if err != nil {
 			return noop, fmt.Errorf("%s: %w", EnvExporter, err)
 		}
-		opts = append(opts, otlptracehttp.WithEndpointURL(u))
-	}
-	exp, err := otlptracehttp.New(ctx, opts...)
-	if err != nil {
-		return noop, fmt.Errorf("OTLP exporter: %w", err)
+		exp.url = u
 	}
 	root := sdktrace.NeverSample()
 	if c.SampleRoots {

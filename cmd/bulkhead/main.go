@@ -10,6 +10,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/pkg/local"
 	"github.com/bulkhead-dev/bulkhead/pkg/platform"
+	"github.com/bulkhead-dev/bulkhead/pkg/tracing"
 )
 
 const usage = `usage: bulkhead <command> [arguments] [flags]
@@ -94,6 +95,12 @@ func dev() error {
 		return err
 	}
 	cfg.Logger = platform.Logger()
+	// BULKHEAD_OTEL_EXPORTER=<OTLP/HTTP URL> sends traces there; unset, off.
+	stopTracing, err := tracing.Start(ctx, tracing.ConfigFromEnv(os.Getenv))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stopTracing(context.Background()) }()
 	p, err := local.Start(ctx, cfg)
 	if err != nil {
 		return err

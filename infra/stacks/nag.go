@@ -47,7 +47,8 @@ func (p *Platform) logicalID(c constructs.IConstruct) string {
 func (p *Platform) suppressions() {
 	xray := Suppression{
 		Rule: "AwsSolutions-IAM5",
-		Reason: "Active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions " +
+		Reason: "Active tracing, and the spans sent to X-Ray's OTLP endpoint (authorized as xray:PutTraceSegments): " +
+			"xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions " +
 			"(https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsx-ray.html), so their resource is *.",
 		AppliesTo: []string{"Resource::*"},
 	}

@@ -40,6 +40,10 @@ const (
 	EnvUsagePlan     = "BULKHEAD_USAGE_PLAN_" // + the tier's name, upper-cased
 	EnvMaxTenantKeys = "BULKHEAD_MAX_TENANT_KEYS"
 	EnvGoMemLimit    = "GOMEMLIMIT" // the Go runtime's soft memory limit: api.GoMemLimit
+	// EnvOTelExporter is tracing.EnvExporter: "xray" sends each sampled
+	// invocation's spans, signed, to X-Ray's OTLP endpoint (authorized as
+	// xray:PutTraceSegments, which active tracing grants).
+	EnvOTelExporter = "BULKHEAD_OTEL_EXPORTER"
 	// The AWS SDK's endpoint overrides, declared empty (the SDK ignores an
 	// empty value): sam local passes a function only the variables its
 	// template declares, and events/sam-env.json points these at a running
@@ -373,6 +377,9 @@ func (p *Platform) functions() {
 			// The Go collector works to keep the heap under 80% of the
 			// function's memory rather than letting it reach Lambda's limit.
 			EnvGoMemLimit: jsii.String(api.GoMemLimit(name)),
+			// Spans go straight to X-Ray's OTLP endpoint: no collector
+			// layer, no extension process (infra/README.md, Tracing).
+			EnvOTelExporter: jsii.String("xray"),
 		}
 		var reserved *float64
 		if n, ok := p.props.ReservedConcurrency[name]; ok {

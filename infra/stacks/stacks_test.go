@@ -461,6 +461,24 @@ func TestFunctions(t *testing.T) {
 			if got, want := env[stacks.EnvGoMemLimit], fmt.Sprintf("%dMiB", api.MemoryMB(name)*8/10); got != want {
 				t.Errorf("%s: %s = %v, want %s (80%% of its %d MB)", name, stacks.EnvGoMemLimit, got, want, api.MemoryMB(name))
 			}
+			// Spans go to X-Ray's OTLP endpoint, which authorizes them as
+			// xray:PutTraceSegments: the role must have it, and no layer is
+			// needed (no ADOT collector).
+			if env[stacks.EnvOTelExporter] != "xray" {
+				t.Errorf("%s: %s = %v, want xray", name, stacks.EnvOTelExporter, env[stacks.EnvOTelExporter])
+			}
+			if p["Layers"] != nil {
+				t.Errorf("%s: layers %v, want none", name, render(p["Layers"]))
+			}
+			putSegments := false
+			for _, st := range s.statements(s.roleOf(t, id)) {
+				if st["Effect"] == "Allow" && slices.Contains(strs(st["Action"]), "xray:PutTraceSegments") && slices.Equal(strs(st["Resource"]), []string{"*"}) {
+					putSegments = true
+				}
+			}
+			if !putSegments {
+				t.Errorf("%s: its role may not xray:PutTraceSegments, which X-Ray's OTLP endpoint requires", name)
+			}
 
 			logs := render(p["LoggingConfig"].(map[string]any)["LogGroup"])
 			lg, ok := s.res[strings.Trim(logs, "<>")]

@@ -33,6 +33,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/pkg/portal"
 	"github.com/bulkhead-dev/bulkhead/pkg/sealed"
 	"github.com/bulkhead-dev/bulkhead/pkg/ssrf"
+	"github.com/bulkhead-dev/bulkhead/pkg/tracing"
 )
 
 // Config is the local platform's configuration, normally from the environment.
@@ -249,6 +250,9 @@ func Start(ctx context.Context, c Config) (*Platform, error) {
 	} else {
 		opts.AWS = awsclients.Static("")
 	}
+	// With BULKHEAD_OTEL_EXPORTER set (tracing.Start in bulkhead dev), the
+	// stores' calls are spans too.
+	tracing.InstrumentAWS(&opts.AWS)
 	// checkStores made sure that a store without an endpoint is meant to be
 	// embedded. An embedded server accepts any credentials, so the
 	// environment's serve it too when the other store is external.
@@ -306,10 +310,10 @@ func Start(ctx context.Context, c Config) (*Platform, error) {
 
 	functions := map[string]api.Handler{}
 	for _, r := range api.Routes() {
-		functions[r.Function] = p.API.Function(r.Function)
+		functions[r.Function] = tracing.Handler(r.Function, p.API.Function(r.Function))
 	}
 	gw, err := gateway.New(gateway.Config{
-		Routes: api.Routes(), Functions: functions, Streams: map[string]api.StreamHandler{api.FnExecute: p.API.StreamFunction(api.FnExecute)}, Authorizer: p.API.Authorizer, AdminToken: token, Logger: logger,
+		Routes: api.Routes(), Functions: functions, Streams: map[string]api.StreamHandler{api.FnExecute: tracing.StreamHandler(api.FnExecute, p.API.StreamFunction(api.FnExecute))}, Authorizer: tracing.Handler(api.FnAuthorizer, p.API.Authorizer), AdminToken: token, Logger: logger,
 	})
 	if err != nil {
 		return nil, err

@@ -204,6 +204,13 @@ func FromLambdaEnv(ctx context.Context) (*api.API, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Tracing starts before any client is built, so that every client
+	// built from cfg records its calls.
+	tc := tracing.ConfigFromEnv(os.Getenv)
+	tc.Region, tc.Credentials = cfg.Region, cfg.Credentials
+	if _, err := tracing.Start(ctx, tc); err != nil {
+		return nil, err
+	}
 	tracing.InstrumentAWS(&cfg)
 	models, err := ModelsFromEnv(ctx, &cfg)
 	if err != nil {
@@ -249,24 +256,24 @@ func FromLambdaEnv(ctx context.Context) (*api.API, error) {
 // ServeFunction is the whole main of a Lambda function: it builds the API
 // once from the environment and serves the named function's handler.
 func ServeFunction(name string) {
-	serve(func(a *api.API) any { return a.Function(name) })
+	serve(func(a *api.API) any { return tracing.Handler(name, a.Function(name)) })
 }
 
 // ServeStreamingFunction runs one API function as a Lambda handler whose
 // response streams (API Gateway response transfer mode STREAM).
 func ServeStreamingFunction(name string) {
-	serve(func(a *api.API) any { return a.StreamFunction(name) })
+	serve(func(a *api.API) any { return tracing.StreamHandler(name, a.StreamFunction(name)) })
 }
 
 // ServeAuthorizer is the main of the authorizer function.
 func ServeAuthorizer() {
-	serve(func(a *api.API) any { return a.Authorizer })
+	serve(func(a *api.API) any { return tracing.Handler(api.FnAuthorizer, a.Authorizer) })
 }
 
 // ServeBilling is the main of the billing function: its routes and the
 // monthly close on a schedule.
 func ServeBilling() {
-	serve(func(a *api.API) any { return a.BillingHandler() })
+	serve(func(a *api.API) any { return tracing.Handler(api.FnBilling, a.BillingHandler()) })
 }
 
 // serve builds the API from the environment and serves the handler it

@@ -43,6 +43,8 @@ type runtimeAPI struct {
 	initErr  chan reported
 	response chan reported
 	invError chan reported
+	// traceHeader, when set, is each event's Lambda-Runtime-Trace-Id.
+	traceHeader atomic.Pointer[string]
 }
 
 // reported is one report of the runtime: its error type header and body.
@@ -89,6 +91,9 @@ func newRuntimeAPI(t *testing.T, event []byte) *runtimeAPI {
 		h.Set("Lambda-Runtime-Deadline-Ms", strconv.FormatInt(time.Now().Add(waitFor).UnixMilli(), 10))
 		h.Set("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:bulkhead-test")
 		h.Set("Content-Type", "application/json")
+		if th := f.traceHeader.Load(); th != nil {
+			h.Set("Lambda-Runtime-Trace-Id", *th)
+		}
 		_, _ = w.Write(event)
 	})
 	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/response", record(f.response))
@@ -187,7 +192,17 @@ type started struct {
 
 func startBootstrap(t *testing.T, bootstrap string, event []byte, env map[string]string) *started {
 	t.Helper()
+	return startTracedBootstrap(t, bootstrap, event, env, "")
+}
+
+// startTracedBootstrap is startBootstrap with an X-Ray trace header on the
+// event, as Lambda gives a function with active tracing ("" for none).
+func startTracedBootstrap(t *testing.T, bootstrap string, event []byte, env map[string]string, traceHeader string) *started {
+	t.Helper()
 	fake := newRuntimeAPI(t, event)
+	if traceHeader != "" {
+		fake.traceHeader.Store(&traceHeader)
+	}
 	env[platform.EnvRuntimeAPI] = fake.hostPort()
 	cmd := exec.Command(bootstrap)
 	for _, k := range slices.Sorted(maps.Keys(env)) {

@@ -218,16 +218,42 @@ const apiKeyMarker = "bk_live_"
 // redacted: fields named like secrets, any value of a header map (names
 // stay), any string that holds an API key, and over-long strings cut.
 func scrubChanges(changes map[string]bulkhead.Change) (string, error) {
-	raw, err := json.Marshal(changes)
+	out := make(map[string]bulkhead.Change, len(changes))
+	for name, c := range changes {
+		var sc bulkhead.Change
+		for _, side := range []struct {
+			in  any
+			out *any
+		}{{c.Before, &sc.Before}, {c.After, &sc.After}} {
+			v, err := plainJSON(side.in)
+			if err != nil {
+				return "", err
+			}
+			if v != nil && secretField(name) {
+				*side.out = redacted
+			} else {
+				*side.out = scrubValue(name, v)
+			}
+		}
+		out[name] = sc
+	}
+	b, err := json.Marshal(out)
+	return string(b), err
+}
+
+// plainJSON is v as encoding/json would decode its encoding (maps, slices,
+// strings, numbers, booleans, nil).
+func plainJSON(v any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	raw, err := json.Marshal(v)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return "", err
-	}
-	out, err := json.Marshal(scrubValue("", v))
-	return string(out), err
+	var out any
+	err = json.Unmarshal(raw, &out)
+	return out, err
 }
 
 func secretField(name string) bool {

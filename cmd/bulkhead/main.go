@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/local"
@@ -30,6 +31,9 @@ operator commands (the operator API of a running platform; <command> -h lists th
                                             --max-spend-per-month USD, --max-concurrent-agents,
                                             --max-storage-mb); the others keep their value
   bill close --month YYYY-MM                close a month: one immutable invoice per tenant
+  audit [list] [--tenant ID] [--action ACTION] [--since T] [--until T] [--limit N]
+                                            the audit log: one tenant's changes (any range), or every
+                                            tenant's within at most 31 days (default the last 7)
   model list [--limit N]                    the priced model catalogue: prices (USD per million tokens), tiers, sizes
   model set PROVIDER/MODEL_ID --input-per-million USD --output-per-million USD
             --context-window N --max-output-tokens N [--tiers starter,professional]
@@ -79,6 +83,13 @@ func main() {
 		}
 	case "tenant", "key", "bill", "model":
 		os.Exit(runAPICommand(os.Args[1], os.Args[2:]))
+	case "audit":
+		args := os.Args[2:]
+		if len(args) == 0 || strings.HasPrefix(args[0], "-") && args[0] != "-h" && args[0] != "--help" && args[0] != "-help" {
+			// `bulkhead audit --tenant ...` is `bulkhead audit list --tenant ...`.
+			args = append([]string{"list"}, args...)
+		}
+		os.Exit(runAPICommand("audit", args))
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	default:

@@ -63,6 +63,9 @@ var apiCommands = map[string][]command{
 	"bill": {
 		{"close", "--month YYYY-MM", billClose},
 	},
+	"audit": {
+		{"list", "[--tenant ID] [--action ACTION] [--since T] [--until T] [--limit N]", auditList},
+	},
 	"model": {
 		{"list", "[--limit N]", modelList},
 		{"set", "PROVIDER/MODEL_ID --input-per-million USD --output-per-million USD [--tiers T1,T2] --context-window N --max-output-tokens N", modelSet},

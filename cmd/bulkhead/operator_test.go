@@ -313,6 +313,38 @@ func TestOperatorCommands(t *testing.T) {
 		}
 	})
 
+	t.Run("audit", func(t *testing.T) {
+		// One tenant's log: what the commands above did to it, and by whom.
+		rows := tableRows(t, mustCLI(t, env, "audit", "--tenant", id), "TIME", "TENANT_ID", "ACTOR", "ACTION", "TARGET", "CHANGED")
+		seen := map[string]string{}
+		for _, row := range rows {
+			if len(row) > 4 && row[1] == id {
+				seen[row[3]] = row[2]
+			}
+		}
+		for action, actor := range map[string]string{"tenant.created": "operator:local-admin", "tenant.suspended": "operator:local-admin",
+			"tenant.resumed": "operator:local-admin"} {
+			if seen[action] != actor {
+				t.Errorf("audit --tenant: %s by %q, want by %s (rows %v)", action, seen[action], actor, rows)
+			}
+		}
+		if !strings.HasPrefix(seen["key.created"], "key:key_") {
+			t.Errorf("audit --tenant: key.created by %q, want the tenant's key", seen["key.created"])
+		}
+		// Across tenants, filtered by action, as the API's JSON.
+		var entries []map[string]any
+		r := mustCLI(t, env, "audit", "list", "--action", "tenant.created", "--output", "json")
+		if err := json.Unmarshal([]byte(r.stdout), &entries); err != nil || len(entries) == 0 {
+			t.Fatalf("%v\nwant a JSON list of entries: %v", r, err)
+		}
+		for _, e := range entries {
+			if e["action"] != "tenant.created" || strings.Contains(r.stdout, "bk_live_") {
+				t.Errorf("audit --action tenant.created listed %v", e)
+			}
+		}
+		wantCLIError(t, runCLI(t, env, "audit", "--action", "Not An Action"), 1, "bulkhead: invalid_request: ")
+	})
+
 	t.Run("errors", func(t *testing.T) {
 		wantCLIError(t, runCLI(t, env, "tenant", "get", "tn_doesnotexist"), 1, "bulkhead: not_found: ")
 		wantCLIError(t, runCLI(t, env, "tenant", "get", id, "--admin-token", "not-the-token"), 1, "bulkhead: forbidden: ")

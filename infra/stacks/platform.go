@@ -311,6 +311,14 @@ func (p *Platform) data() {
 		},
 		RemovalPolicy: p.removal(),
 	})
+	// The audit log's sparse index: only audit items carry its keys, so the
+	// operator lists every tenant's entries by day without a scan.
+	p.Table.AddGlobalSecondaryIndex(&awsdynamodb.GlobalSecondaryIndexProps{
+		IndexName:      jsii.String(dynamo.AuditIndex),
+		PartitionKey:   &awsdynamodb.Attribute{Name: jsii.String(dynamo.AttrAuditDay), Type: awsdynamodb.AttributeType_STRING},
+		SortKey:        &awsdynamodb.Attribute{Name: jsii.String(dynamo.AttrAuditSort), Type: awsdynamodb.AttributeType_STRING},
+		ProjectionType: awsdynamodb.ProjectionType_ALL,
+	})
 
 	p.AccessLogBucket = awss3.NewBucket(p.Construct, jsii.String("AccessLogBucket"), &awss3.BucketProps{
 		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(),
@@ -496,6 +504,12 @@ func (p *Platform) controlPlaneGrants() {
 			Resources: &[]*string{p.Table.TableArn()},
 		}))
 	}
+	// The operator's audit listing across tenants reads the audit index.
+	p.Roles[api.FnAdmin].AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("AuditIndex"),
+		Actions:   jsii.Strings("dynamodb:Query"),
+		Resources: &[]*string{jsii.String(*p.Table.TableArn() + "/index/" + dynamo.AuditIndex)},
+	}))
 	// The monthly close writes tenants/<id>/invoices/<month>.json.
 	p.Roles[api.FnBilling].AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("InvoiceObjects"),

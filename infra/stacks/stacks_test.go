@@ -768,6 +768,10 @@ func TestTable(t *testing.T) {
 				t.Errorf("table %s = %s, want %s", k, got, want)
 			}
 		}
+		if got, want := renderJSON(p["GlobalSecondaryIndexes"]),
+			`[{"IndexName":"audit_by_day","KeySchema":[{"AttributeName":"audit_day","KeyType":"HASH"},{"AttributeName":"audit_sort","KeyType":"RANGE"}],"Projection":{"ProjectionType":"ALL"}}]`; got != want {
+			t.Errorf("table GlobalSecondaryIndexes = %s, want %s", got, want)
+		}
 		if tbl.DeletionPolicy != "Retain" || tbl.UpdateReplace != "Retain" {
 			t.Errorf("table DeletionPolicy %q, UpdateReplacePolicy %q; want Retain", tbl.DeletionPolicy, tbl.UpdateReplace)
 		}
@@ -944,6 +948,9 @@ func TestControlPlaneGrants(t *testing.T) {
 			case api.FnAdmin:
 				if !slices.Contains(actions, "apigateway:POST") {
 					t.Errorf("admin cannot create API keys: %v", actions)
+				}
+				if !strings.Contains(renderJSON(s.statements(s.roleOf(t, s.functionID(t, name)))), "/index/"+dynamo.AuditIndex) {
+					t.Errorf("admin cannot query the audit index")
 				}
 			}
 		}

@@ -246,7 +246,13 @@ func (a *API) patchTenant(ctx context.Context, r *request) (any, error) {
 	if err := a.applyEdge(ctx, id, &p); err != nil {
 		return nil, err
 	}
-	t, err := a.store.UpdateTenant(ctx, id, p)
+	var t bulkhead.Tenant
+	if p == (dynamo.TenantPatch{}) && b.Breaker != nil {
+		// Only the breaker changes: that change is the one to record.
+		t, err = a.store.GetTenant(ctx, id)
+	} else {
+		t, err = a.store.UpdateTenant(ctx, id, p)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -291,8 +297,9 @@ func (a *API) operatorAgentStatus(ctx context.Context, r *request) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	prev := ag.Version
+	prev, before := ag.Version, ag
 	ag.Status, ag.Version, ag.UpdatedAt = bulkhead.AgentStatus(*b.Status), ag.Version+1, a.now().UTC()
+	ctx = audited(ctx, agentAction(before.Status, ag.Status), viewAgent(before), viewAgent(ag))
 	if err := ts.PutAgent(ctx, ag, prev); err != nil {
 		return nil, err
 	}

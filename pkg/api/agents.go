@@ -227,6 +227,7 @@ func (a *API) createAgent(ctx context.Context, r *request) (any, error) {
 		return nil, err
 	}
 	view := viewAgent(ag)
+	ctx = audited(ctx, bulkhead.ActionAgentCreated, nil, view)
 	if err := a.tenantStore(r).CreateAgent(ctx, ag, r.completion(http.StatusCreated, view)); err != nil {
 		return nil, err
 	}
@@ -287,6 +288,7 @@ func (a *API) patchAgent(ctx context.Context, r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	before := ag
 	prev := ag.Version
 	if b.Name != nil {
 		ag.Name = *b.Name
@@ -348,6 +350,7 @@ func (a *API) patchAgent(ctx context.Context, r *request) (any, error) {
 	}
 	ag.Version++
 	ag.UpdatedAt = a.now().UTC()
+	ctx = audited(ctx, agentAction(before.Status, ag.Status), viewAgent(before), viewAgent(ag))
 	if err := ts.PutAgent(ctx, ag, prev); err != nil {
 		return nil, err
 	}

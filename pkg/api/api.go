@@ -159,6 +159,8 @@ func (a *API) table() map[string]endpoint {
 		routeKey("GET", "/v1/usage/daily"):                        ep(FnUsage, AuthTenant, ok, a.usageDaily),
 		routeKey("GET", "/v1/executions/{execution_id}"):          ep(FnUsage, AuthTenant, ok, a.getExecution),
 		routeKey("GET", "/v1/executions/{execution_id}/log"):      ep(FnUsage, AuthTenant, ok, a.getExecutionLog),
+		routeKey("GET", "/v1/audit"):                              ep(FnUsage, AuthTenant, ok, a.listAudit),
+		routeKey("GET", "/v1/admin/audit"):                        ep(FnAdmin, AuthAdmin, ok, a.adminAudit),
 		routeKey("GET", "/v1/billing/invoices"):                   ep(FnBilling, AuthTenant, ok, a.listInvoices),
 		routeKey("GET", "/v1/billing/invoices/{month}"):           ep(FnBilling, AuthTenant, ok, a.getInvoice),
 		routeKey("GET", "/v1/admin/invoices"):                     ep(FnAdmin, AuthAdmin, ok, a.adminInvoices),
@@ -202,17 +204,22 @@ func (a *API) dispatch(ctx context.Context, name string, r *request) events.APIG
 		r.tenant = tid
 		r.log = r.log.With("tenant_id", tid)
 		tracing.Annotate(ctx, "tenant_id", tid)
+		kid, _ := r.RequestContext.Authorizer[CtxKeyID].(string)
+		ctx = r.auditSource(ctx, bulkhead.Actor{Type: bulkhead.ActorKey, ID: kid})
 	case AuthAdmin:
 		if r.RequestContext.Identity.UserArn == "" {
 			return respondError(r.log, bulkhead.Errorf(bulkhead.Forbidden, "operator routes need operator credentials"))
 		}
+		// The operator is the IAM principal that signed the request (the
+		// local gateway names its admin local-admin).
+		ctx = r.auditSource(ctx, bulkhead.Actor{Type: bulkhead.ActorOperator, ID: r.RequestContext.Identity.UserArn})
 	}
 	if ep.idempotent && header(r.APIGatewayProxyRequest, IdempotencyHeader) != "" {
 		return a.serveIdempotent(ctx, ep, r)
 	}
 	body, err := ep.serve(ctx, r)
 	if err != nil {
-		a.countRefusal(r, err)
+		a.countRefusal(ctx, r, err)
 		return respondError(r.log, err)
 	}
 	if raw, ok := body.(rawAnswer); ok {
@@ -221,8 +228,17 @@ func (a *API) dispatch(ctx context.Context, name string, r *request) events.APIG
 	return respond(ep.status, body)
 }
 
-// countRefusal emits a quota violation metric for a refused execution.
-func (a *API) countRefusal(r *request, err error) {
+// auditSource is ctx carrying who acts on this request, for the audit
+// entries of the changes it makes.
+func (r *request) auditSource(ctx context.Context, actor bulkhead.Actor) context.Context {
+	return dynamo.WithAuditSource(ctx, dynamo.AuditSource{Actor: actor, RequestID: r.RequestContext.RequestID,
+		SourceIP: r.RequestContext.Identity.SourceIP})
+}
+
+// countRefusal emits a quota violation metric for a refused execution and
+// records the refusal in the tenant's audit log (one entry per quota and
+// minute; a failure to record it is logged, the refusal stands).
+func (a *API) countRefusal(ctx context.Context, r *request, err error) {
 	e := bulkhead.AsError(err)
 	if e == nil || (e.Code != bulkhead.QuotaExceeded && e.Code != bulkhead.RateLimited && e.Code != bulkhead.ConcurrencyLimited) {
 		return
@@ -230,6 +246,15 @@ func (a *API) countRefusal(r *request, err error) {
 	qt, _ := e.Fields["quota_type"].(string)
 	a.metrics.Emit(map[string]float64{metrics.QuotaViolations: 1}, [][]string{{}, {"quota_type"}},
 		map[string]any{"quota_type": qt, "tenant_id": r.tenant, "route": routeKey(r.HTTPMethod, r.Resource)})
+	if r.tenant == "" {
+		return
+	}
+	if qt == "" {
+		qt = string(e.Code)
+	}
+	if err := a.tenantStore(r).RecordQuotaRefusal(dynamo.AsPlatform(ctx, bulkhead.PlatformAdmission), qt, a.now()); err != nil {
+		r.log.Warn("record quota refusal", "quota_type", qt, "error", err)
+	}
 }
 
 func (a *API) health(context.Context, *request) (any, error) {

@@ -82,7 +82,7 @@ func (a *API) runClaimed(ctx context.Context, ep endpoint, r *request, ts *dynam
 	body, err := ep.serve(ctx, r)
 	resp := respond(ep.status, body)
 	if err != nil {
-		a.countRefusal(r, err)
+		a.countRefusal(ctx, r, err)
 		resp = respondError(r.log, err)
 	}
 	if claim.Stored() {

@@ -93,6 +93,7 @@ func Routes() []Route {
 		{"GET", "/v1/usage/daily", FnUsage, AuthTenant},
 		{"GET", "/v1/executions/{execution_id}", FnUsage, AuthTenant},
 		{"GET", "/v1/executions/{execution_id}/log", FnUsage, AuthTenant},
+		{"GET", "/v1/audit", FnUsage, AuthTenant},
 		{"GET", "/v1/billing/current", FnBilling, AuthTenant},
 		{"GET", "/v1/billing/invoices", FnBilling, AuthTenant},
 		{"GET", "/v1/billing/invoices/{month}", FnBilling, AuthTenant},
@@ -110,5 +111,6 @@ func Routes() []Route {
 		{"POST", "/v1/admin/billing/close", FnAdmin, AuthAdmin},
 		{"PUT", "/v1/admin/models/{provider}/{model_id}", FnAdmin, AuthAdmin},
 		{"GET", "/v1/admin/models", FnAdmin, AuthAdmin},
+		{"GET", "/v1/admin/audit", FnAdmin, AuthAdmin},
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/pkg/dynamo"
 )
 
 // BillingHandler is the billing function's Lambda handler. It serves the
@@ -52,7 +53,7 @@ func (a *API) BillingHandler() func(ctx context.Context, raw json.RawMessage) (a
 			if err := json.Unmarshal(raw, &ev); err != nil {
 				return nil, fmt.Errorf("billing: decode scheduled event: %w", err)
 			}
-			rep, err := a.CloseMonth(ctx, PreviousMonth(ev.Time))
+			rep, err := a.CloseMonth(dynamo.AsPlatform(ctx, bulkhead.PlatformSchedule), PreviousMonth(ev.Time))
 			if err != nil {
 				return nil, err
 			}
@@ -82,7 +83,7 @@ func (a *API) CloseMonthsDue(ctx context.Context, wait func(context.Context, tim
 		now := a.now().UTC()
 		thisMonth := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
 		if !now.Before(thisMonth.Add(CloseGrace)) {
-			if rep, err := a.CloseMonth(ctx, PreviousMonth(now)); err != nil {
+			if rep, err := a.CloseMonth(dynamo.AsPlatform(ctx, bulkhead.PlatformSchedule), PreviousMonth(now)); err != nil {
 				a.log.Error("monthly close", "error", err)
 			} else if rep.Closed > 0 || len(rep.Failed) > 0 {
 				a.log.Info("monthly close", "month", rep.Month, "closed", rep.Closed, "failed", len(rep.Failed))

@@ -122,7 +122,7 @@ func (a *API) patchTicket(ctx context.Context, r *request) (any, error) {
 		}
 		next.Version++
 		next.UpdatedAt = a.now().UTC()
-		err = ts.UpdateTicket(ctx, prev, next)
+		err = ts.UpdateTicket(audited(ctx, bulkhead.ActionTicketUpdated, viewTicket(prev), viewTicket(next)), prev, next)
 		if err == nil {
 			return viewTicket(next), nil
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/pkg/dynamo"
 	"github.com/bulkhead-dev/bulkhead/pkg/mcptool"
 	"github.com/bulkhead-dev/bulkhead/pkg/runtime"
 	"github.com/bulkhead-dev/bulkhead/pkg/toolsig"
@@ -238,6 +239,7 @@ func (a *API) createTool(ctx context.Context, r *request) (any, error) {
 		toolView
 		Redacted bool `json:"signing_secret_redacted,omitempty"`
 	}{view, secret != ""}
+	ctx = audited(ctx, bulkhead.ActionToolCreated, nil, view)
 	if err := a.tenantStore(r).CreateTool(ctx, t, r.completion(http.StatusCreated, stored)); err != nil {
 		return nil, err
 	}
@@ -294,11 +296,12 @@ func (a *API) patchTool(ctx context.Context, r *request) (any, error) {
 		return nil, err
 	}
 	ts := a.tenantStore(r)
-	prev := t.Version
+	prev, before := t.Version, a.viewTool(t)
 	if err := a.applyTool(ctx, r.tenant, b, &t, false); err != nil {
 		return nil, err
 	}
 	t.Version, t.UpdatedAt = prev+1, a.now().UTC()
+	ctx = audited(ctx, bulkhead.ActionToolUpdated, before, a.viewTool(t))
 	if err := ts.PutTool(ctx, t, prev); err != nil {
 		return nil, err
 	}
@@ -344,6 +347,8 @@ func (a *API) rotateToolSecret(ctx context.Context, r *request) (any, error) {
 	}
 	prev := t.Version
 	t.Secrets, t.Version, t.UpdatedAt = secrets, prev+1, now
+	// The entry says a rotation happened; the store redacts the secrets' prefixes.
+	ctx = dynamo.WithAuditDetail(ctx, bulkhead.ActionToolSecretRotated, nil)
 	if err := ts.PutTool(ctx, t, prev); err != nil {
 		return nil, err
 	}

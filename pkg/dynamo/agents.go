@@ -8,7 +8,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
@@ -68,7 +67,8 @@ func (t *TenantStore) CreateAgent(ctx context.Context, a bulkhead.Agent, idem *I
 		return err
 	}
 	put := &types.Put{TableName: aws.String(t.s.table), Item: av, ConditionExpression: aws.String("attribute_not_exists(PK)")}
-	return t.transact(ctx, "create agent", "agent already exists", idem, types.TransactWriteItem{Put: put})
+	return t.transact(ctx, "create agent", "agent already exists", auditOp{action: bulkhead.ActionAgentCreated, target: a.ID}, idem,
+		types.TransactWriteItem{Put: put})
 }
 
 // GetAgent reads one of this tenant's agents. Errors: NotFound.
@@ -90,20 +90,22 @@ func (t *TenantStore) PutAgent(ctx context.Context, a bulkhead.Agent, prev int64
 	if err != nil {
 		return err
 	}
-	_, err = t.s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(t.s.table), Item: av,
-		ConditionExpression:       aws.String("version = :prev"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":prev": num(prev)},
-	})
+	err = t.s.transactAudited(ctx, auditOp{tenant: t.tid, action: bulkhead.ActionAgentUpdated, target: a.ID},
+		types.TransactWriteItem{Put: &types.Put{
+			TableName: aws.String(t.s.table), Item: av,
+			ConditionExpression:       aws.String("version = :prev"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":prev": num(prev)},
+		}})
 	return translate("update agent", err, bulkhead.Conflict, "agent was changed or deleted concurrently; retry")
 }
 
 // DeleteAgent removes one of this tenant's agents. Its conversations stay
 // readable. Errors: NotFound.
 func (t *TenantStore) DeleteAgent(ctx context.Context, aid string) error {
-	_, err := t.s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-		TableName: aws.String(t.s.table), Key: key(t.pk, agentSK(aid)),
-		ConditionExpression: aws.String("attribute_exists(PK)"),
-	})
+	err := t.s.transactAudited(ctx, auditOp{tenant: t.tid, action: bulkhead.ActionAgentDeleted, target: aid},
+		types.TransactWriteItem{Delete: &types.Delete{
+			TableName: aws.String(t.s.table), Key: key(t.pk, agentSK(aid)),
+			ConditionExpression: aws.String("attribute_exists(PK)"),
+		}})
 	return translate("delete agent", err, bulkhead.NotFound, "agent "+aid+" not found")
 }

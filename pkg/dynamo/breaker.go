@@ -146,7 +146,12 @@ func (t *TenantStore) TripBreaker(ctx context.Context, now, until time.Time, rea
 		in.ConditionExpression = aws.String("attribute_not_exists(breaker_open_until) OR breaker_open_until = :prev")
 		in.ExpressionAttributeValues[":prev"] = num(unixOrZero(prev.OpenUntil))
 	}
-	_, err := t.s.db.UpdateItem(ctx, in)
+	changes := map[string]bulkhead.Change{"state": {After: "open"}, "reason": {After: reason}}
+	if until != farFuture {
+		changes["open_until"] = bulkhead.Change{After: until.UTC().Format(time.RFC3339)}
+	}
+	err := t.s.transactAudited(ctx, auditOp{tenant: t.tid, action: bulkhead.ActionBreakerTripped, target: "circuit_breaker", changes: changes},
+		updateWrite(in))
 	if err := translate("trip breaker", err, bulkhead.Conflict, "breaker changed"); err != nil {
 		if bulkhead.IsCode(err, bulkhead.Conflict) {
 			return false, nil
@@ -168,7 +173,8 @@ func (t *TenantStore) ResetBreaker(ctx context.Context, now time.Time, prev *Bre
 		in.ConditionExpression = aws.String("breaker_open_until = :prev")
 		in.ExpressionAttributeValues[":prev"] = num(unixOrZero(prev.OpenUntil))
 	}
-	_, err := t.s.db.UpdateItem(ctx, in)
+	err := t.s.transactAudited(ctx, auditOp{tenant: t.tid, action: bulkhead.ActionBreakerReset, target: "circuit_breaker",
+		changes: map[string]bulkhead.Change{"state": {After: "closed"}}}, updateWrite(in))
 	if err := translate("reset breaker", err, bulkhead.Conflict, "breaker changed"); err != nil {
 		if bulkhead.IsCode(err, bulkhead.Conflict) {
 			return false, nil
@@ -308,4 +314,11 @@ func (t *TenantStore) BreakerWindows(ctx context.Context, now, since time.Time, 
 		}
 	}
 	return errs, spend, nil
+}
+
+// updateWrite is an UpdateItem as a transaction's write.
+func updateWrite(in *dynamodb.UpdateItemInput) types.TransactWriteItem {
+	return types.TransactWriteItem{Update: &types.Update{TableName: in.TableName, Key: in.Key, UpdateExpression: in.UpdateExpression,
+		ConditionExpression: in.ConditionExpression, ExpressionAttributeNames: in.ExpressionAttributeNames,
+		ExpressionAttributeValues: in.ExpressionAttributeValues}}
 }

@@ -220,19 +220,19 @@ func (t *TenantStore) StartDeleteConversation(ctx context.Context, cid string) (
 // concurrent deletion is not an error: its bytes were given back once.
 // Errors: Unavailable.
 func (t *TenantStore) FinishDeleteConversation(ctx context.Context, c bulkhead.Conversation) error {
-	_, err := t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{Delete: &types.Delete{
+	err := t.s.transactAudited(ctx, auditOp{tenant: t.tid, action: bulkhead.ActionConversationDelete, target: c.ID,
+		changes: map[string]bulkhead.Change{"agent_id": {Before: c.AgentID}, "bytes": {Before: c.Bytes}}},
+		types.TransactWriteItem{Delete: &types.Delete{
 			TableName: aws.String(t.s.table), Key: key(t.pk, convSK(c.ID)),
 			ConditionExpression: aws.String("attribute_exists(deleting)"),
 		}},
-		{Delete: &types.Delete{TableName: aws.String(t.s.table), Key: key(t.pk, agentConvSK(c.AgentID, c.ID))}},
-		{Update: &types.Update{
+		types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String(t.s.table), Key: key(t.pk, agentConvSK(c.AgentID, c.ID))}},
+		types.TransactWriteItem{Update: &types.Update{
 			TableName: aws.String(t.s.table), Key: key(t.pk, skLive),
 			UpdateExpression:          aws.String("REMOVE #conv ADD storage_bytes :neg, storage_committed :neg"),
 			ExpressionAttributeNames:  map[string]string{"#conv": claimAttr(c.ID)},
 			ExpressionAttributeValues: map[string]types.AttributeValue{":neg": num(-c.Bytes)},
-		}},
-	}})
+		}})
 	if fails(cancelReasons(err), 0) {
 		return nil
 	}

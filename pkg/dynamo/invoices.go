@@ -7,7 +7,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
@@ -73,12 +72,12 @@ func (t *TenantStore) PutInvoice(ctx context.Context, inv StoredInvoice) (bool, 
 		names[alias] = n
 		remove = append(remove, alias)
 	}
-	_, err = t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{Put: &types.Put{TableName: aws.String(t.s.table), Item: own, ConditionExpression: cond}},
-		{Put: &types.Put{TableName: aws.String(t.s.table), Item: idxAV, ConditionExpression: cond}},
-		{Update: &types.Update{TableName: aws.String(t.s.table), Key: key(t.pk, skLive),
-			UpdateExpression: aws.String("REMOVE " + strings.Join(remove, ", ")), ExpressionAttributeNames: names}},
-	}})
+	err = t.s.transactAudited(ctx, auditOp{tenant: t.tid, action: bulkhead.ActionMonthClosed, target: inv.Month,
+		changes: map[string]bulkhead.Change{"invoice_total": {After: bulkhead.Micros(inv.TotalMicros).JSON()}}},
+		types.TransactWriteItem{Put: &types.Put{TableName: aws.String(t.s.table), Item: own, ConditionExpression: cond}},
+		types.TransactWriteItem{Put: &types.Put{TableName: aws.String(t.s.table), Item: idxAV, ConditionExpression: cond}},
+		types.TransactWriteItem{Update: &types.Update{TableName: aws.String(t.s.table), Key: key(t.pk, skLive),
+			UpdateExpression: aws.String("REMOVE " + strings.Join(remove, ", ")), ExpressionAttributeNames: names}})
 	if err == nil {
 		return true, inv, nil
 	}

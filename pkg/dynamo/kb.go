@@ -206,7 +206,18 @@ func (t *TenantStore) CommitKB(ctx context.Context, w KBWrite) error {
 		}
 		writes = append(writes, types.TransactWriteItem{Update: up})
 	}
-	_, err := t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes})
+	op := auditOp{tenant: t.tid, action: bulkhead.ActionKBDocumentDeleted, target: docIDOf(w)}
+	if w.Put != nil {
+		op.action = bulkhead.ActionKBDocumentWritten
+		op.changes = map[string]bulkhead.Change{"bytes": {After: w.Put.Bytes}, "content_type": {After: w.Put.ContentType}}
+		if w.Prev != nil {
+			op.changes["bytes"] = bulkhead.Change{Before: w.Prev.Bytes, After: w.Put.Bytes}
+			op.changes["content_type"] = bulkhead.Change{Before: w.Prev.ContentType, After: w.Put.ContentType}
+		}
+	} else if w.Prev != nil {
+		op.changes = map[string]bulkhead.Change{"bytes": {Before: w.Prev.Bytes}}
+	}
+	err := t.s.transactAudited(ctx, op, writes...)
 	if err == nil {
 		return nil
 	}

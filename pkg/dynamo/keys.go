@@ -24,6 +24,11 @@ const (
 	prefixLookup = "APIKEY#"
 	prefixTool   = "TOOL#"
 	prefixToolID = "TOOLID#"
+	prefixAudit  = "AUDIT#"
+
+	// platformAuditPK holds the audit entries of changes no tenant owns
+	// (the model catalogue).
+	platformAuditPK = "PLATFORM"
 
 	// tenantIndexPK is the one partition that lists tenants, for the operator.
 	tenantIndexPK = "TENANTS"
@@ -49,6 +54,24 @@ func toolSK(name string) string         { return prefixTool + name }
 func toolIDSK(id string) string         { return prefixToolID + id }
 func invoiceSK(month string) string     { return prefixInv + month }
 func apiKeyLookupPK(hash string) string { return prefixLookup + hash }
+
+// auditPK is the partition of tenant tid's audit entries (the platform's
+// own when tid is empty).
+func auditPK(tid string) string {
+	if tid == "" {
+		return platformAuditPK
+	}
+	return tenantPK(tid)
+}
+
+// auditSK sorts a partition's audit entries by time.
+func auditSK(at time.Time, id string) string { return prefixAudit + recordTime(at) + "#" + id }
+
+// auditDay is the index partition of the entries of at's UTC day.
+func auditDay(at time.Time) string { return prefixAudit + at.UTC().Format("2006-01-02") }
+
+// auditSort orders the index's entries by time, then tenant and id.
+func auditSort(recTime, tid, id string) string { return recTime + "#" + tid + "#" + id }
 
 // idFromSK strips an item-type prefix from a sort key.
 func idFromSK(sk, prefix string) string { return strings.TrimPrefix(sk, prefix) }

@@ -73,7 +73,10 @@ func (s *Store) PutModel(ctx context.Context, e bulkhead.ModelEntry, now time.Ti
 	if err != nil {
 		return err
 	}
-	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: av})
+	err = s.transactAudited(ctx, auditOp{action: bulkhead.ActionModelPriced, target: e.Name, changes: map[string]bulkhead.Change{
+		"input_per_million": {After: e.InputPerMillion.JSON()}, "output_per_million": {After: e.OutputPerMillion.JSON()},
+		"provider": {After: e.Provider}, "model_id": {After: e.ModelID}, "tiers": {After: it.Tiers},
+	}}, types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.table), Item: av}})
 	return translate("put model", err, bulkhead.Internal, "")
 }
 

@@ -42,24 +42,81 @@ type TableCreator interface {
 
 var _ Client = (*dynamodb.Client)(nil)
 
-// CreateTable creates the platform's table (PK, SK strings; on-demand). An
-// existing table is not an error. In AWS the table comes from the CDK app.
+// CreateTable creates the platform's table (PK, SK strings; on-demand) with
+// its sparse audit index. An existing table is not an error; when the
+// creator can also describe and update tables, an existing table that
+// predates the audit index gets it. In AWS the table comes from the CDK app.
 func CreateTable(ctx context.Context, c TableCreator, table string) error {
 	_, err := c.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName: aws.String(table),
 		AttributeDefinitions: []types.AttributeDefinition{
 			{AttributeName: aws.String(attrPK), AttributeType: types.ScalarAttributeTypeS},
 			{AttributeName: aws.String(attrSK), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(AttrAuditDay), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(AttrAuditSort), AttributeType: types.ScalarAttributeTypeS},
 		},
 		KeySchema: []types.KeySchemaElement{
 			{AttributeName: aws.String(attrPK), KeyType: types.KeyTypeHash},
 			{AttributeName: aws.String(attrSK), KeyType: types.KeyTypeRange},
 		},
-		BillingMode: types.BillingModePayPerRequest,
+		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{auditIndexSpec()},
+		BillingMode:            types.BillingModePayPerRequest,
 	})
 	var inUse *types.ResourceInUseException
 	if err != nil && !errors.As(err, &inUse) {
 		return fmt.Errorf("create table %s: %w", table, err)
+	}
+	if err != nil {
+		if u, ok := c.(tableUpdater); ok {
+			return ensureAuditIndex(ctx, u, table)
+		}
+	}
+	return nil
+}
+
+func auditIndexSpec() types.GlobalSecondaryIndex {
+	return types.GlobalSecondaryIndex{
+		IndexName: aws.String(AuditIndex),
+		KeySchema: []types.KeySchemaElement{
+			{AttributeName: aws.String(AttrAuditDay), KeyType: types.KeyTypeHash},
+			{AttributeName: aws.String(AttrAuditSort), KeyType: types.KeyTypeRange},
+		},
+		Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+	}
+}
+
+// tableUpdater is what adding an index to an existing table needs.
+type tableUpdater interface {
+	DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
+	UpdateTable(ctx context.Context, in *dynamodb.UpdateTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateTableOutput, error)
+}
+
+// ensureAuditIndex adds the audit index to a table made before it existed.
+func ensureAuditIndex(ctx context.Context, c tableUpdater, table string) error {
+	d, err := c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+	if err != nil {
+		return fmt.Errorf("describe table %s: %w", table, err)
+	}
+	if d.Table != nil {
+		for _, g := range d.Table.GlobalSecondaryIndexes {
+			if aws.ToString(g.IndexName) == AuditIndex {
+				return nil
+			}
+		}
+	}
+	spec := auditIndexSpec()
+	_, err = c.UpdateTable(ctx, &dynamodb.UpdateTableInput{
+		TableName: aws.String(table),
+		AttributeDefinitions: []types.AttributeDefinition{
+			{AttributeName: aws.String(AttrAuditDay), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(AttrAuditSort), AttributeType: types.ScalarAttributeTypeS},
+		},
+		GlobalSecondaryIndexUpdates: []types.GlobalSecondaryIndexUpdate{{Create: &types.CreateGlobalSecondaryIndexAction{
+			IndexName: spec.IndexName, KeySchema: spec.KeySchema, Projection: spec.Projection,
+		}}},
+	})
+	if err != nil {
+		return fmt.Errorf("add index %s to table %s: %w", AuditIndex, table, err)
 	}
 	return nil
 }
@@ -71,6 +128,11 @@ type Store struct {
 	table string
 	now   func() time.Time
 	creds TenantCredentials
+	// retention is how long audit entries are kept (DefaultAuditRetention when 0).
+	retention time.Duration
+	// refusals are the quota refusals this process has recorded, shared by
+	// every copy of the store.
+	refusals *refusalSet
 }
 
 // New returns a store over the table. now is the clock (time.Now when nil).
@@ -78,7 +140,7 @@ func New(db Client, table string, now func() time.Time) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{db: db, table: table, now: now}
+	return &Store{db: db, table: table, now: now, refusals: &refusalSet{}}
 }
 
 // TenantStore is the store bound to one tenant: no method takes a tenant id,

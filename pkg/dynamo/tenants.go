@@ -7,7 +7,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
@@ -110,7 +109,9 @@ func (s *Store) CreateTenant(ctx context.Context, t bulkhead.Tenant, k bulkhead.
 		return err
 	}
 	writes = append(writes, kw...)
-	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes})
+	err = s.transactAudited(ctx, auditOp{tenant: t.ID, action: bulkhead.ActionTenantCreated, target: t.ID, changes: map[string]bulkhead.Change{
+		"name": {After: t.Name}, "tier": {After: t.Tier}, "status": {After: t.Status}, "key_id": {After: k.ID},
+	}}, writes...)
 	return translate("create tenant", err, bulkhead.Conflict, "tenant already exists")
 }
 
@@ -268,7 +269,8 @@ func (s *Store) UpdateTenant(ctx context.Context, tid string, p TenantPatch) (bu
 				":tiers": &types.AttributeValueMemberSS{Value: []string{string(cur.Tier), string(next.Tier)}}},
 		}})
 	}
-	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes})
+	action, changes := tenantChanges(cur, next)
+	err = s.transactAudited(ctx, auditOp{tenant: tid, action: action, target: tid, changes: changes}, writes...)
 	if err != nil {
 		return bulkhead.Tenant{}, translate("update tenant", err, bulkhead.Conflict, "tenant was changed concurrently; retry")
 	}
@@ -289,16 +291,18 @@ func (t *TenantStore) CreateKey(ctx context.Context, k bulkhead.APIKey, idem *Id
 	if err != nil {
 		return err
 	}
-	return t.transact(ctx, "create key", "key already exists", idem, writes...)
+	return t.transact(ctx, "create key", "key already exists", auditOp{action: bulkhead.ActionKeyCreated, target: k.ID,
+		changes: map[string]bulkhead.Change{"name": {After: k.Name}, "status": {After: k.Status}}}, idem, writes...)
 }
 
-// transact writes items in one transaction, with a claimed idempotency
-// key's result when idem is set.
-func (t *TenantStore) transact(ctx context.Context, op, conflict string, idem *IdemCompletion, writes ...types.TransactWriteItem) error {
+// transact writes items in one transaction with the change's audit entry,
+// and a claimed idempotency key's result when idem is set.
+func (t *TenantStore) transact(ctx context.Context, op, conflict string, audit auditOp, idem *IdemCompletion, writes ...types.TransactWriteItem) error {
 	if idem != nil {
 		writes = append(writes, t.completionWrite(idem))
 	}
-	_, err := t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes})
+	audit.tenant = t.tid
+	err := t.s.transactAudited(ctx, audit, writes...)
 	if err == nil {
 		idem.markStored()
 	}
@@ -331,9 +335,9 @@ func (t *TenantStore) RevokeKey(ctx context.Context, kid string) (bulkhead.APIKe
 			ExpressionAttributeValues: map[string]types.AttributeValue{":revoked": str(string(bulkhead.KeyRevoked)), ":now": revokedAt},
 		}}
 	}
-	_, err = t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		upd(t.pk, keySK(kid)), upd(apiKeyLookupPK(it.Hash), skAPIKey),
-	}})
+	err = t.s.transactAudited(ctx, auditOp{tenant: t.tid, action: bulkhead.ActionKeyRevoked, target: kid,
+		changes: map[string]bulkhead.Change{"status": {Before: it.Status, After: bulkhead.KeyRevoked}}},
+		upd(t.pk, keySK(kid)), upd(apiKeyLookupPK(it.Hash), skAPIKey))
 	if err != nil {
 		return bulkhead.APIKey{}, translate("revoke key", err, bulkhead.NotFound, "key not found")
 	}
@@ -342,4 +346,39 @@ func (t *TenantStore) RevokeKey(ctx context.Context, kid string) (bulkhead.APIKe
 		k.Status, k.RevokedAt = bulkhead.KeyRevoked, &now
 	}
 	return k, nil
+}
+
+// tenantChanges are the fields a tenant update changed, and the action that
+// names it: a status, tier or quota change alone has its own action.
+func tenantChanges(cur, next bulkhead.Tenant) (string, map[string]bulkhead.Change) {
+	changes := map[string]bulkhead.Change{}
+	var actions []string
+	if cur.Status != next.Status {
+		changes["status"] = bulkhead.Change{Before: cur.Status, After: next.Status}
+		if next.Status == bulkhead.TenantSuspended {
+			actions = append(actions, bulkhead.ActionTenantSuspended)
+		} else {
+			actions = append(actions, bulkhead.ActionTenantResumed)
+		}
+	}
+	if cur.Tier != next.Tier {
+		changes["tier"] = bulkhead.Change{Before: cur.Tier, After: next.Tier}
+		actions = append(actions, bulkhead.ActionTenantTierChanged)
+	}
+	if cur.Overrides != next.Overrides {
+		changes["quota_overrides"] = bulkhead.Change{Before: cur.Overrides, After: next.Overrides}
+		actions = append(actions, bulkhead.ActionTenantQuotaChanged)
+	}
+	if cur.BreakerOverrides != next.BreakerOverrides {
+		changes["circuit_breaker_config"] = bulkhead.Change{Before: cur.BreakerOverrides, After: next.BreakerOverrides}
+		actions = append(actions, bulkhead.ActionTenantUpdated)
+	}
+	if cur.Endpoint != next.Endpoint {
+		changes["endpoint"] = bulkhead.Change{Before: cur.Endpoint, After: next.Endpoint}
+		actions = append(actions, bulkhead.ActionTenantUpdated)
+	}
+	if len(actions) == 1 {
+		return actions[0], changes
+	}
+	return bulkhead.ActionTenantUpdated, changes
 }

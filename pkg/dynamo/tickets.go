@@ -117,7 +117,7 @@ func (t *TenantStore) UpdateTicket(ctx context.Context, prev, next bulkhead.Tick
 			types.TransactWriteItem{Put: &types.Put{TableName: aws.String(t.s.table), Item: key(t.pk, ticketStatusSK(next.Status, next.ID))}},
 		)
 	}
-	_, err = t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes})
+	err = t.s.transactAudited(ctx, auditOp{tenant: t.tid, action: bulkhead.ActionTicketUpdated, target: next.ID}, writes...)
 	return translate("update ticket", err, bulkhead.Conflict, "ticket was changed concurrently; retry")
 }
 

@@ -9,7 +9,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/bulkhead-dev/bulkhead/pkg/bulkhead"
@@ -71,7 +70,8 @@ func (t *TenantStore) CreateTool(ctx context.Context, tool bulkhead.Tool, idem *
 		return err
 	}
 	notExists := aws.String("attribute_not_exists(PK)")
-	return t.transact(ctx, "create tool", fmt.Sprintf("a tool named %q already exists", tool.Name), idem,
+	return t.transact(ctx, "create tool", fmt.Sprintf("a tool named %q already exists", tool.Name),
+		auditOp{action: bulkhead.ActionToolCreated, target: tool.ID}, idem,
 		types.TransactWriteItem{Put: &types.Put{TableName: aws.String(t.s.table), Item: av, ConditionExpression: notExists}},
 		types.TransactWriteItem{Put: &types.Put{TableName: aws.String(t.s.table), Item: ptr, ConditionExpression: notExists}})
 }
@@ -134,11 +134,12 @@ func (t *TenantStore) PutTool(ctx context.Context, tool bulkhead.Tool, prev int6
 	if err != nil {
 		return err
 	}
-	_, err = t.s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(t.s.table), Item: av,
-		ConditionExpression:       aws.String("version = :prev AND tool_id = :id"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":prev": num(prev), ":id": str(tool.ID)},
-	})
+	err = t.s.transactAudited(ctx, auditOp{tenant: t.tid, action: bulkhead.ActionToolUpdated, target: tool.ID},
+		types.TransactWriteItem{Put: &types.Put{
+			TableName: aws.String(t.s.table), Item: av,
+			ConditionExpression:       aws.String("version = :prev AND tool_id = :id"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":prev": num(prev), ":id": str(tool.ID)},
+		}})
 	return translate("update tool", err, bulkhead.Conflict, "tool was changed or deleted concurrently; retry")
 }
 
@@ -146,12 +147,12 @@ func (t *TenantStore) PutTool(ctx context.Context, tool bulkhead.Tool, prev int6
 // name it are not changed: an execution no longer offers it to the model.
 // Errors: NotFound.
 func (t *TenantStore) DeleteTool(ctx context.Context, tool bulkhead.Tool) error {
-	_, err := t.s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{Delete: &types.Delete{TableName: aws.String(t.s.table), Key: key(t.pk, toolSK(tool.Name)),
+	err := t.s.transactAudited(ctx, auditOp{tenant: t.tid, action: bulkhead.ActionToolDeleted, target: tool.ID,
+		changes: map[string]bulkhead.Change{"name": {Before: tool.Name}}},
+		types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String(t.s.table), Key: key(t.pk, toolSK(tool.Name)),
 			ConditionExpression:       aws.String("tool_id = :id"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{":id": str(tool.ID)}}},
-		{Delete: &types.Delete{TableName: aws.String(t.s.table), Key: key(t.pk, toolIDSK(tool.ID)),
-			ConditionExpression: aws.String("attribute_exists(PK)")}},
-	}})
+		types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String(t.s.table), Key: key(t.pk, toolIDSK(tool.ID)),
+			ConditionExpression: aws.String("attribute_exists(PK)")}})
 	return translate("delete tool", err, bulkhead.NotFound, "tool "+tool.ID+" not found")
 }

@@ -19,10 +19,12 @@ const (
 	accountID = "000000000000"
 	apiID     = "local"
 	region    = "local"
-	// adminCaller and adminUserArn stand in for the IAM principal that signs
-	// admin requests in AWS; the admin handler insists on a UserArn.
+	// adminCaller stands in for the IAM principal that signs admin requests
+	// in AWS. It is also the identity's UserArn: the admin handler insists
+	// on one, and the audit log names the operator by it (the IAM ARN in
+	// AWS, local-admin locally).
 	adminCaller  = "local-admin"
-	adminUserArn = "arn:aws:iam::" + accountID + ":user/local-admin"
+	adminUserArn = adminCaller
 )
 
 // unauthorizedMessage is the error a Lambda authorizer returns to make API

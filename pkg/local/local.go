@@ -234,6 +234,11 @@ func Start(ctx context.Context, c Config) (*Platform, error) {
 	if opts.ToolGuard == nil {
 		opts.ToolGuard = ssrf.New(nil)
 	}
+	retention, err := platform.AuditRetentionFromEnv(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	opts.AuditRetention = retention
 	// Tool secrets are sealed with a key kept in the data dir (KMS in AWS).
 	sealer, err := sealed.LoadOrCreateKeyFile(filepath.Join(c.DataDir, sealed.KeyFileName))
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -66,6 +67,26 @@ type Options struct {
 	// Sealer seals tool secrets at rest (KMS in Lambda, the data dir's key
 	// file locally); nil leaves tenant tools unable to be created or run.
 	Sealer sealed.Sealer
+	// AuditRetention is how long audit entries are kept before TTL removes
+	// them; 0 keeps dynamo.DefaultAuditRetention (400 days).
+	AuditRetention time.Duration
+}
+
+// EnvAuditRetentionDays overrides the audit log's retention, in whole days.
+const EnvAuditRetentionDays = "BULKHEAD_AUDIT_RETENTION_DAYS"
+
+// AuditRetentionFromEnv reads EnvAuditRetentionDays: 0 (the default) when
+// unset, else a whole number of days from 1 to 3650.
+func AuditRetentionFromEnv(getenv func(string) string) (time.Duration, error) {
+	v := getenv(EnvAuditRetentionDays)
+	if v == "" {
+		return 0, nil
+	}
+	days, err := strconv.Atoi(v)
+	if err != nil || days < 1 || days > 3650 {
+		return 0, fmt.Errorf("%s is %q, want a whole number of days from 1 to 3650", EnvAuditRetentionDays, v)
+	}
+	return time.Duration(days) * 24 * time.Hour, nil
 }
 
 // ToolGuardFromEnv is the SSRF guard with BULKHEAD_TOOL_ALLOW_HOSTS's
@@ -92,7 +113,7 @@ func New(o Options) *api.API {
 	countStoreErrors(&o.AWS, o.Metrics)
 	ddb := awsclients.NewDynamoDB(o.AWS, o.DynamoEndpoint)
 	s3c := awsclients.NewS3(o.AWS, o.S3Endpoint)
-	store, transcripts := dynamo.New(ddb, o.Table, o.Now), s3store.New(s3c, o.Bucket)
+	store, transcripts := dynamo.New(ddb, o.Table, o.Now).WithAuditRetention(o.AuditRetention), s3store.New(s3c, o.Bucket)
 	if o.TenantCreds.Scoped() {
 		store, transcripts = store.WithTenantCredentials(o.TenantCreds), transcripts.WithTenantCredentials(o.TenantCreds)
 	}
@@ -221,9 +242,13 @@ func FromLambdaEnv(ctx context.Context) (*api.API, error) {
 		return nil, err
 	}
 	getenv := lambdaGetenv(os.Getenv)
+	retention, err := AuditRetentionFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
 	o := Options{AWS: cfg, Table: getenv("BULKHEAD_TABLE"), Bucket: getenv("BULKHEAD_BUCKET"), Model: models.Offline,
 		Providers: models.Providers, Logger: Logger(),
-		Metrics: metrics.New(os.Stdout, nil), ToolGuard: guard}
+		Metrics: metrics.New(os.Stdout, nil), ToolGuard: guard, AuditRetention: retention}
 	// Functions that seal or open tool secrets have the KMS key's id.
 	if getenv(sealed.EnvKeyID) != "" {
 		if o.Sealer, err = sealed.FromEnv(getenv, cfg, ""); err != nil {

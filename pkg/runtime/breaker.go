@@ -21,6 +21,8 @@ import (
 func (r *Runner) watchBreaker(ctx context.Context, ts *dynamo.TenantStore, tenant bulkhead.Tenant, cfg bulkhead.Breaker,
 	seen dynamo.BreakerState, exec bulkhead.Execution) {
 	now := r.now()
+	// The platform, not the caller whose execution this was, changes the breaker.
+	ctx = dynamo.AsPlatform(ctx, bulkhead.PlatformBreaker)
 	failed := bulkhead.FailedForBreaker(exec.Status)
 	log := r.logger().With("tenant_id", tenant.ID)
 	if seen.State(exec.StartedAt) == "half_open" {

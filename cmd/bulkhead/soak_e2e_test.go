@@ -99,10 +99,12 @@ func wantCountersAreRecords(t *testing.T, c *client, key string, acked []string)
 
 // soakBurst runs executions of agent from soakClients clients, each starting
 // a conversation, until stop says so, and returns the ids of those answered
-// 200. A transport error ends a client (the process was killed); any other
-// answer ends it too and is returned in wrong. It may run on a goroutine other
-// than the test's.
-func soakBurst(base, key, agent string, stop func(done int64) bool) (acked []string, wrong string) {
+// 200. A transport error ends a client (the process was killed, or the client
+// gave up waiting) and is counted in unanswered: that execution may still be
+// recorded, as the platform settles what it admitted whatever the client
+// does. Any other answer ends a client too and is returned in wrong. It may
+// run on a goroutine other than the test's.
+func soakBurst(base, key, agent string, stop func(done int64) bool) (acked []string, wrong string, unanswered int) {
 	hc := &http.Client{Timeout: burstTimeout, Transport: &http.Transport{MaxIdleConnsPerHost: soakClients}}
 	defer hc.CloseIdleConnections()
 	body, _ := json.Marshal(map[string]any{"message": "Soak."})
@@ -116,6 +118,9 @@ func soakBurst(base, key, agent string, stop func(done int64) bool) (acked []str
 			for !stop(done.Load()) {
 				r, err := post(hc, base, "/v1/agents/"+agent+"/execute", key, body)
 				if err != nil {
+					mu.Lock()
+					unanswered++
+					mu.Unlock()
 					return
 				}
 				id, _ := r.JSON["execution_id"].(string)
@@ -132,7 +137,7 @@ func soakBurst(base, key, agent string, stop func(done int64) bool) (acked []str
 		})
 	}
 	wg.Wait()
-	return acked, wrong
+	return acked, wrong, unanswered
 }
 
 // TestSoakKillLosesNothingAcknowledged: 20,000 executions, counters
@@ -147,11 +152,12 @@ func TestSoakKillLosesNothingAcknowledged(t *testing.T) {
 	}, nil)
 
 	start := time.Now()
-	first, wrong := soakBurst(p.URL, tn.Key, tn.Agent, func(done int64) bool { return done >= soakExecutions })
+	first, wrong, firstUnanswered := soakBurst(p.URL, tn.Key, tn.Agent, func(done int64) bool { return done >= soakExecutions })
 	if wrong != "" {
 		t.Fatalf("an execution of the first burst was not answered 200: %s", wrong)
 	}
-	t.Logf("first burst: %d executions from %d clients in %v", len(first), soakClients, time.Since(start).Round(time.Millisecond))
+	t.Logf("first burst: %d executions from %d clients in %v (%d clients gave up waiting)", len(first), soakClients,
+		time.Since(start).Round(time.Millisecond), firstUnanswered)
 	if len(first) < soakExecutions {
 		t.Fatalf("first burst: %d executions acknowledged, want %d", len(first), soakExecutions)
 	}
@@ -163,7 +169,7 @@ func TestSoakKillLosesNothingAcknowledged(t *testing.T) {
 	var once sync.Once
 	result := make(chan []string, 1)
 	go func() {
-		acked, _ := soakBurst(p.URL, tn.Key, tn.Agent, func(done int64) bool {
+		acked, _, _ := soakBurst(p.URL, tn.Key, tn.Agent, func(done int64) bool {
 			if done >= soakKillAfter {
 				once.Do(func() { close(reached) })
 			}
@@ -191,9 +197,11 @@ func TestSoakKillLosesNothingAcknowledged(t *testing.T) {
 	c = newClient(p.URL)
 	recs := wantCountersAreRecords(t, c, tn.Key, append(first, second...))
 	// An execution settled in the instant between its record and its answer
-	// is recorded without having been acknowledged; at most those in flight.
-	if extra := len(recs) - len(first) - len(second); extra < 0 || extra > soakClients {
-		t.Errorf("%d usage records for %d acknowledged executions, want at most %d more", len(recs), len(first)+len(second), soakClients)
+	// is recorded without having been acknowledged: at most those in flight
+	// at the kill, and those whose client gave up waiting in the first burst
+	// (a loaded machine under -race can exceed the client's timeout).
+	if extra := len(recs) - len(first) - len(second); extra < 0 || extra > soakClients+firstUnanswered {
+		t.Errorf("%d usage records for %d acknowledged executions, want at most %d more", len(recs), len(first)+len(second), soakClients+firstUnanswered)
 	}
 	// Each acknowledged execution is also found by its id.
 	for _, id := range []string{first[0], second[len(second)-1]} {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"iter"
 	"sort"
 	"strings"
 
@@ -40,28 +41,7 @@ func auditList(cl *cmdLine, args []string) error {
 	action := cl.fs.String("action", "", "only entries of this action, such as agent.created or quota.refused")
 	since := cl.fs.String("since", "", "from this time, inclusive (RFC 3339 or YYYY-MM-DD)")
 	until := cl.fs.String("until", "", "to this time, exclusive (RFC 3339 or YYYY-MM-DD)")
-	limit := cl.fs.Int("limit", 0, "list at most N entries (default: all of them, following next_cursor)")
-	output := cl.outputFlag("table")
-	conn := cl.operatorFlags()
-	if _, err := cl.parse(args, 0, ""); err != nil {
-		return err
-	}
-	if err := checkOutput(*output); err != nil {
-		return err
-	}
-	if *limit < 0 {
-		return usagef("--limit is %d, want 1 or more (0: all)", *limit)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-	defer cancel()
-	c, err := conn.client(ctx)
-	if err != nil {
-		return err
-	}
-	q := client.AuditQuery{ListOptions: *pageOptions(*limit), Since: *since, Until: *until, Action: *action}
-	items, err := listItems(c.Audit(ctx, *tenant, q), *limit)
-	if err != nil {
-		return err
-	}
-	return printList(items, *output, auditHeader, auditCells)
+	return operatorList(cl, args, func(c *client.Operator, ctx context.Context, o *client.ListOptions) iter.Seq2[client.AuditEntry, error] {
+		return c.Audit(ctx, *tenant, client.AuditQuery{ListOptions: *o, Since: *since, Until: *until, Action: *action})
+	}, "entries", auditHeader, auditCells)
 }

@@ -23,7 +23,7 @@ func modelCells(m client.CatalogueModel) []string {
 }
 
 func modelList(cl *cmdLine, args []string) error {
-	return operatorList(cl, args, (*client.Operator).ListModels, "model", modelHeader, modelCells)
+	return operatorList(cl, args, (*client.Operator).ListModels, "models", modelHeader, modelCells)
 }
 
 // modelSet adds or changes a catalogue entry: every field is sent (the

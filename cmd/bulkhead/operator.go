@@ -543,14 +543,15 @@ func tenantCreate(cl *cmdLine, args []string) error {
 }
 
 func tenantList(cl *cmdLine, args []string) error {
-	return operatorList(cl, args, (*client.Operator).ListTenants, "tenant", tenantHeader, tenantCells)
+	return operatorList(cl, args, (*client.Operator).ListTenants, "tenants", tenantHeader, tenantCells)
 }
 
 // operatorList is an operator's list command: every page of a list (or the
-// first --limit items), as a table or as JSON.
+// first --limit items), as a table or as JSON. A command with filters of its
+// own defines their flags on cl.fs first and reads them in list.
 func operatorList[T rawJSONer](cl *cmdLine, args []string, list func(*client.Operator, context.Context, *client.ListOptions) iter.Seq2[T, error],
-	noun string, header []string, cells func(T) []string) error {
-	limit := cl.fs.Int("limit", 0, "list at most N "+noun+"s (default: all of them, following next_cursor)")
+	nouns string, header []string, cells func(T) []string) error {
+	limit := cl.fs.Int("limit", 0, "list at most N "+nouns+" (default: all of them, following next_cursor)")
 	output := cl.outputFlag("table")
 	conn := cl.operatorFlags()
 	if _, err := cl.parse(args, 0, ""); err != nil {

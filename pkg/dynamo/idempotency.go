@@ -198,19 +198,29 @@ func (t *TenantStore) resultOnRecord(ctx context.Context, rec *IdemRecord) (bool
 // execution's answer is mostly JSON names and ids, which halve), so that the
 // record, and with it the settlement, most often stays within one write unit.
 func resultAttrs(c *IdemCompletion) (map[string]types.AttributeValue, error) {
+	body, err := deflate([]byte(c.Body))
+	if err != nil {
+		return nil, err
+	}
+	return map[string]types.AttributeValue{attrIdemToken: str(c.Claim.Token), attrIdemStatus: num(int64(c.Status)),
+		attrIdemBody: &types.AttributeValueMemberB{Value: body}}, nil
+}
+
+// deflate compresses b (raw DEFLATE, best compression): what the usage
+// record keeps of an idempotent result and of an execution's log.
+func deflate(b []byte) ([]byte, error) {
 	var buf bytes.Buffer
 	w, err := flate.NewWriter(&buf, flate.BestCompression)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := w.Write([]byte(c.Body)); err != nil {
+	if _, err := w.Write(b); err != nil {
 		return nil, err
 	}
 	if err := w.Close(); err != nil {
 		return nil, err
 	}
-	return map[string]types.AttributeValue{attrIdemToken: str(c.Claim.Token), attrIdemStatus: num(int64(c.Status)),
-		attrIdemBody: &types.AttributeValueMemberB{Value: buf.Bytes()}}, nil
+	return buf.Bytes(), nil
 }
 
 // GetIdempotency reads a key's record, with its result when its execution

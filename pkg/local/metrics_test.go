@@ -96,18 +96,8 @@ func TestMetricsNeedTheAdminToken(t *testing.T) {
 // each as GET /v1/usage does.
 func TestMetricsEqualUsage(t *testing.T) {
 	p, demo := startLocal(t, readTimeout, 0)
-	_, key2, _, err := p.API.CreateTenant(context.Background(), "Second", bulkhead.Starter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	status, _, body := call(t, "POST", p.URL+"/v1/agents", key2, `{"name":"second","system_prompt":"Be brief."}`)
-	var agent struct {
-		AgentID string `json:"agent_id"`
-	}
-	if status != 201 || json.Unmarshal([]byte(body), &agent) != nil {
-		t.Fatalf("create agent: %d %s", status, body)
-	}
-	tenants := []struct{ key, agent string }{{demo.APIKey, demo.AgentID}, {key2, agent.AgentID}}
+	_, key2, agent2 := tenantWithAgent(t, p, "Second")
+	tenants := []struct{ key, agent string }{{demo.APIKey, demo.AgentID}, {key2, agent2}}
 	for i, tn := range tenants {
 		for j := 0; j < 2+i; j++ {
 			if status, _, body := call(t, "POST", p.URL+"/v1/agents/"+tn.agent+"/execute", tn.key, `{"message":"hello there"}`); status != 200 {
@@ -168,24 +158,13 @@ func TestMetricsEqualUsage(t *testing.T) {
 // answers 500 is.
 func TestMetricsCountRefusalsBreakerAndStoreErrors(t *testing.T) {
 	p, demo := startLocal(t, readTimeout, 0)
-	ctx := context.Background()
-	tenant2, key2, _, err := p.API.CreateTenant(ctx, "Refused", bulkhead.Starter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	status, _, body := call(t, "POST", p.URL+"/v1/agents", key2, `{"name":"second","system_prompt":"Be brief."}`)
-	var agent struct {
-		AgentID string `json:"agent_id"`
-	}
-	if status != 201 || json.Unmarshal([]byte(body), &agent) != nil {
-		t.Fatalf("create agent: %d %s", status, body)
-	}
-	if status, _, body := call(t, "PATCH", p.URL+"/v1/admin/tenants/"+tenant2.ID, p.AdminToken, `{"quota":{"max_requests_per_hour":2}}`); status != 200 {
+	tenant2, key2, agent2 := tenantWithAgent(t, p, "Refused")
+	if status, _, body := call(t, "PATCH", p.URL+"/v1/admin/tenants/"+tenant2, p.AdminToken, `{"quota":{"max_requests_per_hour":2}}`); status != 200 {
 		t.Fatalf("set the second tenant's quota: %d %s", status, body)
 	}
 	refused := map[string]int{}
 	for range 6 {
-		status, _, body := call(t, "POST", p.URL+"/v1/agents/"+agent.AgentID+"/execute", key2, `{"message":"hello"}`)
+		status, _, body := call(t, "POST", p.URL+"/v1/agents/"+agent2+"/execute", key2, `{"message":"hello"}`)
 		if status == 200 {
 			continue
 		}
@@ -217,7 +196,7 @@ func TestMetricsCountRefusalsBreakerAndStoreErrors(t *testing.T) {
 	}
 
 	_, _, text := call(t, "GET", p.URL+MetricsPath, p.AdminToken, "")
-	tl2 := `tenant_id="` + tenant2.ID + `"`
+	tl2 := `tenant_id="` + tenant2 + `"`
 	for qt, n := range refused {
 		if got := metricValue(t, text, "bulkhead_quota_violations_total", tl2, `quota_type="`+qt+`"`); got != float64(n) {
 			t.Errorf("quota violations %s: %v in /metrics, %d refused", qt, got, n)
@@ -240,7 +219,7 @@ func TestMetricsCountRefusalsBreakerAndStoreErrors(t *testing.T) {
 	// The embedded DynamoDB answers 500 to everything: each failed call
 	// (after the SDK's retries) is one store error, named by its code.
 	p.Dynamo.EmulateFailure(server.FailureConditionInternalServerError)
-	status, _, body = call(t, "GET", p.URL+"/v1/agents", key2, "")
+	status, _, body := call(t, "GET", p.URL+"/v1/agents", key2, "")
 	p.Dynamo.EmulateFailure(server.FailureConditionNone)
 	if status < 500 {
 		t.Fatalf("GET /v1/agents with the store failing: %d %s", status, body)
@@ -252,6 +231,24 @@ func TestMetricsCountRefusalsBreakerAndStoreErrors(t *testing.T) {
 	if all, ise := metricValue(t, text, "bulkhead_store_errors_total"), metricValue(t, text, "bulkhead_store_errors_total", `code="InternalServerError"`); all != ise {
 		t.Errorf("store errors other than the injected one:\n%s", grepLines(text, "bulkhead_store_errors_total"))
 	}
+}
+
+// tenantWithAgent creates a starter tenant and one agent of its own: its
+// id, key and agent id.
+func tenantWithAgent(t *testing.T, p *Platform, name string) (tenantID, key, agentID string) {
+	t.Helper()
+	tn, key, _, err := p.API.CreateTenant(context.Background(), name, bulkhead.Starter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, _, body := call(t, "POST", p.URL+"/v1/agents", key, `{"name":"second","system_prompt":"Be brief."}`)
+	var agent struct {
+		AgentID string `json:"agent_id"`
+	}
+	if status != 201 || json.Unmarshal([]byte(body), &agent) != nil {
+		t.Fatalf("create agent: %d %s", status, body)
+	}
+	return tn.ID, key, agent.AgentID
 }
 
 // grepLines is the lines of text that start with prefix.

@@ -61,17 +61,16 @@ func storeErrorCode(err error) (string, bool) {
 	case errors.Is(err, context.DeadlineExceeded):
 		return "Timeout", true
 	}
+	var resp *smithyhttp.ResponseError
+	serverStatus := errors.As(err, &resp) && resp.HTTPStatusCode() >= 500
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
 		code := apiErr.ErrorCode()
-		var resp *smithyhttp.ResponseError
-		serverSide := apiErr.ErrorFault() == smithy.FaultServer || errors.As(err, &resp) && resp.HTTPStatusCode() >= 500
-		return code, serverSide || throttlingCodes[code]
+		return code, serverStatus || apiErr.ErrorFault() == smithy.FaultServer || throttlingCodes[code]
 	}
-	var resp *smithyhttp.ResponseError
-	if errors.As(err, &resp) {
+	if resp != nil {
 		// An answer the SDK could not read as a service error.
-		return "HTTP" + strconv.Itoa(resp.HTTPStatusCode()), resp.HTTPStatusCode() >= 500
+		return "HTTP" + strconv.Itoa(resp.HTTPStatusCode()), serverStatus
 	}
 	// No HTTP answer: refused, reset or unresolvable. (An invalid parameter
 	// the SDK refuses before sending is the caller's error.)

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -22,10 +20,9 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/config"
 
+	"github.com/bulkhead-dev/bulkhead/pkg/awsclients"
 	"github.com/bulkhead-dev/bulkhead/pkg/client"
 )
 
@@ -348,7 +345,7 @@ func (o *operatorConn) client(ctx context.Context) (*client.Operator, error) {
 			return nil, fmt.Errorf("AWS credentials: %w", err)
 		}
 		// Signed requests carry no operator token.
-		hc := &http.Client{Transport: newSigV4Transport(cfg.Credentials, cfg.Region, http.DefaultTransport)}
+		hc := &http.Client{Transport: awsclients.NewSigningTransport(nil, cfg.Credentials, cfg.Region, "execute-api")}
 		return client.NewOperator(base, "", sdkOptions(hc)...), nil
 	}
 	token := o.token
@@ -392,57 +389,6 @@ func baseURL(s string) (string, error) {
 		return "", usagef("--url is %q, want http(s)://host[:port][/stage]", s)
 	}
 	return strings.TrimRight(s, "/"), nil
-}
-
-// sigV4Transport signs each request as IAM-authorised API Gateway routes
-// want them (AWS SigV4 for execute-api, over the hash of the body), then
-// sends it with next.
-type sigV4Transport struct {
-	creds  aws.CredentialsProvider
-	region string
-	signer *v4.Signer
-	next   http.RoundTripper
-}
-
-func newSigV4Transport(creds aws.CredentialsProvider, region string, next http.RoundTripper) *sigV4Transport {
-	return &sigV4Transport{creds: creds, region: region, signer: v4.NewSigner(), next: next}
-}
-
-func (s *sigV4Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	fail := func(err error) (*http.Response, error) {
-		// A RoundTripper closes the body, even when it fails.
-		if req.Body != nil {
-			req.Body.Close()
-		}
-		return nil, err
-	}
-	var body []byte
-	switch {
-	case req.GetBody != nil:
-		rc, err := req.GetBody()
-		if err != nil {
-			return fail(fmt.Errorf("read the body to sign: %w", err))
-		}
-		body, err = io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			return fail(fmt.Errorf("read the body to sign: %w", err))
-		}
-	case req.Body != nil && req.Body != http.NoBody:
-		return fail(errors.New("cannot sign a body that cannot be read again"))
-	}
-	ctx := req.Context()
-	c, err := s.creds.Retrieve(ctx)
-	if err != nil {
-		return fail(fmt.Errorf("AWS credentials: %w", err))
-	}
-	// A RoundTripper does not change the request it is given.
-	signed := req.Clone(ctx)
-	sum := sha256.Sum256(body)
-	if err := s.signer.SignHTTP(ctx, c, signed, hex.EncodeToString(sum[:]), "execute-api", s.region, time.Now()); err != nil {
-		return fail(err)
-	}
-	return s.next.RoundTrip(signed)
 }
 
 // listItems reads a list to its end, or its first limit items (0: all).

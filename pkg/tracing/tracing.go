@@ -25,6 +25,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/bulkhead-dev/bulkhead/pkg/awsclients"
 )
 
 // Environment read by ConfigFromEnv.
@@ -115,7 +117,7 @@ func Start(ctx context.Context, c Config) (shutdown func(context.Context) error,
 			return noop, fmt.Errorf("%s: %w", EnvXRayEndpoint, err)
 		}
 		exp.url, exp.gzip = u, true
-		exp.client.Transport = NewSigningTransport(nil, c.Credentials, c.Region, "xray")
+		exp.client.Transport = awsclients.NewSigningTransport(nil, c.Credentials, c.Region, "xray")
 	} else {
 		u, err := otlpURL(c.Exporter)
 		if err != nil {
